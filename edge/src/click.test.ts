@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { clickEventSchema, type EdgeLink } from "../../shared/event.ts";
+import { buildClick, clientIp, geoFrom } from "./click.ts";
+
+const link: EdgeLink = { id: 7, domain: "", code: "abc1234", url: "https://example.com/landing?x=1", status: 302 };
+
+describe("buildClick", () => {
+  it("fills every event field from the request and request.cf", () => {
+    const req = new Request("http://localhost:8787/abc1234?utm=1", {
+      headers: { "user-agent": "Mozilla/5.0", "cf-connecting-ip": "203.0.113.9", referer: "https://news.example/" },
+    });
+    Object.defineProperty(req, "cf", { value: { country: "DE", city: "Berlin", latitude: "52.52", longitude: "13.40", colo: "FRA", timezone: "Europe/Berlin" } });
+    const e = buildClick(req, link, "kv", new Date("2026-01-02T03:04:05.000Z"));
+    expect(clickEventSchema.parse(e)).toEqual(e);
+    expect(e).toMatchObject({
+      short_url: "http://localhost:8787/abc1234",
+      original_url: link.url,
+      timestamp: "2026-01-02T03:04:05.000Z",
+      user_agent: "Mozilla/5.0",
+      ip_address: "203.0.113.9",
+      referer: "https://news.example/",
+      geo_location: { country: "DE", city: "Berlin", latitude: 52.52, longitude: 13.4, colo: "FRA", timezone: "Europe/Berlin" },
+      cache_tier: "kv",
+      link_id: 7,
+      code: "abc1234",
+      redirect_status: 302,
+    });
+    expect(e.click_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("clips hostile headers so ingest never refuses (and loses) a real click", () => {
+    const req = new Request("http://localhost:8787/abc1234", {
+      headers: { "user-agent": "x".repeat(5000), "cf-connecting-ip": "not an ip", referer: "r".repeat(9000) },
+    });
+    Object.defineProperty(req, "cf", { value: { country: "Germany", latitude: "999", region: "y".repeat(500), asn: -1 } });
+    const e = buildClick(req, link, "origin");
+    expect(clickEventSchema.safeParse(e).success).toBe(true);
+    expect(e.ip_address).toBe("");
+    expect(e.user_agent).toHaveLength(1024);
+    expect(e.geo_location).toEqual({ region: "y".repeat(128) });
+  });
+
+  it("takes the first X-Forwarded-For hop when Cloudflare's header is absent", () => {
+    expect(clientIp(new Headers({ "x-forwarded-for": "2001:db8::1, 10.0.0.1" }))).toBe("2001:db8::1");
+    expect(clientIp(new Headers())).toBe("");
+    expect(geoFrom(undefined)).toEqual({});
+  });
+});

@@ -1,0 +1,61 @@
+import type { CacheTier, ClickEvent, EdgeLink, Geo } from "../../shared/event.ts";
+
+const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
+const IPV6 = /^[0-9a-fA-F:.]{2,45}$/;
+
+const cut = (s: string | null | undefined, max: number) => (s ?? "").slice(0, max);
+const str = (v: unknown, max: number) => (typeof v === "string" && v ? v.slice(0, max) : undefined);
+const coord = (v: unknown, limit: number) => {
+  const n = typeof v === "string" ? Number(v) : typeof v === "number" ? v : NaN;
+  return Number.isFinite(n) && Math.abs(n) <= limit ? n : undefined;
+};
+
+/** The visitor's IP: Cloudflare's header, else the first X-Forwarded-For hop (dev, proxies). */
+export function clientIp(headers: Headers): string {
+  const raw = headers.get("cf-connecting-ip") ?? headers.get("x-forwarded-for")?.split(",")[0] ?? "";
+  const ip = raw.trim();
+  return IPV4.test(ip) || (ip.includes(":") && IPV6.test(ip)) ? ip : "";
+}
+
+/** What request.cf says about where the visitor is (Cloudflare sends lat/long as strings). */
+export function geoFrom(cf: Record<string, unknown> | undefined): Geo {
+  if (!cf) return {};
+  const geo: Geo = {
+    // ISO 3166 alpha-2 (Cloudflare also uses XX and T1); anything else is not a country code.
+    country: typeof cf.country === "string" && /^[A-Z0-9]{2}$/.test(cf.country) ? cf.country : undefined,
+    region: str(cf.region, 128),
+    region_code: str(cf.regionCode, 16),
+    city: str(cf.city, 128),
+    postal_code: str(cf.postalCode, 32),
+    continent: typeof cf.continent === "string" && /^[A-Z]{2}$/.test(cf.continent) ? cf.continent : undefined,
+    latitude: coord(cf.latitude, 90),
+    longitude: coord(cf.longitude, 180),
+    timezone: str(cf.timezone, 64),
+    colo: str(cf.colo, 8),
+    asn: typeof cf.asn === "number" && Number.isInteger(cf.asn) && cf.asn >= 0 ? cf.asn : undefined,
+  };
+  return Object.fromEntries(Object.entries(geo).filter(([, v]) => v !== undefined)) as Geo;
+}
+
+/**
+ * The click event for one redirect. Every field is clipped to what the shared schema accepts:
+ * a hostile header must never make ingest refuse (and so lose) a real click.
+ */
+export function buildClick(req: Request, link: EdgeLink, tier: CacheTier, now = new Date()): ClickEvent {
+  const url = new URL(req.url);
+  return {
+    click_id: crypto.randomUUID(),
+    short_url: `${url.origin}/${encodeURIComponent(link.code)}`,
+    original_url: link.url,
+    timestamp: now.toISOString(),
+    user_agent: cut(req.headers.get("user-agent"), 1024),
+    ip_address: clientIp(req.headers),
+    referer: cut(req.headers.get("referer"), 2048),
+    geo_location: geoFrom(req.cf as Record<string, unknown> | undefined),
+    domain: link.domain,
+    code: link.code,
+    link_id: link.id,
+    redirect_status: link.status,
+    cache_tier: tier,
+  };
+}

@@ -1,0 +1,54 @@
+import { edgeLinkSchema, linkKey, type CacheTier, type EdgeLink } from "../../shared/event.ts";
+import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { isolateCache } from "./cache.ts";
+import { num, type Env } from "./env.ts";
+
+export type Resolution =
+  | { link: EdgeLink; tier: CacheTier }
+  | { link: null; tier: CacheTier }
+  /** The origin could not answer (ingest down or failing) and no tier had the link. */
+  | { link: undefined; tier: "origin" };
+
+/** The origin resolve call: signed GET /v1/resolve/:code?domain=. */
+async function fromOrigin(env: Env, domain: string, code: string): Promise<EdgeLink | null | undefined> {
+  const path = `/v1/resolve/${encodeURIComponent(code)}?domain=${encodeURIComponent(domain)}`;
+  try {
+    const res = await fetch(env.INGEST_URL + path, {
+      headers: { [SIGNATURE_HEADER]: await sign(env.EDGE_SECRET, requestMessage("GET", path)) },
+      signal: AbortSignal.timeout(3000),
+    });
+    if (res.status === 404) return null;
+    if (!res.ok) return undefined;
+    const parsed = edgeLinkSchema.safeParse(await res.json());
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Finds a link: isolate cache, then KV (with its edge cacheTtl), then ingest. An origin hit is
+ * written back to KV (after the response); a miss is remembered briefly in the isolate.
+ */
+export async function resolveLink(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, domain: string, code: string): Promise<Resolution> {
+  const key = linkKey(domain, code);
+  const cache = isolateCache(num(env.ISOLATE_MAX_ENTRIES, 10_000));
+  const hit = cache.get(key);
+  if (hit) return { link: hit.link, tier: "isolate" };
+
+  const kv = await env.LINKS.get<EdgeLink>(key, { type: "json", cacheTtl: Math.max(30, num(env.KV_CACHE_TTL_S, 60)) });
+  if (kv) {
+    cache.set(key, { link: kv }, { ttl: num(env.ISOLATE_TTL_MS, 10_000) });
+    return { link: kv, tier: "kv" };
+  }
+
+  const link = await fromOrigin(env, domain, code);
+  if (link === undefined) return { link: undefined, tier: "origin" };
+  if (link) {
+    cache.set(key, { link }, { ttl: num(env.ISOLATE_TTL_MS, 10_000) });
+    ctx.waitUntil(env.LINKS.put(key, JSON.stringify(link)));
+  } else {
+    cache.set(key, { link: null }, { ttl: num(env.NEGATIVE_TTL_MS, 5_000) });
+  }
+  return { link, tier: "origin" };
+}

@@ -1,0 +1,52 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import type { Logger } from "pino";
+import type { EdgeLink } from "../../shared/event.ts";
+import { clickRoutes } from "./clicks.ts";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db.ts";
+import { ApiError, errorBody } from "./errors.ts";
+import { linkRoutes } from "./links.ts";
+import { resolveRoutes } from "./resolve.ts";
+
+export interface AppDeps {
+  sql: Sql;
+  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL">;
+  log: Logger;
+  pushEdge: (link: EdgeLink) => Promise<boolean>;
+}
+
+// PostgreSQL SQLSTATE classes that mean "the database is unavailable", not "your input is wrong".
+const PG_UNAVAILABLE = /^(08|53|57P)/;
+const NET_UNAVAILABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
+
+export function createApp({ sql, config, log, pushEdge }: AppDeps) {
+  const app = new Hono();
+  app.use(requestId());
+
+  app.get("/healthz", async (c) => {
+    await sql`SELECT 1`;
+    return c.json({ ok: true });
+  });
+  app.route("/api/links", linkRoutes({ sql, shortBaseUrl: config.SHORT_BASE_URL, pushEdge }));
+  app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
+  app.route("/v1/clicks", clickRoutes(sql, config.EDGE_SECRET));
+
+  app.notFound((c) => c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  // The one place errors become responses.
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(errorBody(err.status, err.code, err.message, err.field), err.status);
+    if (err instanceof HTTPException) return c.json(errorBody(err.status, "http_error", err.message), err.status);
+    const code = String((err as { code?: unknown }).code ?? "");
+    if (PG_UNAVAILABLE.test(code) || NET_UNAVAILABLE.has(code)) {
+      log.warn({ code, reqId: c.get("requestId") }, "database unavailable");
+      c.header("Retry-After", "1");
+      return c.json(errorBody(503, "unavailable", "the database is unavailable; retry"), 503);
+    }
+    log.error({ err, reqId: c.get("requestId") }, "unhandled error");
+    return c.json(errorBody(500, "internal", "internal error"), 500);
+  });
+  return app;
+}

@@ -1,0 +1,20 @@
+import { createMiddleware } from "hono/factory";
+import type { Sql } from "./db.ts";
+import { ApiError } from "./errors.ts";
+import { authenticate, type Principal, type Scope } from "./keys.ts";
+
+export type AuthVars = { principal: Principal };
+
+/** Bearer API key with `scope` (or admin). Sets `c.var.principal`. */
+export const requireScope = (sql: Sql, scope: Scope) =>
+  createMiddleware<{ Variables: AuthVars }>(async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw new ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'");
+    const principal = await authenticate(sql, m[1]!);
+    if (!principal) throw new ApiError(401, "unauthorized", "unknown or revoked API key");
+    if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin"))
+      throw new ApiError(403, "forbidden", `this key lacks the '${scope}' scope`);
+    c.set("principal", principal);
+    await next();
+  });

@@ -1,0 +1,66 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import pino from "pino";
+import { createApp } from "./app.ts";
+import type { Config } from "./config.ts";
+import { connect, type Sql } from "./db.ts";
+import { edgeSync } from "./edge-sync.ts";
+import { startEmbeddedPostgres } from "./embedded-pg.ts";
+import { ensureKey, generateKey } from "./keys.ts";
+import { migrate } from "./migrate.ts";
+
+export interface Ingest {
+  url: string;
+  sql: Sql;
+  adminKey: string;
+  /** True when the admin key was generated (and saved under DATA_DIR) rather than configured. */
+  adminKeyGenerated: boolean;
+  databaseUrl: string;
+  close: () => Promise<void>;
+}
+
+/** Reads DATA_DIR/admin-key, or makes and saves one, so restarts keep the printed key valid. */
+async function generatedAdminKey(dataDir: string): Promise<string> {
+  const file = join(dataDir, "admin-key");
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch {
+    const key = generateKey();
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(file, key + "\n", { mode: 0o600 });
+    return key;
+  }
+}
+
+/** Starts ingest: database (embedded if DATABASE_URL is unset), migrations, bootstrap key, HTTP. */
+export async function startIngest(config: Config, opts: { schema?: string } = {}): Promise<Ingest> {
+  const log = pino({ level: config.LOG_LEVEL, base: { svc: "ingest" } });
+  const embedded = config.DATABASE_URL ? null : await startEmbeddedPostgres(join(config.DATA_DIR, "pglite"));
+  const databaseUrl = config.DATABASE_URL ?? embedded!.url;
+  const sql = connect(databaseUrl, { max: embedded ? 1 : config.DATABASE_POOL_MAX, schema: opts.schema });
+  const applied = await migrate(sql);
+  if (applied.length) log.info({ applied }, "migrations applied");
+
+  const adminKey = config.ADMIN_API_KEY ?? (await generatedAdminKey(config.DATA_DIR));
+  await ensureKey(sql, adminKey, "bootstrap admin", ["admin"]);
+
+  const app = createApp({ sql, config, log, pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log) });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${config.HOST}:${port}`,
+    sql,
+    adminKey,
+    adminKeyGenerated: !config.ADMIN_API_KEY,
+    databaseUrl,
+    close: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await sql.end({ timeout: 5 });
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { z } from "zod";
+
+/** Which cache tier answered the redirect at the edge. */
+export const CACHE_TIERS = ["isolate", "kv", "origin"] as const;
+export type CacheTier = (typeof CACHE_TIERS)[number];
+
+/** Max clicks in one beacon request (the edge batches nothing today; ingest accepts batches). */
+export const MAX_BATCH = 1000;
+/** Largest beacon body ingest reads; anything bigger is refused before parsing. */
+export const MAX_BEACON_BYTES = 64 * 1024;
+
+const text = (max: number) => z.string().max(max);
+
+export const geoSchema = z
+  .object({
+    country: text(2).optional(),
+    region: text(128).optional(),
+    region_code: text(16).optional(),
+    city: text(128).optional(),
+    postal_code: text(32).optional(),
+    continent: text(2).optional(),
+    latitude: z.number().min(-90).max(90).optional(),
+    longitude: z.number().min(-180).max(180).optional(),
+    timezone: text(64).optional(),
+    colo: text(8).optional(),
+    asn: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+export type Geo = z.infer<typeof geoSchema>;
+
+/**
+ * One click, as the edge reports it. The first eight fields are the decision record's
+ * event schema; the rest are what the pipeline needs to attribute and diagnose clicks.
+ */
+export const clickEventSchema = z
+  .object({
+    click_id: z.uuid(),
+    short_url: z.url().max(2048),
+    original_url: z.url().max(8192),
+    timestamp: z.iso.datetime({ offset: true }),
+    user_agent: text(1024),
+    ip_address: z.union([z.ipv4(), z.ipv6(), z.literal("")]),
+    referer: text(2048),
+    geo_location: geoSchema,
+    // Beyond the decision record:
+    domain: text(253), // "" is the primary short domain
+    code: z.string().min(1).max(64),
+    link_id: z.number().int().positive(),
+    redirect_status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
+    cache_tier: z.enum(CACHE_TIERS),
+  })
+  .strict();
+export type ClickEvent = z.infer<typeof clickEventSchema>;
+
+/** A beacon body: one event, or a batch of them. */
+export const beaconBodySchema = z.union([clickEventSchema, z.array(clickEventSchema).min(1).max(MAX_BATCH)]);
+
+/** The compact link record the edge needs to decide a redirect (what KV and /v1/resolve hold). */
+export const edgeLinkSchema = z.object({
+  id: z.number().int().positive(),
+  domain: z.string(),
+  code: z.string(),
+  url: z.string(),
+  status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
+});
+export type EdgeLink = z.infer<typeof edgeLinkSchema>;
+
+/** The one KV key layout, shared by the worker, ingest's write-through and the tests. */
+export const linkKey = (domain: string, code: string) => `link:${domain}:${code}`;

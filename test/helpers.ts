@@ -1,0 +1,130 @@
+import { randomBytes } from "node:crypto";
+import { createServer, request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import postgres from "postgres";
+import { startEdge, type Edge } from "../edge/miniflare.ts";
+import { loadConfig } from "../ingest/src/config.ts";
+import { connect, type Sql } from "../ingest/src/db.ts";
+import { generateKey } from "../ingest/src/keys.ts";
+import { startIngest, type Ingest } from "../ingest/src/server.ts";
+
+export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const EDGE_SECRET = "test-edge-secret-0123456789";
+
+/** A fresh schema on the real PostgreSQL server, dropped by `drop()`. */
+export async function testSchema(): Promise<{ schema: string; sql: Sql; drop: () => Promise<void> }> {
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin`CREATE SCHEMA ${admin(schema)}`;
+  const sql = connect(DATABASE_URL, { max: 4, schema });
+  return {
+    schema,
+    sql,
+    drop: async () => {
+      await sql.end();
+      await admin`DROP SCHEMA ${admin(schema)} CASCADE`;
+      await admin.end();
+    },
+  };
+}
+
+/**
+ * A counting (and stoppable) HTTP proxy: sits between the worker and ingest so tests can see
+ * which requests reached the origin, and cut the link to it.
+ */
+export class Proxy {
+  target = "";
+  /** When true, connections are answered with a dropped socket (ingest "unreachable"). */
+  down = false;
+  readonly hits: { method: string; path: string; status: number }[] = [];
+  private server: Server;
+  url = "";
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      if (this.down || !this.target) return void req.socket.destroy();
+      const t = new URL(this.target);
+      const up = httpRequest(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          this.hits.push({ method: req.method!, path: req.url!, status: r.statusCode! });
+          res.writeHead(r.statusCode!, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on("error", () => res.destroy());
+      req.pipe(up);
+    });
+  }
+  async listen(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+  count(prefix: string) {
+    return this.hits.filter((h) => h.path.startsWith(prefix)).length;
+  }
+  close() {
+    this.server.closeAllConnections();
+    return new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+export interface Stack {
+  ingest: Ingest;
+  edge?: Edge;
+  proxy: Proxy;
+  sql: Sql;
+  adminKey: string;
+  close: () => Promise<void>;
+}
+
+/**
+ * Ingest on the real PostgreSQL (own schema) and, unless `edge: false`, the worker in workerd,
+ * wired worker → proxy → ingest and ingest → worker (KV write-through).
+ */
+export async function startStack(opts: { edge?: boolean; vars?: Record<string, string> } = {}): Promise<Stack> {
+  const db = await testSchema();
+  const proxy = await new Proxy().listen();
+  const edge =
+    opts.edge === false
+      ? undefined
+      : await startEdge({ vars: { INGEST_URL: proxy.url, EDGE_SECRET, BEACON_BASE_DELAY_MS: "50", ...opts.vars } });
+  const adminKey = generateKey();
+  const config = loadConfig({
+    DATABASE_URL,
+    PORT: "0",
+    EDGE_SECRET,
+    ADMIN_API_KEY: adminKey,
+    EDGE_ADMIN_URL: edge?.url ?? "",
+    SHORT_BASE_URL: "http://localhost:8787",
+    LOG_LEVEL: "silent",
+  });
+  const ingest = await startIngest(config, { schema: db.schema });
+  proxy.target = ingest.url;
+  return {
+    ingest,
+    edge,
+    proxy,
+    sql: db.sql,
+    adminKey,
+    close: async () => {
+      await edge?.close();
+      await proxy.close();
+      await ingest.close();
+      await db.drop();
+    },
+  };
+}
+
+/** Polls `probe` until it returns a truthy value or `ms` pass (a bound, not a timing assertion). */
+export async function eventually<T>(probe: () => Promise<T>, ms = 5000, every = 50): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+export const json = (key: string) => ({ Authorization: `Bearer ${key}`, "content-type": "application/json" });
