@@ -36,6 +36,8 @@ export class Proxy {
   target = "";
   /** When true, connections are answered with a dropped socket (ingest "unreachable"). */
   down = false;
+  /** The next N requests under this path prefix get a 503 instead of reaching ingest. */
+  failures = new Map<string, number>();
   readonly hits: { method: string; path: string; status: number }[] = [];
   private server: Server;
   url = "";
@@ -43,6 +45,14 @@ export class Proxy {
   constructor() {
     this.server = createServer((req, res) => {
       if (this.down || !this.target) return void req.socket.destroy();
+      for (const [prefix, n] of this.failures) {
+        if (n > 0 && req.url!.startsWith(prefix)) {
+          this.failures.set(prefix, n - 1);
+          this.hits.push({ method: req.method!, path: req.url!, status: 503 });
+          req.resume();
+          return void res.writeHead(503, { "content-type": "application/json" }).end('{"error":{"status":503}}');
+        }
+      }
       const t = new URL(this.target);
       const up = httpRequest(
         { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },

@@ -37,18 +37,20 @@ export async function resolveLink(env: Env, ctx: Pick<ExecutionContext, "waitUnt
   if (hit) return { link: hit.link, tier: "isolate" };
 
   const kv = await env.LINKS.get<EdgeLink>(key, { type: "json", cacheTtl: Math.max(30, num(env.KV_CACHE_TTL_S, 60)) });
+  const ttl = num(env.ISOLATE_TTL_MS, 10_000);
   if (kv) {
-    cache.set(key, { link: kv }, { ttl: num(env.ISOLATE_TTL_MS, 10_000) });
+    if (ttl > 0) cache.set(key, { link: kv }, { ttl });
     return { link: kv, tier: "kv" };
   }
 
   const link = await fromOrigin(env, domain, code);
   if (link === undefined) return { link: undefined, tier: "origin" };
   if (link) {
-    cache.set(key, { link }, { ttl: num(env.ISOLATE_TTL_MS, 10_000) });
+    if (ttl > 0) cache.set(key, { link }, { ttl });
     ctx.waitUntil(env.LINKS.put(key, JSON.stringify(link)));
   } else {
-    cache.set(key, { link: null }, { ttl: num(env.NEGATIVE_TTL_MS, 5_000) });
+    const negativeTtl = num(env.NEGATIVE_TTL_MS, 5_000);
+    if (negativeTtl > 0) cache.set(key, { link: null }, { ttl: negativeTtl }); // lru-cache reads 0 as "forever"
   }
   return { link, tier: "origin" };
 }

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clickEvent, postBeacon } from "./fixtures.ts";
+import { startStack, type Stack } from "./helpers.ts";
+
+let s: Stack;
+beforeAll(async () => {
+  s = await startStack({ edge: false });
+});
+afterAll(() => s.close());
+
+const count = async () => Number((await s.sql`SELECT count(*) AS n FROM clicks`)[0]!.n);
+
+describe("POST /v1/clicks", () => {
+  it("stores one signed click with every field, and answers 202 after the commit", async () => {
+    const e = clickEvent();
+    const res = await postBeacon(s.ingest.url, e);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 1, duplicates: 0 });
+    const [row] = await s.sql`SELECT * FROM clicks WHERE click_id = ${e.click_id}`;
+    expect(row).toMatchObject({
+      short_url: e.short_url,
+      original_url: e.original_url,
+      user_agent: e.user_agent,
+      ip_address: e.ip_address,
+      referer: e.referer,
+      geo_location: e.geo_location,
+      cache_tier: "kv",
+      code: "abc1234",
+      link_id: "1",
+      redirect_status: 302,
+    });
+    expect((row!.ts as Date).toISOString()).toBe(e.timestamp);
+  });
+
+  it("is idempotent on click_id: a retried beacon is not a second click", async () => {
+    const e = clickEvent();
+    expect((await postBeacon(s.ingest.url, e)).status).toBe(202);
+    const again = await postBeacon(s.ingest.url, e);
+    expect(again.status).toBe(202);
+    expect(await again.json()).toEqual({ accepted: 1, duplicates: 1 });
+    expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${e.click_id}`)[0]!.n).toBe(1);
+  });
+
+  it("accepts a batch in the same endpoint, all or nothing", async () => {
+    const batch = Array.from({ length: 50 }, () => clickEvent());
+    const before = await count();
+    const res = await postBeacon(s.ingest.url, batch);
+    expect(res.status).toBe(202);
+    expect(await count()).toBe(before + 50);
+    // One bad event refuses the whole batch: nothing of it is written.
+    const bad = [clickEvent(), { ...clickEvent(), click_id: "nope" }];
+    const refused = await postBeacon(s.ingest.url, bad);
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.field).toBe("1.click_id");
+    expect(await count()).toBe(before + 50);
+  });
+
+  it("refuses bad signatures, expired ones, missing fields, junk; none writes a row", async () => {
+    const before = await count();
+    const e = clickEvent();
+
+    const wrongKey = await postBeacon(s.ingest.url, e, { secret: "not-the-edge-secret-xx" });
+    expect(wrongKey.status).toBe(401);
+    expect(await wrongKey.json()).toMatchObject({ error: { status: 401, code: "bad_signature" } });
+
+    const unsigned = await fetch(`${s.ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(e) });
+    expect(unsigned.status).toBe(401);
+
+    const replayed = await postBeacon(s.ingest.url, e, { t: Math.floor(Date.now() / 1000) - 301 });
+    expect(replayed.status).toBe(401);
+    expect((await replayed.json()).error.message).toMatch(/expired/);
+
+    // Signed one body, sent another.
+    const { SIGNATURE_HEADER, sign } = await import("../shared/signing.ts");
+    const tampered = await fetch(`${s.ingest.url}/v1/clicks`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign("test-edge-secret-0123456789", JSON.stringify(e)) },
+      body: JSON.stringify({ ...e, original_url: "https://evil.example/" }),
+    });
+    expect(tampered.status).toBe(401);
+
+    const { click_id: _, ...missing } = e;
+    const noField = await postBeacon(s.ingest.url, missing);
+    expect(noField.status).toBe(400);
+    expect(await noField.json()).toMatchObject({ error: { status: 400, code: "invalid_body", field: "click_id" } });
+
+    const badGeo = await postBeacon(s.ingest.url, { ...e, geo_location: { latitude: 500 } });
+    expect((await badGeo.json()).error.field).toBe("geo_location.latitude");
+
+    const extra = await postBeacon(s.ingest.url, { ...e, admin: true });
+    expect(extra.status).toBe(400);
+
+    const junk = await postBeacon(s.ingest.url, "{not json");
+    expect(junk.status).toBe(400);
+    expect((await junk.json()).error.code).toBe("invalid_json");
+
+    const big = await postBeacon(s.ingest.url, { ...e, user_agent: "x".repeat(70_000) });
+    expect(big.status).toBe(413);
+
+    const text = await postBeacon(s.ingest.url, e, { headers: { "content-type": "text/plain" } });
+    expect(text.status).toBe(415);
+
+    expect(await count()).toBe(before);
+  });
+});

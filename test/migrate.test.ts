@@ -1,0 +1,23 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { connect, type Sql } from "../ingest/src/db.ts";
+import { migrate } from "../ingest/src/migrate.ts";
+import { DATABASE_URL, testSchema } from "./helpers.ts";
+
+let db: Awaited<ReturnType<typeof testSchema>>;
+beforeAll(async () => {
+  db = await testSchema();
+});
+afterAll(() => db.drop());
+
+it("applies each migration once, even when several processes start together", async () => {
+  // Separate pools stand in for separate ingest processes.
+  const pools: Sql[] = [0, 1, 2].map(() => connect(DATABASE_URL, { max: 1, schema: db.schema }));
+  const results = await Promise.all(pools.map((p) => migrate(p)));
+  await Promise.all(pools.map((p) => p.end()));
+  expect(results.flat()).toEqual(["001_init"]);
+  const rows = await db.sql`SELECT version FROM schema_migrations`;
+  expect(rows.map((r) => r.version)).toEqual(["001_init"]);
+  expect(await migrate(db.sql)).toEqual([]);
+  const [t] = await db.sql`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = ${db.schema} AND table_name IN ('links','clicks','api_keys','workspaces')`;
+  expect(t!.n).toBe(4);
+});
