@@ -7,8 +7,11 @@ import { startEdge } from "../edge/miniflare.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { startIngest } from "../ingest/src/server.ts";
 
-const config = loadConfig();
 const edgePort = Number(process.env.EDGE_PORT ?? 8787);
+// The worker is ours here, so its URLs follow EDGE_PORT unless set explicitly.
+process.env.SHORT_BASE_URL ??= `http://localhost:${edgePort}`;
+process.env.EDGE_ADMIN_URL ??= `http://127.0.0.1:${edgePort}`;
+const config = loadConfig();
 const host = config.HOST;
 
 const ingest = await startIngest(config);
@@ -25,7 +28,7 @@ console.log(`
 Linkflow is running
   edge (redirects)   ${edge.url}/<code>
   ingest (API)       ${ingest.url}        POST /api/links, GET /api/links/:code
-  PostgreSQL         ${config.DATABASE_URL ? masked : `embedded PGlite in ${join(config.DATA_DIR, "pglite")}`}
+  PostgreSQL         ${config.DATABASE_URL ? masked : `${masked}   (embedded PGlite in ${join(config.DATA_DIR, "pglite")})`}
   admin API key      ${ingest.adminKeyGenerated ? `${ingest.adminKey}   (generated, kept in ${join(config.DATA_DIR, "admin-key")})` : "from ADMIN_API_KEY"}
 
 Try:
@@ -45,5 +48,8 @@ async function stop(signal: string) {
   await ingest.close().catch(() => {});
   process.exit(0);
 }
+// Miniflare's own SIGINT handler kills workerd and exits at once (code 130), before ingest could
+// finish its requests and close PGlite; take the signal over (workerd is still killed on exit).
+process.removeAllListeners("SIGINT");
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));

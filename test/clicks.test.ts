@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEvent, postBeacon } from "./fixtures.ts";
-import { startStack, type Stack } from "./helpers.ts";
+import { body, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
 beforeAll(async () => {
@@ -15,7 +15,7 @@ describe("POST /v1/clicks", () => {
     const e = clickEvent();
     const res = await postBeacon(s.ingest.url, e);
     expect(res.status).toBe(202);
-    expect(await res.json()).toEqual({ accepted: 1, duplicates: 0 });
+    expect(await body(res)).toEqual({ accepted: 1, duplicates: 0 });
     const [row] = await s.sql`SELECT * FROM clicks WHERE click_id = ${e.click_id}`;
     expect(row).toMatchObject({
       short_url: e.short_url,
@@ -37,7 +37,7 @@ describe("POST /v1/clicks", () => {
     expect((await postBeacon(s.ingest.url, e)).status).toBe(202);
     const again = await postBeacon(s.ingest.url, e);
     expect(again.status).toBe(202);
-    expect(await again.json()).toEqual({ accepted: 1, duplicates: 1 });
+    expect(await body(again)).toEqual({ accepted: 1, duplicates: 1 });
     expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${e.click_id}`)[0]!.n).toBe(1);
   });
 
@@ -51,7 +51,7 @@ describe("POST /v1/clicks", () => {
     const bad = [clickEvent(), { ...clickEvent(), click_id: "nope" }];
     const refused = await postBeacon(s.ingest.url, bad);
     expect(refused.status).toBe(400);
-    expect((await refused.json()).error.field).toBe("1.click_id");
+    expect((await body(refused)).error.field).toBe("1.click_id");
     expect(await count()).toBe(before + 50);
   });
 
@@ -61,14 +61,14 @@ describe("POST /v1/clicks", () => {
 
     const wrongKey = await postBeacon(s.ingest.url, e, { secret: "not-the-edge-secret-xx" });
     expect(wrongKey.status).toBe(401);
-    expect(await wrongKey.json()).toMatchObject({ error: { status: 401, code: "bad_signature" } });
+    expect(await body(wrongKey)).toMatchObject({ error: { status: 401, code: "bad_signature" } });
 
     const unsigned = await fetch(`${s.ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(e) });
     expect(unsigned.status).toBe(401);
 
     const replayed = await postBeacon(s.ingest.url, e, { t: Math.floor(Date.now() / 1000) - 301 });
     expect(replayed.status).toBe(401);
-    expect((await replayed.json()).error.message).toMatch(/expired/);
+    expect((await body(replayed)).error.message).toMatch(/expired/);
 
     // Signed one body, sent another.
     const { SIGNATURE_HEADER, sign } = await import("../shared/signing.ts");
@@ -82,17 +82,17 @@ describe("POST /v1/clicks", () => {
     const { click_id: _, ...missing } = e;
     const noField = await postBeacon(s.ingest.url, missing);
     expect(noField.status).toBe(400);
-    expect(await noField.json()).toMatchObject({ error: { status: 400, code: "invalid_body", field: "click_id" } });
+    expect(await body(noField)).toMatchObject({ error: { status: 400, code: "invalid_body", field: "click_id" } });
 
     const badGeo = await postBeacon(s.ingest.url, { ...e, geo_location: { latitude: 500 } });
-    expect((await badGeo.json()).error.field).toBe("geo_location.latitude");
+    expect((await body(badGeo)).error.field).toBe("geo_location.latitude");
 
     const extra = await postBeacon(s.ingest.url, { ...e, admin: true });
     expect(extra.status).toBe(400);
 
     const junk = await postBeacon(s.ingest.url, "{not json");
     expect(junk.status).toBe(400);
-    expect((await junk.json()).error.code).toBe("invalid_json");
+    expect((await body(junk)).error.code).toBe("invalid_json");
 
     const big = await postBeacon(s.ingest.url, { ...e, user_agent: "x".repeat(70_000) });
     expect(big.status).toBe(413);

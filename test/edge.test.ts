@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKey, type EdgeLink } from "../shared/event.ts";
-import { eventually, json, startStack, type Stack } from "./helpers.ts";
+import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
 let edgeUrl: string;
@@ -13,10 +13,10 @@ afterAll(() => s.close());
 const visitor = { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", referer: "https://news.example/post" };
 const visit = (code: string, init: RequestInit = {}) => fetch(`${edgeUrl}/${code}`, { redirect: "manual", headers: visitor, ...init });
 
-async function createLink(body: Record<string, unknown>) {
-  const res = await fetch(`${s.ingest.url}/api/links`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify(body) });
+async function createLink(link: Record<string, unknown>) {
+  const res = await fetch(`${s.ingest.url}/api/links`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify(link) });
   expect(res.status).toBe(201);
-  return (await res.json()) as { id: number; code: string; url: string };
+  return (await body(res)) as { id: number; code: string; url: string };
 }
 const clicksFor = async (code: string) => s.sql`SELECT * FROM clicks WHERE code = ${code} ORDER BY id`;
 const kv = () => s.edge!.mf.getKVNamespace("LINKS");
@@ -87,7 +87,7 @@ describe("redirect at the edge", () => {
     expect(first.status).toBe(307);
     expect(first.headers.get("x-cache-tier")).toBe("origin");
     expect(s.proxy.count("/v1/resolve/origin-only")).toBe(before + 1);
-    const stored = await eventually(async () => (await kv()).get<EdgeLink>(linkKey("", "origin-only"), "json"));
+    const stored = await eventually(async () => (await kv()).get(linkKey("", "origin-only"), "json"));
     expect(stored).toEqual({ id: Number(row!.id), domain: "", code: "origin-only", url: "https://example.com/origin", status: 307 });
     const second = await visit("origin-only");
     expect(second.headers.get("x-cache-tier")).toBe("isolate");

@@ -138,3 +138,7 @@ export async function eventually<T>(probe: () => Promise<T>, ms = 5000, every = 
 }
 
 export const json = (key: string) => ({ Authorization: `Bearer ${key}`, "content-type": "application/json" });
+
+/** A response's JSON body, untyped (tests assert its shape). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const body = (res: Response): Promise<any> => res.json();

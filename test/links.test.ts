@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { EDGE_SECRET, json, startStack, type Stack } from "./helpers.ts";
+import { body, EDGE_SECRET, json, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
 beforeAll(async () => {
@@ -15,7 +15,7 @@ describe("links API", () => {
   it("creates a link with a generated base62 code and reads it back", async () => {
     const res = await create({ url: "https://example.com/a?b=1" });
     expect(res.status).toBe(201);
-    const link = await res.json();
+    const link = await body(res);
     expect(link).toMatchObject({ url: "https://example.com/a?b=1", redirect_status: 302 });
     expect(link.code).toMatch(/^[0-9A-Za-z]{7,}$/);
     expect(link.short_url).toBe(`http://localhost:8787/${link.code}`);
@@ -24,7 +24,7 @@ describe("links API", () => {
 
     const got = await fetch(`${s.ingest.url}/api/links/${link.code}`, { headers: json(s.adminKey) });
     expect(got.status).toBe(200);
-    expect(await got.json()).toEqual(link);
+    expect(await body(got)).toEqual(link);
     const [row] = await s.sql`SELECT url FROM links WHERE code = ${link.code}`;
     expect(row!.url).toBe("https://example.com/a?b=1");
   });
@@ -32,10 +32,10 @@ describe("links API", () => {
   it("takes a custom slug once; the UNIQUE constraint refuses the second", async () => {
     const first = await create({ url: "https://example.com/sale", slug: "my-sale" });
     expect(first.status).toBe(201);
-    expect((await first.json()).code).toBe("my-sale");
+    expect((await body(first)).code).toBe("my-sale");
     const second = await create({ url: "https://example.com/other", slug: "my-sale" });
     expect(second.status).toBe(409);
-    expect(await second.json()).toMatchObject({ error: { status: 409, code: "slug_taken", field: "slug" } });
+    expect(await body(second)).toMatchObject({ error: { status: 409, code: "slug_taken", field: "slug" } });
     // Slugs are case-sensitive.
     expect((await create({ url: "https://example.com/x", slug: "My-Sale" })).status).toBe(201);
   });
@@ -44,12 +44,12 @@ describe("links API", () => {
     for (const url of ["javascript:alert(1)", "ftp://example.com/", "not a url", "", 42]) {
       const res = await create({ url });
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toMatchObject({ code: "invalid_body", field: "url" });
+      expect((await body(res)).error).toMatchObject({ code: "invalid_body", field: "url" });
     }
     for (const slug of ["api", "a/b", "x".repeat(65), "../x"]) {
       const res = await create({ url: "https://example.com/", slug });
       expect(res.status).toBe(400);
-      expect((await res.json()).error.field).toBe("slug");
+      expect((await body(res)).error.field).toBe("slug");
     }
     expect((await create("nope")).status).toBe(400);
   });
@@ -57,7 +57,7 @@ describe("links API", () => {
   it("needs a valid key; stores keys only as hashes", async () => {
     const none = await fetch(`${s.ingest.url}/api/links`, { method: "POST", body: "{}" });
     expect(none.status).toBe(401);
-    expect((await none.json()).error.code).toBe("unauthorized");
+    expect((await body(none)).error.code).toBe("unauthorized");
     expect((await create({ url: "https://example.com/" }, "lf_AAAAAAAA_wrongwrongwrongwrong")).status).toBe(401);
     expect((await create({ url: "https://example.com/" }, s.adminKey.slice(0, -1) + "x")).status).toBe(401);
     const rows = await s.sql`SELECT prefix, key_hash FROM api_keys`;
@@ -77,10 +77,10 @@ describe("GET /v1/resolve/:code", () => {
   };
 
   it("returns the compact edge record to a signed caller", async () => {
-    const link = await (await create({ url: "https://example.com/r", slug: "resolve-me" })).json();
+    const link = await body(await create({ url: "https://example.com/r", slug: "resolve-me" }));
     const res = await resolve("resolve-me");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ id: link.id, domain: "", code: "resolve-me", url: "https://example.com/r", status: 302 });
+    expect(await body(res)).toEqual({ id: link.id, domain: "", code: "resolve-me", url: "https://example.com/r", status: 302 });
   });
 
   it("404s an unknown code and 401s an unsigned or wrongly signed call", async () => {
