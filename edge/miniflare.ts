@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { Log, LogLevel, Miniflare } from "miniflare";
+import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -63,6 +63,8 @@ export interface EdgeOptions {
   cf?: Record<string, unknown>;
   /** Print the worker's console output (default: only warnings and errors from Miniflare). */
   verbose?: boolean;
+  /** More workers in the same workerd, each reached through its `routes` (bench baselines). */
+  extraWorkers?: WorkerOptions[];
 }
 
 export interface Edge {
@@ -71,17 +73,25 @@ export interface Edge {
   close: () => Promise<void>;
 }
 
-export async function startEdge(opts: EdgeOptions = {}): Promise<Edge> {
+/** The edge worker as wrangler.toml declares it, with `vars` over its [vars]. */
+export async function edgeWorker(vars: Record<string, string> = {}, name = "linkflow-edge"): Promise<WorkerOptions> {
   const cfg = wranglerConfig();
-  const mf = new Miniflare({
-    name: "linkflow-edge",
+  return {
+    name,
     modules: true,
     script: await bundleWorker(),
     compatibilityDate: cfg.compatibility_date,
     compatibilityFlags: cfg.compatibility_flags ?? [],
     kvNamespaces: (cfg.kv_namespaces ?? []).map((k) => k.binding),
+    bindings: { ...cfg.vars, ...vars },
+  };
+}
+
+export async function startEdge(opts: EdgeOptions = {}): Promise<Edge> {
+  const mf = new Miniflare({
+    // The first worker answers every request no other worker's routes claim.
+    workers: [await edgeWorker(opts.vars), ...(opts.extraWorkers ?? [])],
     kvPersist: opts.persistDir ?? false,
-    bindings: { ...cfg.vars, ...opts.vars },
     cf: opts.cf ?? DEV_CF,
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,

@@ -27,7 +27,7 @@ let dataDir: string;
 let ports: { edge: number; ingest: number };
 
 async function start(): Promise<Running> {
-  const env = { ...process.env, DATA_DIR: dataDir, PORT: String(ports.ingest), EDGE_PORT: String(ports.edge), LOG_LEVEL: "warn" };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(ports.ingest), EDGE_PORT: String(ports.edge), LOG_LEVEL: "warn" };
   for (const k of ["DATABASE_URL", "ADMIN_API_KEY", "SHORT_BASE_URL", "EDGE_ADMIN_URL"]) delete env[k];
   const proc = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";

@@ -33,7 +33,7 @@ app.get("/:code", async (c) => {
       return pages.unavailable();
     case "redirect": {
       // The click goes out after the response, never on the redirect's critical path.
-      c.executionCtx.waitUntil(sendBeacon(c.env, buildClick(c.req.raw, decision.link, decision.tier)));
+      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(sendBeacon(c.env, buildClick(c.req.raw, decision.link, decision.tier)));
       // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
       return new Response(null, {
         status: decision.status,

@@ -1,0 +1,136 @@
+/**
+ * `npm run bench [-- --quick]`: figures measured side by side in one run on this machine,
+ * printed as a table and written to bench/results/latest.json (flat keys; null = not measured yet).
+ *
+ * Redirects: our worker on a warm code vs a constant-302 worker in the same workerd, and our
+ * worker with beacons on (delivered to a real ingest + PostgreSQL) vs off. Load: autocannon on
+ * loopback, from this process, bounded in time.
+ */
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { cpus, totalmem } from "node:os";
+import autocannon from "autocannon";
+import postgres from "postgres";
+import { edgeWorker, startEdge } from "../edge/miniflare.ts";
+import { generateKey } from "../ingest/src/keys.ts";
+
+const quick = process.argv.includes("--quick");
+const DURATION_S = quick ? 3 : 10;
+const CONNECTIONS = 32;
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const SECRET = "bench-edge-secret-0123456789";
+
+const BASELINE = `export default { fetch() { return new Response(null, { status: 302, headers: { Location: "https://example.com/", "Cache-Control": "private, max-age=0" } }); } };`;
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  non3xx: number;
+}
+
+async function load(url: string, host: string): Promise<Load> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, headers: { host, "user-agent": "bench" } });
+  const non3xx = r.requests.total - (r["3xx"] ?? 0);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non3xx };
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+
+// A database of its own, and ingest in its own process (as deployed), so the load generator
+// in this process does not share an event loop with it.
+const dbName = `linkflow_bench_${process.pid}`;
+const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+await admin`CREATE DATABASE ${admin(dbName)}`;
+const benchDbUrl = Object.assign(new URL(DATABASE_URL), { pathname: `/${dbName}` }).toString();
+const adminKey = generateKey();
+const ingestPort = await freePort();
+const ingestProc = spawn(process.execPath, ["--import", "tsx", "ingest/src/main.ts"], {
+  env: { ...process.env, DATABASE_URL: benchDbUrl, PORT: String(ingestPort), EDGE_SECRET: SECRET, ADMIN_API_KEY: adminKey, EDGE_ADMIN_URL: "", LOG_LEVEL: "warn" },
+  stdio: ["ignore", "pipe", "inherit"],
+});
+await new Promise<void>((resolve, reject) => {
+  ingestProc.stdout!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve());
+  ingestProc.on("exit", (code) => reject(new Error(`ingest exited with ${code}`)));
+});
+const ingest = { url: `http://127.0.0.1:${ingestPort}` };
+const pg = postgres(benchDbUrl, { max: 1, onnotice: () => {} });
+const vars = { INGEST_URL: ingest.url, EDGE_SECRET: SECRET };
+const edge = await startEdge({
+  vars,
+  extraWorkers: [
+    { name: "baseline", modules: true, script: BASELINE, compatibilityDate: "2026-04-01", routes: ["baseline.test/*"] },
+    { ...(await edgeWorker({ ...vars, BEACONS: "off", PRIMARY_HOSTS: "nobeacon.test" }, "edge-no-beacon")), routes: ["nobeacon.test/*"] },
+  ],
+});
+
+try {
+  const res = await fetch(`${ingest.url}/api/links`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ url: "https://example.com/bench" }),
+  });
+  const { code } = (await res.json()) as { code: string };
+  const target = `${edge.url}/${code}`;
+  // Warm both isolates (KV → isolate cache) before measuring.
+  for (const host of ["127.0.0.1", "nobeacon.test", "baseline.test"]) await fetch(target, { headers: { host }, redirect: "manual" });
+
+  console.log(`redirect load: ${CONNECTIONS} connections × ${DURATION_S}s each, autocannon on loopback`);
+  const baseline = await load(target, "baseline.test");
+  const off = await load(target, "nobeacon.test");
+  const on = await load(target, "127.0.0.1");
+  const beaconed = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n);
+
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  const rows = [
+    ["constant-302 worker (same workerd)", baseline],
+    ["linkflow, beacons off", off],
+    ["linkflow, beacons on (ingest + PostgreSQL)", on],
+  ] as const;
+  console.log(`\n${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}`);
+  for (const [name, l] of rows)
+    console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}`);
+  console.log(`\nredirect ratio (beacons on / constant-302): ${ratio(on.rps, baseline.rps)}`);
+  console.log(`beacon on/off ratio:                        ${ratio(on.rps, off.rps)}`);
+  console.log(`clicks in PostgreSQL when load stopped:     ${beaconed} (beacons still in flight are delivered after)`);
+
+  const results = {
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    quick,
+    redirect_warm_rps: Math.round(on.rps),
+    redirect_baseline_rps: Math.round(baseline.rps),
+    redirect_ratio: ratio(on.rps, baseline.rps),
+    redirect_warm_p50_ms: on.p50,
+    redirect_warm_p99_ms: on.p99,
+    redirect_baseline_p50_ms: baseline.p50,
+    redirect_baseline_p99_ms: baseline.p99,
+    redirect_nobeacon_rps: Math.round(off.rps),
+    beacon_on_off_ratio: ratio(on.rps, off.rps),
+    ingest_single_cps: null,
+    http_ceiling_rps: null,
+    ingest_single_ratio: null,
+    ingest_batch_cps: null,
+    pg_ceiling_cps: null,
+    ingest_batch_ratio: null,
+    lag_p50_ms: null,
+    lag_p99_ms: null,
+    stats_p95_ms: null,
+    ingest_rss_mib: null,
+  };
+  await writeFile(new URL("results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n");
+  console.log("\nwritten: bench/results/latest.json");
+} finally {
+  await edge.close();
+  ingestProc.kill("SIGTERM");
+  await new Promise((r) => ingestProc.once("exit", r));
+  await pg.end();
+  await admin`DROP DATABASE ${admin(dbName)}`;
+  await admin.end();
+}
