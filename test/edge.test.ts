@@ -18,7 +18,7 @@ async function createLink(link: Record<string, unknown>) {
   expect(res.status).toBe(201);
   return (await body(res)) as { id: number; code: string; url: string };
 }
-const clicksFor = async (code: string) => s.sql`SELECT * FROM clicks WHERE code = ${code} ORDER BY id`;
+const clicksFor = async (code: string) => s.sql`SELECT * FROM clicks WHERE code = ${code} ORDER BY received_at`;
 const kv = () => s.edge!.mf.getKVNamespace("LINKS");
 
 describe("redirect at the edge", () => {

@@ -1,11 +1,16 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import postgres from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { connect, type Sql } from "../ingest/src/db.ts";
 import { generateKey } from "../ingest/src/keys.ts";
+import { startEmbeddedKinesis } from "../ingest/src/embedded-kinesis.ts";
+import type { PipelineExtras } from "../ingest/src/pipeline.ts";
 import { startIngest, type Ingest } from "../ingest/src/server.ts";
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -80,12 +85,55 @@ export class Proxy {
   }
 }
 
+/**
+ * A TCP fault-injection proxy: `down()` drops every connection and refuses new ones (the
+ * dependency is "unreachable"), `up()` restores it. Used in front of kinesalite.
+ */
+export class TcpProxy {
+  private sockets = new Set<Socket>();
+  private server = createTcpServer((client) => {
+    if (this.isDown) return void client.destroy();
+    const upstream = tcpConnect(this.targetPort, "127.0.0.1");
+    this.sockets.add(client).add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", close).on("close", close).pipe(upstream);
+    upstream.on("error", close).on("close", close).pipe(client);
+  });
+  isDown = false;
+  port = 0;
+  constructor(private targetPort: number) {}
+  async listen(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+  down() {
+    this.isDown = true;
+    for (const s of this.sockets) s.destroy();
+  }
+  up() {
+    this.isDown = false;
+  }
+  close() {
+    this.down();
+    return new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
 export interface Stack {
   ingest: Ingest;
   edge?: Edge;
   proxy: Proxy;
   sql: Sql;
   adminKey: string;
+  /** With `pipeline`: the proxy in front of kinesalite, and the data folder (chDB lives there). */
+  kinesisProxy?: TcpProxy;
+  dataDir?: string;
   close: () => Promise<void>;
 }
 
@@ -93,8 +141,21 @@ export interface Stack {
  * Ingest on the real PostgreSQL (own schema) and, unless `edge: false`, the worker in workerd,
  * wired worker → proxy → ingest and ingest → worker (KV write-through).
  */
-export async function startStack(opts: { edge?: boolean; vars?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(
+  opts: { edge?: boolean; vars?: Record<string, string>; pipeline?: boolean; env?: Record<string, string>; extras?: PipelineExtras } = {},
+): Promise<Stack> {
   const db = await testSchema();
+  // The pipeline (when asked for): in-memory kinesalite behind a fault-injection proxy, and
+  // chDB in a folder of this test process's own.
+  let kinesisProxy: TcpProxy | undefined;
+  let stopKinesis: (() => Promise<void>) | undefined;
+  let dataDir: string | undefined;
+  if (opts.pipeline) {
+    const k = await startEmbeddedKinesis();
+    stopKinesis = k.stop;
+    kinesisProxy = await new TcpProxy(Number(new URL(k.endpoint).port)).listen();
+    dataDir = await mkdtemp(join(tmpdir(), "linkflow-test-"));
+  }
   const proxy = await new Proxy().listen();
   const edge =
     opts.edge === false
@@ -109,8 +170,13 @@ export async function startStack(opts: { edge?: boolean; vars?: Record<string, s
     EDGE_ADMIN_URL: edge?.url ?? "",
     SHORT_BASE_URL: "http://localhost:8787",
     LOG_LEVEL: "silent",
+    PIPELINE_ROLES: opts.pipeline ? "forwarder,loader,maintenance" : "",
+    ...(opts.pipeline
+      ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200" }
+      : {}),
+    ...opts.env,
   });
-  const ingest = await startIngest(config, { schema: db.schema });
+  const ingest = await startIngest(config, { schema: db.schema, pipeline: opts.extras });
   proxy.target = ingest.url;
   return {
     ingest,
@@ -118,10 +184,15 @@ export async function startStack(opts: { edge?: boolean; vars?: Record<string, s
     proxy,
     sql: db.sql,
     adminKey,
+    kinesisProxy,
+    dataDir,
     close: async () => {
       await edge?.close();
       await proxy.close();
       await ingest.close();
+      await kinesisProxy?.close();
+      await stopKinesis?.();
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
       await db.drop();
     },
   };

@@ -71,12 +71,18 @@ describe("npm start (embedded defaults)", () => {
       expect(res.status).toBe(302);
       expect(res.headers.get("location")).toBe("https://example.com/started");
     }
-    // Read the embedded database through its socket, as any PostgreSQL client would.
+    // Read the embedded database through its socket, as psql would: the simple query protocol
+    // (pglite-socket multiplexes connections per message, so extended-protocol sequences of two
+    // clients could interleave).
     const pg = postgres(r.pgUrl, { max: 1, onnotice: () => {} });
     try {
-      const n = async () => Number((await pg`SELECT count(*) AS n FROM clicks WHERE code = ${link.code}`)[0]!.n);
+      const n = async () => Number((await pg.unsafe(`SELECT count(*) AS n FROM clicks WHERE code = '${link.code}'`).simple())[0]!.n);
       expect(await eventually(async () => (await n()) >= 100, 15_000)).toBe(true);
       expect(await n()).toBe(100);
+      // …and the embedded pipeline (kinesalite, chDB) carried all of them to ClickHouse.
+      const pipeline = async () => body(await fetch(`http://127.0.0.1:${ports.ingest}/api/pipeline`, { headers: json(r.key) }));
+      expect(await eventually(async () => (await pipeline()).clickhouse_clicks === 100, 20_000, 200)).toBe(true);
+      expect(await pipeline()).toMatchObject({ postgres_clicks: 100, kinesis_sent: 100, outbox_backlog: 0, dlq: 0 });
     } finally {
       await pg.end();
     }

@@ -33,9 +33,11 @@ CREATE TABLE links (
 );
 CREATE INDEX links_workspace_idx ON links (workspace_id, id);
 
--- Every acknowledged click. UNIQUE(click_id) makes a retried beacon a no-op.
+-- Every acknowledged click, in monthly partitions of the event time (ingest/src/partitions.ts
+-- creates them ahead; the DEFAULT partition only catches timestamps outside them).
+-- The primary key must include the partition key: a retried beacon carries the same click_id
+-- and timestamp, so (click_id, ts) still makes it a no-op. ClickHouse dedups by click_id alone.
 CREATE TABLE clicks (
-  id              bigserial PRIMARY KEY,
   click_id        uuid NOT NULL,
   link_id         bigint NOT NULL,
   domain          text NOT NULL,
@@ -50,6 +52,63 @@ CREATE TABLE clicks (
   redirect_status smallint NOT NULL,
   cache_tier      text NOT NULL,
   received_at     timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT clicks_click_id_key UNIQUE (click_id)
-);
+  PRIMARY KEY (click_id, ts)
+) PARTITION BY RANGE (ts);
+CREATE TABLE clicks_default PARTITION OF clicks DEFAULT;
 CREATE INDEX clicks_link_ts_idx ON clicks (link_id, ts);
+CREATE INDEX clicks_received_idx ON clicks (received_at);
+
+-- Transactional outbox: one row per newly committed click, written in the beacon's transaction.
+-- A separate table rather than reading clicks by id: ids are not committed in order, so a
+-- high-water mark over clicks could skip a row that commits late; here the forwarder simply
+-- takes unclaimed rows and deletes them once Kinesis accepted them (clicks stay untouched).
+-- claimed_until is a lease, so several forwarders never send a row at the same time and a
+-- crashed forwarder's rows are taken over when its lease runs out.
+CREATE TABLE outbox (
+  id            bigserial PRIMARY KEY,
+  partition_key text NOT NULL,
+  data          text NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  attempts      int NOT NULL DEFAULT 0,
+  claimed_until timestamptz NOT NULL DEFAULT '-infinity'
+);
+CREATE INDEX outbox_claim_idx ON outbox (claimed_until, id);
+
+-- Running totals without a hot row: each writer bumps one of 16 slots; readers sum them.
+CREATE TABLE pipeline_counters (
+  name  text NOT NULL,
+  slot  smallint NOT NULL,
+  value bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (name, slot)
+);
+INSERT INTO pipeline_counters (name, slot)
+  SELECT n, s FROM unnest(ARRAY['postgres_clicks', 'kinesis_sent', 'clickhouse_rows']) n, generate_series(0, 15) s;
+
+-- Loader position per Kinesis shard (written after ClickHouse acknowledged the insert), and
+-- its lease, so one loader at a time reads a shard.
+CREATE TABLE loader_checkpoints (
+  stream          text NOT NULL,
+  shard_id        text NOT NULL,
+  sequence_number text,
+  finished        boolean NOT NULL DEFAULT false,
+  owner           text,
+  lease_until     timestamptz NOT NULL DEFAULT '-infinity',
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (stream, shard_id)
+);
+
+-- Records the pipeline could not process (poison data), with what went wrong; replayable.
+CREATE TABLE dead_letters (
+  id              bigserial PRIMARY KEY,
+  source          text NOT NULL,
+  shard_id        text,
+  sequence_number text,
+  partition_key   text NOT NULL,
+  payload         text NOT NULL,
+  error           text NOT NULL,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  replayed_at     timestamptz
+);
+CREATE INDEX dead_letters_open_idx ON dead_letters (id) WHERE replayed_at IS NULL;
+-- A record re-read after a crash is dead-lettered once, not twice.
+CREATE UNIQUE INDEX dead_letters_record_idx ON dead_letters (source, shard_id, sequence_number);

@@ -8,6 +8,9 @@ import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { linkRoutes } from "./links.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Pipeline } from "./pipeline.ts";
+import { pipelineRoutes } from "./pipeline-routes.ts";
 import { resolveRoutes } from "./resolve.ts";
 
 export interface AppDeps {
@@ -15,15 +18,29 @@ export interface AppDeps {
   config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL">;
   log: Logger;
   pushEdge: (link: EdgeLink) => Promise<boolean>;
+  metrics: Metrics;
+  pipeline: Pipeline;
 }
 
 // PostgreSQL SQLSTATE classes that mean "the database is unavailable", not "your input is wrong".
 const PG_UNAVAILABLE = /^(08|53|57P)/;
 const NET_UNAVAILABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
-export function createApp({ sql, config, log, pushEdge }: AppDeps) {
+export function createApp({ sql, config, log, pushEdge, metrics, pipeline }: AppDeps) {
   const app = new Hono();
   app.use(requestId());
+  app.use(async (c, next) => {
+    const end = metrics.httpDuration.startTimer();
+    await next();
+    end({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  });
+
+  // Prometheus scrape (the same figures as /api/pipeline, plus latency histograms).
+  app.get("/metrics", async (c) => {
+    await pipeline.status().catch(() => undefined); // refreshes the backlog and DLQ gauges
+    return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
+  });
+  app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
 
   app.get("/healthz", async (c) => {
     await sql`SELECT 1`;

@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
 import { SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
+import { bump } from "./counters.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { parseJson } from "./validate.ts";
@@ -27,9 +28,27 @@ const toRow = (e: ClickEvent) => ({
 });
 
 /**
- * POST /v1/clicks: signed beacons from the edge. The insert is one statement (so one
- * transaction); 202 is sent only after it committed. ON CONFLICT makes retries no-ops.
+ * Stores clicks and their outbox rows in one transaction; returns how many were new.
+ * ON CONFLICT makes a retried beacon a no-op, and only new clicks reach the outbox.
+ * The outbox row is the Kinesis record: the event plus the commit-side received_at.
  */
+export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<number> {
+  return sql.begin(async (tx) => {
+    const inserted = await tx<{ click_id: string; received_at: Date }[]>`
+      INSERT INTO clicks ${tx(events.map(toRow))} ON CONFLICT DO NOTHING RETURNING click_id, received_at`;
+    if (!inserted.length) return 0;
+    const byId = new Map(events.map((e) => [e.click_id, e]));
+    const outbox = inserted.map((r) => {
+      const e = byId.get(r.click_id)!;
+      return { partition_key: e.code, data: JSON.stringify({ ...e, received_at: r.received_at.toISOString() }) };
+    });
+    await tx`INSERT INTO outbox ${tx(outbox)}`;
+    await bump(tx, "postgres_clicks", inserted.length);
+    return inserted.length;
+  });
+}
+
+/** POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. */
 export function clickRoutes(sql: Sql, secret: string) {
   return new Hono().post(
     "/",
@@ -46,10 +65,8 @@ export function clickRoutes(sql: Sql, secret: string) {
       const check = await verify(secret, c.req.header(SIGNATURE_HEADER), raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(clickEventSchema, raw)];
-      const rows = events.map(toRow);
-      const inserted = await sql`
-        INSERT INTO clicks ${sql(rows)} ON CONFLICT (click_id) DO NOTHING RETURNING 1`;
-      return c.json({ accepted: events.length, duplicates: events.length - inserted.count }, 202);
+      const inserted = await storeClicks(sql, events);
+      return c.json({ accepted: events.length, duplicates: events.length - inserted }, 202);
     },
   );
 }

@@ -18,6 +18,34 @@ const envSchema = z.object({
   /** Bootstrap admin key; unset: npm start generates one and keeps it in DATA_DIR/admin-key. */
   ADMIN_API_KEY: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  /** Which background workers this process runs (comma list; empty: none, HTTP only). */
+  PIPELINE_ROLES: z.string().default("forwarder,loader,maintenance"),
+  /** Kinesis: unset endpoint and no AWS region → embedded kinesalite under DATA_DIR/kinesis. */
+  KINESIS_ENDPOINT: z.string().optional(),
+  KINESIS_STREAM: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/).default("clicks"),
+  KINESIS_SHARDS: z.coerce.number().int().min(1).max(500).default(2),
+  /** Create the stream when it does not exist (local and first deployments). */
+  KINESIS_CREATE_STREAM: z.enum(["true", "false"]).default("true"),
+  AWS_REGION: z.string().optional(),
+  /** ClickHouse: unset → embedded chDB under DATA_DIR/chdb. */
+  CLICKHOUSE_URL: z.string().optional(),
+  CLICKHOUSE_USER: z.string().default("default"),
+  CLICKHOUSE_PASSWORD: z.string().default(""),
+  CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).default("linkflow"),
+  /** Forwarder: records per PutRecords (Kinesis allows 500), idle poll interval. */
+  FORWARDER_BATCH: z.coerce.number().int().min(1).max(500).default(500),
+  FORWARDER_IDLE_MS: z.coerce.number().int().min(1).default(100),
+  /** Loader: flush to ClickHouse at this many rows or after this long. */
+  LOADER_BATCH_ROWS: z.coerce.number().int().min(1).default(10_000),
+  LOADER_BATCH_MS: z.coerce.number().int().min(1).default(500),
+  /** Insert attempts before a batch is split to find the poison rows (data errors only). */
+  LOADER_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
+  /** Circuit breakers: open after this many failures in a row, probe again after this long. */
+  BREAKER_FAILURES: z.coerce.number().int().min(1).default(3),
+  BREAKER_RESET_MS: z.coerce.number().int().min(100).default(5_000),
+  /** Clicks stay in PostgreSQL this long (whole monthly partitions, once in ClickHouse). */
+  PG_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -9,7 +9,9 @@ import { connect, type Sql } from "./db.ts";
 import { edgeSync } from "./edge-sync.ts";
 import { startEmbeddedPostgres } from "./embedded-pg.ts";
 import { ensureKey, generateKey } from "./keys.ts";
+import { createMetrics } from "./metrics.ts";
 import { migrate } from "./migrate.ts";
+import { startPipeline, type Pipeline, type PipelineExtras } from "./pipeline.ts";
 
 export interface Ingest {
   url: string;
@@ -18,6 +20,7 @@ export interface Ingest {
   /** True when the admin key was generated (and saved under DATA_DIR) rather than configured. */
   adminKeyGenerated: boolean;
   databaseUrl: string;
+  pipeline: Pipeline;
   close: () => Promise<void>;
 }
 
@@ -35,7 +38,7 @@ async function generatedAdminKey(dataDir: string): Promise<string> {
 }
 
 /** Starts ingest: database (embedded if DATABASE_URL is unset), migrations, bootstrap key, HTTP. */
-export async function startIngest(config: Config, opts: { schema?: string } = {}): Promise<Ingest> {
+export async function startIngest(config: Config, opts: { schema?: string; pipeline?: PipelineExtras } = {}): Promise<Ingest> {
   const log = pino({ level: config.LOG_LEVEL, base: { svc: "ingest" } });
   const embedded = config.DATABASE_URL ? null : await startEmbeddedPostgres(join(config.DATA_DIR, "pglite"));
   const databaseUrl = config.DATABASE_URL ?? embedded!.url;
@@ -46,7 +49,9 @@ export async function startIngest(config: Config, opts: { schema?: string } = {}
   const adminKey = config.ADMIN_API_KEY ?? (await generatedAdminKey(config.DATA_DIR));
   await ensureKey(sql, adminKey, "bootstrap admin", ["admin"]);
 
-  const app = createApp({ sql, config, log, pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log) });
+  const metrics = createMetrics();
+  const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
+  const app = createApp({ sql, config, log, metrics, pipeline, pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log) });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
   });
@@ -57,8 +62,10 @@ export async function startIngest(config: Config, opts: { schema?: string } = {}
     adminKey,
     adminKeyGenerated: !config.ADMIN_API_KEY,
     databaseUrl,
+    pipeline,
     close: async () => {
       await new Promise<void>((r) => server.close(() => r()));
+      await pipeline.stop();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
     },

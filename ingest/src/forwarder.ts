@@ -1,0 +1,135 @@
+import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
+import type { Logger } from "pino";
+import { breaker, isBreakerOpen, stateOf } from "./breaker.ts";
+import { bump } from "./counters.ts";
+import type { Sql } from "./db.ts";
+import type { Metrics } from "./metrics.ts";
+
+interface OutboxRow {
+  id: string;
+  partition_key: string;
+  data: string;
+}
+
+export interface ForwarderOptions {
+  sql: Sql;
+  kinesis: KinesisClient;
+  stream: string;
+  batch: number;
+  idleMs: number;
+  breakerFailures: number;
+  breakerResetMs: number;
+  log: Logger;
+  metrics: Metrics;
+  /** Test hook: send every batch twice (forced duplicate delivery). */
+  duplicateDelivery?: boolean;
+}
+
+/** How long a claimed row is ours before another forwarder may take it (crash recovery). */
+const LEASE_S = 30;
+/** PutRecords rounds per batch for records Kinesis refused (throttling, internal errors). */
+const RECORD_ROUNDS = 4;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Exponential backoff with full jitter, capped. */
+export const backoff = (attempt: number, baseMs = 100, capMs = 5_000) => Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
+
+/**
+ * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP
+ * LOCKED, so concurrent forwarders never send the same row at once), PutRecords them
+ * (partition key = short code), re-sends only the records Kinesis refused, and deletes rows
+ * only after Kinesis accepted them. At-least-once: a crash after the put and before the
+ * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
+ */
+export function createForwarder(o: ForwarderOptions) {
+  const put = breaker(
+    "kinesis",
+    async (records: OutboxRow[]) => {
+      const out = await o.kinesis.send(
+        new PutRecordsCommand({
+          StreamName: o.stream,
+          Records: records.map((r) => ({ PartitionKey: r.partition_key, Data: Buffer.from(r.data) })),
+        }),
+      );
+      return out.Records ?? [];
+    },
+    { failures: o.breakerFailures, resetMs: o.breakerResetMs },
+  );
+  const setGauge = () => o.metrics.breakerState.set({ breaker: "kinesis" }, { closed: 0, half_open: 1, open: 2 }[stateOf(put)]);
+  put.on("open", setGauge);
+  put.on("halfOpen", setGauge);
+  put.on("close", setGauge);
+  put.on("open", () => o.log.warn("kinesis breaker open: backlog accumulates in the outbox"));
+  put.on("close", () => o.log.info("kinesis breaker closed: draining the outbox"));
+  setGauge();
+
+  /** One batch: returns how many records Kinesis accepted (0 when the outbox is empty). */
+  async function forwardOnce(): Promise<number> {
+    const claimed = await o.sql<OutboxRow[]>`
+      UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
+      WHERE id IN (
+        SELECT id FROM outbox WHERE claimed_until < now() ORDER BY id LIMIT ${o.batch} FOR UPDATE SKIP LOCKED)
+      RETURNING id, partition_key, data`;
+    if (!claimed.length) return 0;
+    claimed.sort((a, b) => Number(a.id) - Number(b.id));
+
+    const sent: string[] = [];
+    let pending: OutboxRow[] = [...claimed];
+    try {
+      for (let round = 0; pending.length && round < RECORD_ROUNDS; round++) {
+        if (round > 0) await sleep(backoff(round));
+        const results: PutRecordsResultEntry[] = await put.fire(pending);
+        if (o.duplicateDelivery) await put.fire(pending);
+        const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
+        for (const [i, r] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) sent.push(r.id);
+        o.metrics.kinesisFailed.inc(refused.length);
+        pending = refused;
+      }
+    } finally {
+      // Whatever happened, what Kinesis accepted leaves the outbox, and the rest is released
+      // for a retry soon (not after the whole lease).
+      await o.sql.begin(async (tx) => {
+        if (sent.length) {
+          await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
+          await bump(tx, "kinesis_sent", sent.length);
+        }
+        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.map((r) => r.id))}`;
+      });
+      o.metrics.kinesisSent.inc(sent.length);
+    }
+    return sent.length;
+  }
+
+  let running = false;
+  let loop: Promise<void> | undefined;
+  async function run() {
+    let failures = 0;
+    while (running) {
+      try {
+        const n = await forwardOnce();
+        failures = 0;
+        if (n === 0) await sleep(o.idleMs);
+      } catch (err) {
+        failures++;
+        if (!isBreakerOpen(err)) o.log.warn({ err: String(err) }, "forwarder batch failed; will retry");
+        o.metrics.kinesisFailed.inc();
+        await sleep(Math.max(50, backoff(failures, 100, o.breakerResetMs)));
+      }
+    }
+  }
+
+  return {
+    breaker: put,
+    forwardOnce,
+    start() {
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      await loop;
+      put.shutdown();
+    },
+  };
+}
+export type Forwarder = ReturnType<typeof createForwarder>;

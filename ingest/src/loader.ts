@@ -1,0 +1,289 @@
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListShardsCommand,
+  type KinesisClient,
+  type _Record,
+} from "@aws-sdk/client-kinesis";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { clickEventSchema } from "../../shared/event.ts";
+import { breaker, isBreakerOpen, stateOf } from "./breaker.ts";
+import { chTime, type ClickHouseClient } from "./clickhouse.ts";
+import { bump } from "./counters.ts";
+import type { Sql } from "./db.ts";
+import { backoff } from "./forwarder.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** A Kinesis record as the forwarder writes it: the click event plus its PostgreSQL commit time. */
+export const recordSchema = clickEventSchema.extend({ received_at: z.iso.datetime({ offset: true }) });
+export type ClickRecord = z.infer<typeof recordSchema>;
+
+export interface LoaderOptions {
+  sql: Sql;
+  kinesis: KinesisClient;
+  ch: ClickHouseClient;
+  database: string;
+  stream: string;
+  batchRows: number;
+  batchMs: number;
+  maxAttempts: number;
+  breakerFailures: number;
+  breakerResetMs: number;
+  log: Logger;
+  metrics: Metrics;
+  /** This loader's name in the shard leases. */
+  owner: string;
+  /** What a valid record is (tests swap in a newer schema to show a DLQ replay after a fix). */
+  schema?: z.ZodType<ClickRecord>;
+}
+
+const LEASE_S = 15;
+const RENEW_MS = 5_000;
+const LIST_SHARDS_MS = 10_000;
+const IDLE_POLL_MS = 200;
+
+// ClickHouse error codes that mean "this data is wrong", not "ClickHouse is unavailable".
+const DATA_ERRORS = new Set(["6", "26", "27", "38", "41", "53", "69", "70", "72", "117", "130", "131", "190", "349", "472"]);
+const isDataError = (err: unknown) => DATA_ERRORS.has(String((err as { code?: unknown }).code ?? ""));
+
+const hostOf = (url: string) => {
+  try {
+    return url ? new URL(url).hostname : "";
+  } catch {
+    return "";
+  }
+};
+
+/** The ClickHouse row for one click (no IP address: analytics never needs the raw IP). */
+export function toClickHouseRow(r: ClickRecord) {
+  const g = r.geo_location;
+  return {
+    click_id: r.click_id,
+    link_id: r.link_id,
+    domain: r.domain,
+    code: r.code,
+    short_url: r.short_url,
+    original_url: r.original_url,
+    ts: chTime(r.timestamp),
+    received_at: chTime(r.received_at),
+    user_agent: r.user_agent,
+    referer: r.referer,
+    referer_host: hostOf(r.referer),
+    country: g.country ?? "",
+    region: g.region ?? "",
+    city: g.city ?? "",
+    latitude: g.latitude ?? null,
+    longitude: g.longitude ?? null,
+    timezone: g.timezone ?? "",
+    colo: g.colo ?? "",
+    asn: g.asn ?? 0,
+    redirect_status: r.redirect_status,
+    cache_tier: r.cache_tier,
+  };
+}
+type Row = ReturnType<typeof toClickHouseRow>;
+
+interface Shard {
+  id: string;
+  iterator?: string;
+  /** Last sequence number read (in memory) and last one checkpointed (in PostgreSQL). */
+  fetched?: string;
+  closed: boolean;
+}
+
+interface Pending {
+  row: Row;
+  /** The record as read, kept for the dead-letter table (replay sends it again). */
+  payload: string;
+  receivedAt: number;
+  shard: string;
+  seq: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Kinesis → ClickHouse. Reads every shard it holds a lease on, batches rows (by count and by
+ * time), inserts them, and only then checkpoints each shard's last sequence number in
+ * PostgreSQL. A crash re-reads from the checkpoint: duplicates, collapsed by ClickHouse.
+ * Records that do not parse or validate go to the dead-letter table and the shard moves on.
+ */
+export function createLoader(o: LoaderOptions) {
+  const schema = o.schema ?? recordSchema;
+  const shards = new Map<string, Shard>();
+  let buffer: Pending[] = [];
+  /** Sequence numbers read per shard since the last checkpoint (incl. dead-lettered ones). */
+  const upTo = new Map<string, string>();
+  let firstAt = 0;
+  let attempts = 0;
+  let lastRenew = 0;
+  let lastList = 0;
+
+  const insert = breaker(
+    "clickhouse",
+    async (rows: Row[]) => {
+      await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow" });
+    },
+    { failures: o.breakerFailures, resetMs: o.breakerResetMs, isFailure: (err) => !isDataError(err) },
+  );
+  const setGauge = () => o.metrics.breakerState.set({ breaker: "clickhouse" }, { closed: 0, half_open: 1, open: 2 }[stateOf(insert)]);
+  insert.on("open", setGauge);
+  insert.on("halfOpen", setGauge);
+  insert.on("close", setGauge);
+  insert.on("open", () => o.log.warn("clickhouse breaker open: the loader holds its position in Kinesis"));
+  setGauge();
+
+  async function deadLetter(shard: string | null, seq: string | null, partitionKey: string, payload: string, error: string) {
+    await o.sql`
+      INSERT INTO dead_letters (source, shard_id, sequence_number, partition_key, payload, error)
+      VALUES ('loader', ${shard}, ${seq}, ${partitionKey}, ${payload}, ${error.slice(0, 2000)})
+      ON CONFLICT DO NOTHING`;
+    o.metrics.deadLetters.inc({ source: "loader" });
+  }
+
+  /** Lists shards, registers new ones, and takes or renews leases (one loader per shard). */
+  async function refreshLeases(now: number) {
+    if (now - lastList >= LIST_SHARDS_MS) {
+      lastList = now;
+      const ids: string[] = [];
+      let token: string | undefined;
+      do {
+        const out = await o.kinesis.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: o.stream }));
+        for (const s of out.Shards ?? []) ids.push(s.ShardId!);
+        token = out.NextToken;
+      } while (token);
+      if (ids.length)
+        await o.sql`INSERT INTO loader_checkpoints ${o.sql(ids.map((shard_id) => ({ stream: o.stream, shard_id })))} ON CONFLICT DO NOTHING`;
+    }
+    if (now - lastRenew < RENEW_MS) return;
+    lastRenew = now;
+    const held = await o.sql<{ shard_id: string; sequence_number: string | null }[]>`
+      UPDATE loader_checkpoints SET owner = ${o.owner}, lease_until = now() + make_interval(secs => ${LEASE_S})
+      WHERE stream = ${o.stream} AND NOT finished AND (owner = ${o.owner} OR lease_until < now())
+      RETURNING shard_id, sequence_number`;
+    const ids = new Set(held.map((h) => h.shard_id));
+    for (const id of shards.keys()) if (!ids.has(id)) shards.delete(id); // lease lost
+    for (const h of held) if (!shards.has(h.shard_id)) shards.set(h.shard_id, { id: h.shard_id, fetched: h.sequence_number ?? undefined, closed: false });
+  }
+
+  async function iteratorFor(s: Shard): Promise<string | undefined> {
+    const out = await o.kinesis.send(
+      new GetShardIteratorCommand(
+        s.fetched
+          ? { StreamName: o.stream, ShardId: s.id, ShardIteratorType: "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber: s.fetched }
+          : { StreamName: o.stream, ShardId: s.id, ShardIteratorType: "TRIM_HORIZON" },
+      ),
+    );
+    return out.ShardIterator;
+  }
+
+  async function take(s: Shard, rec: _Record) {
+    const payload = Buffer.from(rec.Data ?? new Uint8Array()).toString("utf8");
+    const seq = rec.SequenceNumber!;
+    s.fetched = seq;
+    upTo.set(s.id, seq);
+    let parsed: ReturnType<typeof schema.safeParse>;
+    try {
+      parsed = schema.safeParse(JSON.parse(payload));
+    } catch (err) {
+      return deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, `invalid JSON: ${String(err)}`);
+    }
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      return deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, `invalid record: ${i.path.join(".")}: ${i.message}`);
+    }
+    if (!buffer.length) firstAt = Date.now();
+    buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard: s.id, seq });
+  }
+
+  /** Reads one GetRecords page from each shard; returns how many records arrived. */
+  async function poll(): Promise<number> {
+    let n = 0;
+    for (const s of shards.values()) {
+      if (s.closed || buffer.length >= o.batchRows) continue;
+      try {
+        s.iterator ??= await iteratorFor(s);
+        if (!s.iterator) continue;
+        const out = await o.kinesis.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: Math.min(10_000, o.batchRows - buffer.length) }));
+        for (const rec of out.Records ?? []) await take(s, rec);
+        n += out.Records?.length ?? 0;
+        o.metrics.shardLagMs.set({ shard: s.id }, out.MillisBehindLatest ?? 0);
+        s.iterator = out.NextShardIterator;
+        if (!s.iterator) s.closed = true; // a resharded (closed) shard, read to its end
+      } catch (err) {
+        s.iterator = undefined; // expired or broken iterator: start again after what we read
+        throw err;
+      }
+    }
+    return n;
+  }
+
+  /** Inserts the buffer, then checkpoints. Data errors: split the batch, dead-letter the bad rows. */
+  async function flush(): Promise<void> {
+    if (buffer.length) {
+      try {
+        await insert.fire(buffer.map((p) => p.row));
+      } catch (err) {
+        if (!isDataError(err) || ++attempts < o.maxAttempts) throw err;
+        o.log.warn({ err: String(err) }, "batch refused by ClickHouse; inserting row by row to find the poison");
+        for (const p of buffer) {
+          try {
+            await o.ch.insert({ table: `${o.database}.clicks`, values: [p.row], format: "JSONEachRow" });
+          } catch (rowErr) {
+            if (!isDataError(rowErr)) throw rowErr;
+            await deadLetter(p.shard, p.seq, p.row.code, p.payload, `clickhouse refused: ${String(rowErr)}`);
+          }
+        }
+      }
+      const now = Date.now();
+      for (const p of buffer) o.metrics.loaderLag.observe((now - p.receivedAt) / 1000);
+      o.metrics.loaderRows.inc(buffer.length);
+    }
+    await o.sql.begin(async (tx) => {
+      for (const [shard, seq] of upTo) {
+        const closed = shards.get(shard)?.closed ?? false;
+        await tx`UPDATE loader_checkpoints SET sequence_number = ${seq}, finished = ${closed}, updated_at = now()
+                 WHERE stream = ${o.stream} AND shard_id = ${shard} AND owner = ${o.owner}`;
+      }
+      await bump(tx, "clickhouse_rows", buffer.length);
+    });
+    buffer = [];
+    upTo.clear();
+    attempts = 0;
+  }
+
+  let running = false;
+  let loop: Promise<void> | undefined;
+  async function run() {
+    let failures = 0;
+    while (running) {
+      try {
+        await refreshLeases(Date.now());
+        const n = await poll();
+        const due = buffer.length >= o.batchRows || (upTo.size > 0 && (Date.now() - firstAt >= o.batchMs || !buffer.length));
+        if (due) await flush();
+        failures = 0;
+        if (n === 0) await sleep(buffer.length ? Math.min(IDLE_POLL_MS, Math.max(10, o.batchMs - (Date.now() - firstAt))) : IDLE_POLL_MS);
+      } catch (err) {
+        failures++;
+        if (!isBreakerOpen(err)) o.log.warn({ err: String(err) }, "loader step failed; will retry");
+        await sleep(Math.max(50, backoff(failures, 100, o.breakerResetMs)));
+      }
+    }
+  }
+
+  return {
+    breaker: insert,
+    start() {
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      await loop;
+      insert.shutdown();
+    },
+  };
+}
+export type Loader = ReturnType<typeof createLoader>;

@@ -1,0 +1,41 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { requireScope, type AuthVars } from "./auth.ts";
+import type { Sql } from "./db.ts";
+import type { Pipeline } from "./pipeline.ts";
+import { parseJson } from "./validate.ts";
+
+const replaySchema = z.object({ ids: z.array(z.number().int().positive()).max(10_000).optional() }).strict();
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.coerce.number().int().min(0).default(0),
+});
+
+/** GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay (admin scope). */
+export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
+  return new Hono<{ Variables: AuthVars }>()
+    .use(requireScope(sql, "admin"))
+    .get("/", async (c) => c.json(await pipeline.status()))
+    .get("/dlq", async (c) => {
+      const q = listQuery.safeParse(c.req.query());
+      const { limit, after } = q.success ? q.data : { limit: 100, after: 0 };
+      const items = await sql`
+        SELECT id, source, shard_id, sequence_number, partition_key, payload, error, created_at
+        FROM dead_letters WHERE replayed_at IS NULL AND id > ${after} ORDER BY id LIMIT ${limit}`;
+      return c.json({ items: items.map((r) => ({ ...r, id: Number(r.id) })), next_after: items.length === limit ? Number(items.at(-1)!.id) : null });
+    })
+    .post("/dlq/replay", async (c) => {
+      const raw = await c.req.text();
+      const { ids } = raw.trim() ? parseJson(replaySchema, raw) : {};
+      // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
+      // if its cause is not fixed it simply lands in the dead-letter table again.
+      const [{ n }] = (await sql`
+        WITH moved AS (
+          UPDATE dead_letters SET replayed_at = now()
+          WHERE replayed_at IS NULL AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
+          RETURNING partition_key, payload)
+        , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
+        SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
+      return c.json({ replayed: n });
+    });
+}

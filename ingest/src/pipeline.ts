@@ -1,0 +1,166 @@
+import { join, resolve } from "node:path";
+import type { KinesisClient } from "@aws-sdk/client-kinesis";
+import type { Logger } from "pino";
+import { stateOf, type BreakerState } from "./breaker.ts";
+import { clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
+import type { Config } from "./config.ts";
+import { readCounters } from "./counters.ts";
+import type { Sql } from "./db.ts";
+import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
+import { createForwarder, type Forwarder } from "./forwarder.ts";
+import { ensureStream, kinesisClient } from "./kinesis.ts";
+import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
+import type { Metrics } from "./metrics.ts";
+import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
+
+export type Role = "forwarder" | "loader" | "maintenance";
+
+export interface PipelineStatus {
+  postgres_clicks: number;
+  kinesis_sent: number;
+  /** Distinct click_ids in ClickHouse (null when this process has no ClickHouse, or it failed). */
+  clickhouse_clicks: number | null;
+  /** Rows the loaders inserted, duplicates included. */
+  clickhouse_rows: number;
+  outbox_backlog: number;
+  dlq: number;
+  breakers: Record<string, BreakerState>;
+  shards: { shard_id: string; sequence_number: string | null; owner: string | null; lease_until: Date; finished: boolean }[];
+}
+
+export interface PipelineExtras {
+  /** Test hooks: forced duplicate delivery, a newer record schema. */
+  duplicateDelivery?: boolean;
+  schema?: LoaderOptions["schema"];
+}
+
+const MAINTENANCE_MS = 60 * 60 * 1000;
+
+/**
+ * The asynchronous half of click tracking, in the roles this process runs: forwarder
+ * (outbox → Kinesis), loader (Kinesis → ClickHouse), maintenance (partitions, retention).
+ * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
+ * CLICKHOUSE_URL, chDB.
+ */
+export async function startPipeline(config: Config, sql: Sql, log: Logger, metrics: Metrics, extras: PipelineExtras = {}) {
+  const roles = new Set(config.PIPELINE_ROLES.split(",").map((r) => r.trim()).filter(Boolean) as Role[]);
+  const stops: (() => Promise<void>)[] = [];
+  let kinesis: KinesisClient | undefined;
+  let ch: ClickHouseClient | undefined;
+  let forwarder: Forwarder | undefined;
+  let loader: Loader | undefined;
+
+  if (roles.size) await ensurePartitions(sql);
+  if (roles.has("forwarder") || roles.has("loader")) {
+    let endpoint = config.KINESIS_ENDPOINT;
+    if (!endpoint && !config.AWS_REGION) {
+      const local = await startEmbeddedKinesis(resolve(join(config.DATA_DIR, "kinesis")));
+      endpoint = local.endpoint;
+      stops.push(local.stop);
+      log.info({ endpoint }, "embedded kinesalite");
+    }
+    kinesis = kinesisClient({ endpoint, region: config.AWS_REGION });
+    stops.push(async () => kinesis!.destroy());
+    if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
+  }
+  if (roles.has("loader") || roles.has("maintenance")) {
+    ch = clickhouseClient({
+      url: config.CLICKHOUSE_URL,
+      username: config.CLICKHOUSE_USER,
+      password: config.CLICKHOUSE_PASSWORD,
+      path: resolve(join(config.DATA_DIR, "chdb")),
+    });
+    stops.push(() => ch!.close());
+    await ensureSchema(ch, config.CLICKHOUSE_DATABASE);
+  }
+  const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
+  if (roles.has("forwarder")) {
+    forwarder = createForwarder({
+      ...common,
+      kinesis: kinesis!,
+      stream: config.KINESIS_STREAM,
+      batch: config.FORWARDER_BATCH,
+      idleMs: config.FORWARDER_IDLE_MS,
+      duplicateDelivery: extras.duplicateDelivery,
+    });
+    forwarder.start();
+  }
+  if (roles.has("loader")) {
+    loader = createLoader({
+      ...common,
+      kinesis: kinesis!,
+      ch: ch!,
+      database: config.CLICKHOUSE_DATABASE,
+      stream: config.KINESIS_STREAM,
+      batchRows: config.LOADER_BATCH_ROWS,
+      batchMs: config.LOADER_BATCH_MS,
+      maxAttempts: config.LOADER_MAX_ATTEMPTS,
+      owner: `${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      schema: extras.schema,
+    });
+    loader.start();
+  }
+  let maintenance: NodeJS.Timeout | undefined;
+  if (roles.has("maintenance")) {
+    const tick = async () => {
+      try {
+        await ensurePartitions(sql);
+        await dropExpiredPartitions(sql, ch!, config.CLICKHOUSE_DATABASE, config.PG_RETENTION_DAYS, log);
+      } catch (err) {
+        log.warn({ err: String(err) }, "maintenance failed; next run in an hour");
+      }
+    };
+    void tick();
+    maintenance = setInterval(tick, MAINTENANCE_MS);
+  }
+
+  async function status(): Promise<PipelineStatus> {
+    const counters = await readCounters(sql);
+    const [{ backlog, dlq }] = (await sql`
+      SELECT (SELECT count(*) FROM outbox)::int AS backlog,
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
+    const shards = await sql<PipelineStatus["shards"]>`
+      SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
+      WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
+    let clickhouse_clicks: number | null = null;
+    if (ch) {
+      try {
+        const [r] = await rows<{ n: number | string }>(ch, `SELECT uniqExact(click_id) AS n FROM ${config.CLICKHOUSE_DATABASE}.clicks`);
+        clickhouse_clicks = Number(r?.n ?? 0);
+      } catch (err) {
+        log.warn({ err: String(err) }, "clickhouse count failed");
+      }
+    }
+    metrics.outboxBacklog.set(backlog);
+    metrics.dlqOpen.set(dlq);
+    const breakers: Record<string, BreakerState> = {};
+    if (forwarder) breakers.kinesis = stateOf(forwarder.breaker);
+    if (loader) breakers.clickhouse = stateOf(loader.breaker);
+    return {
+      postgres_clicks: counters.postgres_clicks,
+      kinesis_sent: counters.kinesis_sent,
+      clickhouse_clicks,
+      clickhouse_rows: counters.clickhouse_rows,
+      outbox_backlog: backlog,
+      dlq,
+      breakers,
+      shards: [...shards],
+    };
+  }
+
+  return {
+    roles,
+    kinesis,
+    ch,
+    forwarder,
+    loader,
+    status,
+    async stop() {
+      if (maintenance) clearInterval(maintenance);
+      await forwarder?.stop();
+      await loader?.stop();
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
+}
+export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
