@@ -1,0 +1,89 @@
+import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clickEventSchema } from "../shared/event.ts";
+import { rows } from "../ingest/src/clickhouse.ts";
+import { clickEvent, postBeacon } from "./fixtures.ts";
+import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
+
+/** PostgreSQL server, kinesalite and chDB, all real; N concurrent signed beacons end to end. */
+const N = 10_000;
+const CONCURRENCY = 64;
+
+let s: Stack;
+beforeAll(async () => {
+  s = await startStack({ edge: false, pipeline: true });
+});
+afterAll(() => s.close());
+
+const status = async () => body(await fetch(`${s.ingest.url}/api/pipeline`, { headers: json(s.adminKey) }));
+
+describe("PostgreSQL → Kinesis → ClickHouse", () => {
+  it(`carries ${N} concurrent beacons into ClickHouse exactly once, views included`, async () => {
+    const hours = [0, 1, 2].map((h) => new Date(Date.now() - h * 3_600_000).toISOString());
+    const events = Array.from({ length: N }, (_, i) =>
+      clickEvent({ link_id: 1 + (i % 7), code: `code${i % 7}`, timestamp: hours[i % 3]!, referer: i % 2 ? "https://a.example/x" : "" }),
+    );
+    let next = 0;
+    const statuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < events.length) statuses.push((await postBeacon(s.ingest.url, events[next++]!)).status);
+      }),
+    );
+    expect(statuses.filter((x) => x !== 202)).toEqual([]);
+    expect(Number((await s.sql`SELECT count(*) AS n FROM clicks`)[0]!.n)).toBe(N);
+
+    const drained = await eventually(async () => (await status()).clickhouse_clicks === N, 60_000, 250);
+    expect(drained).toBe(true);
+    expect(await status()).toMatchObject({ postgres_clicks: N, kinesis_sent: N, clickhouse_clicks: N, outbox_backlog: 0, dlq: 0, breakers: { kinesis: "closed", clickhouse: "closed" } });
+
+    const ch = s.ingest.pipeline.ch!;
+    const [hourly] = await rows<{ n: number }>(ch, `SELECT sum(c) AS n FROM (SELECT uniqExactMerge(clicks) AS c FROM linkflow.clicks_hourly GROUP BY link_id, hour, country, referer_host, cache_tier, colo)`);
+    const [daily] = await rows<{ n: number }>(ch, `SELECT sum(c) AS n FROM (SELECT uniqExactMerge(clicks) AS c FROM linkflow.clicks_daily GROUP BY link_id, day, country, referer_host, cache_tier, colo)`);
+    expect(Number(hourly!.n)).toBe(N);
+    expect(Number(daily!.n)).toBe(N);
+    const perLink = await rows<{ link_id: number; n: number }>(ch, `SELECT link_id, uniqExact(click_id) AS n FROM linkflow.clicks WHERE link_id = {id:UInt64} GROUP BY link_id`, { id: 3 });
+    expect(Number(perLink[0]!.n)).toBe(events.filter((e) => e.link_id === 3).length);
+    // No raw IP reaches ClickHouse.
+    const cols = await rows<{ name: string }>(ch, `SELECT name FROM system.columns WHERE database = 'linkflow' AND table = 'clicks'`);
+    expect(cols.map((c) => c.name)).not.toContain("ip_address");
+
+    // Kinesis itself: every record carries every event field (plus the commit time).
+    const kinesis = s.ingest.pipeline.kinesis!;
+    const stream = `clicks-${(await s.sql`SELECT current_schema() AS s`)[0]!.s}`;
+    const shards = (await kinesis.send(new ListShardsCommand({ StreamName: stream }))).Shards!;
+    expect(shards.length).toBe(2);
+    const seen = new Set<string>();
+    for (const shard of shards) {
+      let it = (await kinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+      for (;;) {
+        const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
+        for (const rec of out.Records ?? []) {
+          const data = JSON.parse(Buffer.from(rec.Data!).toString("utf8"));
+          for (const field of Object.keys(clickEventSchema.shape)) expect(data).toHaveProperty(field);
+          expect(rec.PartitionKey).toBe(data.code);
+          expect(Date.parse(data.received_at)).not.toBeNaN();
+          seen.add(data.click_id);
+        }
+        it = out.NextShardIterator;
+        if (!out.Records?.length) break;
+      }
+    }
+    expect(seen.size).toBe(N);
+    const sent = new Set(events.map((e) => e.click_id));
+    expect([...seen].every((id) => sent.has(id))).toBe(true);
+  }, 180_000);
+
+  it("exposes breaker states and the backlog in /metrics", async () => {
+    const text = await (await fetch(`${s.ingest.url}/metrics`)).text();
+    expect(text).toMatch(/linkflow_breaker_state\{breaker="kinesis"\} 0/);
+    expect(text).toMatch(/linkflow_breaker_state\{breaker="clickhouse"\} 0/);
+    expect(text).toMatch(/linkflow_outbox_backlog 0/);
+    expect(text).toMatch(/linkflow_loader_lag_seconds_count \d+/);
+    expect(text).toMatch(/linkflow_http_request_duration_seconds_bucket/);
+  });
+
+  it("keeps /api/pipeline to admin keys", async () => {
+    expect((await fetch(`${s.ingest.url}/api/pipeline`)).status).toBe(401);
+  });
+});
