@@ -283,6 +283,9 @@ export function createLoader(o: LoaderOptions) {
       running = false;
       await loop;
       insert.shutdown();
+      // Hand the shards over at once (a crashed loader's leases just time out instead).
+      await o.sql`UPDATE loader_checkpoints SET owner = NULL, lease_until = '-infinity'
+                  WHERE stream = ${o.stream} AND owner = ${o.owner}`.catch(() => {});
     },
   };
 }
