@@ -67,7 +67,7 @@ CREATE INDEX clicks_received_idx ON clicks (received_at);
 CREATE TABLE outbox (
   id            bigserial PRIMARY KEY,
   partition_key text NOT NULL,
-  data          text NOT NULL,
+  data          bytea NOT NULL, -- the Kinesis record's bytes
   created_at    timestamptz NOT NULL DEFAULT now(),
   attempts      int NOT NULL DEFAULT 0,
   claimed_until timestamptz NOT NULL DEFAULT '-infinity'
@@ -104,7 +104,7 @@ CREATE TABLE dead_letters (
   shard_id        text,
   sequence_number text,
   partition_key   text NOT NULL,
-  payload         text NOT NULL,
+  payload         bytea NOT NULL, -- the record's bytes, as read (poison need not be text)
   error           text NOT NULL,
   created_at      timestamptz NOT NULL DEFAULT now(),
   replayed_at     timestamptz

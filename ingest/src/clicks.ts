@@ -40,7 +40,7 @@ export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<numbe
     const byId = new Map(events.map((e) => [e.click_id, e]));
     const outbox = inserted.map((r) => {
       const e = byId.get(r.click_id)!;
-      return { partition_key: e.code, data: JSON.stringify({ ...e, received_at: r.received_at.toISOString() }) };
+      return { partition_key: e.code, data: Buffer.from(JSON.stringify({ ...e, received_at: r.received_at.toISOString() })) };
     });
     await tx`INSERT INTO outbox ${tx(outbox)}`;
     await bump(tx, "postgres_clicks", inserted.length);

@@ -8,7 +8,7 @@ import type { Metrics } from "./metrics.ts";
 interface OutboxRow {
   id: string;
   partition_key: string;
-  data: string;
+  data: Buffer;
 }
 
 export interface ForwarderOptions {
@@ -48,7 +48,7 @@ export function createForwarder(o: ForwarderOptions) {
       const out = await o.kinesis.send(
         new PutRecordsCommand({
           StreamName: o.stream,
-          Records: records.map((r) => ({ PartitionKey: r.partition_key, Data: Buffer.from(r.data) })),
+          Records: records.map((r) => ({ PartitionKey: r.partition_key, Data: r.data })),
         }),
       );
       return out.Records ?? [];

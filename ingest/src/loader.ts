@@ -95,7 +95,7 @@ interface Shard {
 interface Pending {
   row: Row;
   /** The record as read, kept for the dead-letter table (replay sends it again). */
-  payload: string;
+  payload: Buffer;
   receivedAt: number;
   shard: string;
   seq: string;
@@ -134,10 +134,10 @@ export function createLoader(o: LoaderOptions) {
   insert.on("open", () => o.log.warn("clickhouse breaker open: the loader holds its position in Kinesis"));
   setGauge();
 
-  async function deadLetter(shard: string | null, seq: string | null, partitionKey: string, payload: string, error: string) {
+  async function deadLetter(shard: string | null, seq: string | null, partitionKey: string, payload: Buffer, error: string) {
     await o.sql`
       INSERT INTO dead_letters (source, shard_id, sequence_number, partition_key, payload, error)
-      VALUES ('loader', ${shard}, ${seq}, ${partitionKey}, ${payload}, ${error.slice(0, 2000)})
+      VALUES ('loader', ${shard}, ${seq}, ${partitionKey.replaceAll("\0", "")}, ${payload}, ${error.replaceAll("\0", "\\0").slice(0, 2000)})
       ON CONFLICT DO NOTHING`;
     o.metrics.deadLetters.inc({ source: "loader" });
   }
@@ -178,23 +178,25 @@ export function createLoader(o: LoaderOptions) {
     return out.ShardIterator;
   }
 
+  /** Handles one record; the shard's position moves past it only once it is buffered or dead-lettered. */
   async function take(s: Shard, rec: _Record) {
-    const payload = Buffer.from(rec.Data ?? new Uint8Array()).toString("utf8");
+    const payload = Buffer.from(rec.Data ?? new Uint8Array());
     const seq = rec.SequenceNumber!;
+    let parsed: ReturnType<typeof schema.safeParse> | undefined;
+    let error = "";
+    try {
+      parsed = schema.safeParse(JSON.parse(payload.toString("utf8")));
+      if (!parsed.success) error = `invalid record: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`;
+    } catch (err) {
+      error = `invalid JSON: ${String(err)}`;
+    }
+    if (error || !parsed?.success) await deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, error);
+    else {
+      if (!buffer.length) firstAt = Date.now();
+      buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard: s.id, seq });
+    }
     s.fetched = seq;
     upTo.set(s.id, seq);
-    let parsed: ReturnType<typeof schema.safeParse>;
-    try {
-      parsed = schema.safeParse(JSON.parse(payload));
-    } catch (err) {
-      return deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, `invalid JSON: ${String(err)}`);
-    }
-    if (!parsed.success) {
-      const i = parsed.error.issues[0]!;
-      return deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, `invalid record: ${i.path.join(".")}: ${i.message}`);
-    }
-    if (!buffer.length) firstAt = Date.now();
-    buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard: s.id, seq });
   }
 
   /** Reads one GetRecords page from each shard; returns how many records arrived. */

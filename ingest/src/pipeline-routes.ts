@@ -22,7 +22,9 @@ export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
       const items = await sql`
         SELECT id, source, shard_id, sequence_number, partition_key, payload, error, created_at
         FROM dead_letters WHERE replayed_at IS NULL AND id > ${after} ORDER BY id LIMIT ${limit}`;
-      return c.json({ items: items.map((r) => ({ ...r, id: Number(r.id) })), next_after: items.length === limit ? Number(items.at(-1)!.id) : null });
+      // payload: the bytes as text (lossy if they are not UTF-8); payload_base64: exactly.
+      const out = items.map((r) => ({ ...r, id: Number(r.id), payload: (r.payload as Buffer).toString("utf8"), payload_base64: (r.payload as Buffer).toString("base64") }));
+      return c.json({ items: out, next_after: items.length === limit ? out.at(-1)!.id : null });
     })
     .post("/dlq/replay", async (c) => {
       const raw = await c.req.text();
