@@ -14,9 +14,9 @@ it("applies each migration once, even when several processes start together", as
   const pools: Sql[] = [0, 1, 2].map(() => connect(DATABASE_URL, { max: 1, schema: db.schema }));
   const results = await Promise.all(pools.map((p) => migrate(p)));
   await Promise.all(pools.map((p) => p.end()));
-  expect(results.flat()).toEqual(["001_init"]);
-  const rows = await db.sql`SELECT version FROM schema_migrations`;
-  expect(rows.map((r) => r.version)).toEqual(["001_init"]);
+  expect(results.flat()).toEqual(["001_init", "002_archive"]);
+  const rows = await db.sql`SELECT version FROM schema_migrations ORDER BY version`;
+  expect(rows.map((r) => r.version)).toEqual(["001_init", "002_archive"]);
   expect(await migrate(db.sql)).toEqual([]);
   const [t] = await db.sql`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = ${db.schema} AND table_name IN ('links','clicks','api_keys','workspaces')`;
   expect(t!.n).toBe(4);

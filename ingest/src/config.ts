@@ -20,7 +20,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Which background workers this process runs (comma list; empty: none, HTTP only). */
-  PIPELINE_ROLES: z.string().default("forwarder,loader,maintenance"),
+  PIPELINE_ROLES: z.string().default("forwarder,loader,archiver,maintenance"),
   /** Kinesis: unset endpoint and no AWS region → embedded kinesalite under DATA_DIR/kinesis. */
   KINESIS_ENDPOINT: z.string().optional(),
   KINESIS_STREAM: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/).default("clicks"),
@@ -46,6 +46,16 @@ const envSchema = z.object({
   BREAKER_RESET_MS: z.coerce.number().int().min(100).default(5_000),
   /** Clicks stay in PostgreSQL this long (whole monthly partitions, once in ClickHouse). */
   PG_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),
+  /** Archive (gzip NDJSON per hour of clicks); unset: DATA_DIR/archive. */
+  ARCHIVE_DIR: z.string().optional(),
+  ARCHIVE_INTERVAL_MS: z.coerce.number().int().min(1_000).default(60_000),
+  /** An hour is archived this long after it ends (received_at is its transaction's start). */
+  ARCHIVE_GRACE_MS: z.coerce.number().int().min(0).default(120_000),
+  /** Also upload each hour file to this bucket, same key under ARCHIVE_S3_PREFIX. */
+  ARCHIVE_S3_BUCKET: z.string().min(3).optional(),
+  ARCHIVE_S3_PREFIX: z.string().default(""),
+  /** S3-compatible stores (MinIO, …); unset: AWS S3. */
+  ARCHIVE_S3_ENDPOINT: z.string().optional(),
 });
 
 export type Config = z.infer<typeof envSchema>;

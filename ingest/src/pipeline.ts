@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import { stateOf, type BreakerState } from "./breaker.ts";
 import { clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Config } from "./config.ts";
@@ -13,7 +14,7 @@ import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "./metrics.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 
-export type Role = "forwarder" | "loader" | "maintenance";
+export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
 
 export interface PipelineStatus {
   postgres_clicks: number;
@@ -38,7 +39,8 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
 
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
- * (outbox → Kinesis), loader (Kinesis → ClickHouse), maintenance (partitions, retention).
+ * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
+ * hour, optionally S3), maintenance (partitions, retention).
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
@@ -49,6 +51,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let ch: ClickHouseClient | undefined;
   let forwarder: Forwarder | undefined;
   let loader: Loader | undefined;
+  let archiver: Archiver | undefined;
 
   if (roles.size) await ensurePartitions(sql);
   if (roles.has("forwarder") || roles.has("loader")) {
@@ -100,12 +103,22 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     });
     loader.start();
   }
+  if (roles.has("archiver")) {
+    const s3 = config.ARCHIVE_S3_BUCKET
+      ? s3Uploader({ bucket: config.ARCHIVE_S3_BUCKET, prefix: config.ARCHIVE_S3_PREFIX, region: config.AWS_REGION, endpoint: config.ARCHIVE_S3_ENDPOINT })
+      : undefined;
+    if (s3) stops.push(async () => s3.destroy());
+    archiver = createArchiver({ sql, log, dir: archiveDir(config), upload: s3?.upload, graceMs: config.ARCHIVE_GRACE_MS });
+    archiver.start(config.ARCHIVE_INTERVAL_MS);
+  }
   let maintenance: NodeJS.Timeout | undefined;
   if (roles.has("maintenance")) {
     const tick = async () => {
       try {
         await ensurePartitions(sql);
-        await dropExpiredPartitions(sql, ch!, config.CLICKHOUSE_DATABASE, config.PG_RETENTION_DAYS, log);
+        // a partition leaves PostgreSQL only once it is in ClickHouse *and* archived
+        // (whichever process runs the archiver; archive_log is shared).
+        await dropExpiredPartitions(sql, ch!, config.CLICKHOUSE_DATABASE, config.PG_RETENTION_DAYS, log, (p) => partitionArchived(sql, p));
       } catch (err) {
         log.warn({ err: String(err) }, "maintenance failed; next run in an hour");
       }
@@ -154,13 +167,18 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     ch,
     forwarder,
     loader,
+    archiver,
     status,
     async stop() {
       if (maintenance) clearInterval(maintenance);
       await forwarder?.stop();
       await loader?.stop();
+      await archiver?.stop();
       for (const stop of stops.reverse()) await stop().catch(() => {});
     },
   };
 }
+/** ARCHIVE_DIR, or DATA_DIR/archive. */
+export const archiveDir = (config: Config) => resolve(config.ARCHIVE_DIR ?? join(config.DATA_DIR, "archive"));
+
 export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
