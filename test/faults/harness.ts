@@ -1,0 +1,397 @@
+/**
+ * Fault-suite harness (`npm run test:faults`): ingest as a real child process (so it can be
+ * SIGKILLed), a fresh database on the PostgreSQL server per scenario, kinesalite in this test
+ * process (it survives ingest kills) behind a TCP fault-injection proxy, chDB inside ingest.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import postgres from "postgres";
+import { startEmbeddedKinesis } from "../../ingest/src/embedded-kinesis.ts";
+import { generateKey } from "../../ingest/src/keys.ts";
+import type { ClickEvent } from "../../shared/event.ts";
+import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { clickEvent } from "../fixtures.ts";
+import { DATABASE_URL, EDGE_SECRET, TcpProxy } from "../helpers.ts";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
+
+export const freePort = () =>
+  new Promise<number>((done) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
+
+/** Only what node and tsx need from our environment, plus ingest's settings (no stray CLICKHOUSE_URL etc.). */
+const baseEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) if (process.env[k] !== undefined) env[k] = process.env[k];
+  return env;
+};
+
+/** `node --import tsx <script>`, output kept (last 400 lines) for diagnostics. */
+function spawnTsx(script: string, env: NodeJS.ProcessEnv, args: string[] = []) {
+  const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let partial = "";
+  const take = (d: Buffer) => {
+    const parts = (partial + d.toString("utf8")).split("\n");
+    partial = parts.pop()!;
+    lines.push(...parts);
+    if (lines.length > 400) lines.splice(0, lines.length - 400);
+  };
+  proc.stdout!.on("data", take);
+  proc.stderr!.on("data", take);
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code, sig) => r(code ?? (sig ? -1 : null))));
+  return { proc, lines, exited, output: () => [...lines, partial].join("\n") };
+}
+
+/** One scenario's world: database, kinesalite (+ proxy), data folder, ingest port. */
+export interface Scenario {
+  name: string;
+  dbName: string;
+  databaseUrl: string;
+  /** Admin connection to the scenario's database (direct checks). */
+  pg: postgres.Sql;
+  kinesisProxy: TcpProxy;
+  dataDir: string;
+  port: number;
+  url: string;
+  adminKey: string;
+  stream: string;
+  close: () => Promise<void>;
+}
+
+let seq = 0;
+export async function scenario(name: string): Promise<Scenario> {
+  const dbName = `linkflow_fault_${process.pid}_${++seq}_${randomBytes(3).toString("hex")}`;
+  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const u = new URL(DATABASE_URL);
+  u.pathname = `/${dbName}`;
+  const databaseUrl = u.toString();
+  const pg = postgres(databaseUrl, { max: 2, onnotice: () => {} });
+  const kinesis = await startEmbeddedKinesis();
+  const kinesisProxy = await new TcpProxy(Number(new URL(kinesis.endpoint).port)).listen();
+  const dataDir = await mkdtemp(join(tmpdir(), "linkflow-fault-"));
+  const port = await freePort();
+  return {
+    name,
+    dbName,
+    databaseUrl,
+    pg,
+    kinesisProxy,
+    dataDir,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    adminKey: generateKey(),
+    stream: `clicks-${dbName.replaceAll("_", "-")}`,
+    close: async () => {
+      await pg.end({ timeout: 5 });
+      await kinesisProxy.close();
+      await kinesis.stop();
+      await rm(dataDir, { recursive: true, force: true });
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Ingest as a child process: `node --import tsx ingest/src/main.ts`. */
+export class IngestProcess {
+  private child?: ReturnType<typeof spawnTsx>;
+  starts = 0;
+  constructor(private s: Scenario) {}
+
+  env(): NodeJS.ProcessEnv {
+    return {
+      ...baseEnv(),
+      DATABASE_URL: this.s.databaseUrl,
+      PORT: String(this.s.port),
+      EDGE_SECRET,
+      ADMIN_API_KEY: this.s.adminKey,
+      EDGE_ADMIN_URL: "",
+      DATA_DIR: this.s.dataDir,
+      KINESIS_ENDPOINT: `http://127.0.0.1:${this.s.kinesisProxy.port}`,
+      KINESIS_STREAM: this.s.stream,
+      LOG_LEVEL: "warn",
+      BREAKER_RESET_MS: "1000",
+      LOADER_BATCH_MS: "200",
+    };
+  }
+
+  /** Starts ingest and waits for "ingest listening on <url>"; returns the start-up time in ms. */
+  async start(timeoutMs = 60_000): Promise<number> {
+    const t0 = Date.now();
+    const c = spawnTsx("ingest/src/main.ts", this.env());
+    this.child = c;
+    this.starts++;
+    const until = t0 + timeoutMs;
+    while (!c.lines.some((l) => l.includes(`ingest listening on ${this.s.url}`))) {
+      if (c.proc.exitCode !== null || c.proc.signalCode !== null) throw new Error(`ingest exited during start-up:\n${c.output()}`);
+      if (Date.now() > until) {
+        c.proc.kill("SIGKILL");
+        throw new Error(`ingest did not start within ${timeoutMs} ms:\n${c.output()}`);
+      }
+      await sleep(25);
+    }
+    return Date.now() - t0;
+  }
+
+  get running() {
+    return !!this.child && this.child.proc.exitCode === null && this.child.proc.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL", timeoutMs = 20_000): Promise<void> {
+    const c = this.child;
+    if (!c || !this.running) return;
+    c.proc.kill(signal);
+    const done = await Promise.race([c.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    if (!done) {
+      c.proc.kill("SIGKILL");
+      await c.exited;
+      throw new Error(`ingest did not exit within ${timeoutMs} ms of ${signal}:\n${c.output()}`);
+    }
+  }
+
+  output() {
+    return this.child?.output() ?? "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load: steady signed beacons, retried with the same click_id until acknowledged (like the edge).
+
+export interface LoadStats {
+  generated: number;
+  /** Slots of the steady rate skipped because maxInFlight beacons were still being retried. */
+  skipped: number;
+  acked: Set<string>;
+  /** Attempts that failed with a network error or 5xx (then retried). */
+  failedAttempts: number;
+  /** Ids that needed more than one attempt. */
+  retriedIds: number;
+  /** 202s saying the click was already stored (a retry of a commit whose answer was lost). */
+  duplicateAcks: number;
+  /** Non-retryable answers (4xx): a bug, never expected. */
+  refused: { id: string; status: number; body: string }[];
+  /** Ids still unacknowledged when the load gave up. */
+  unacked: string[];
+}
+
+export class BeaconLoad {
+  readonly stats: LoadStats = { generated: 0, skipped: 0, acked: new Set(), failedAttempts: 0, retriedIds: 0, duplicateAcks: 0, refused: [], unacked: [] };
+  private inflight = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private giveUpAt = Infinity;
+  private t0 = 0;
+  private slots = 0;
+
+  constructor(
+    private url: string,
+    private opts: { rate: number; maxInFlight: number } = { rate: 150, maxInFlight: 48 },
+  ) {}
+
+  start() {
+    this.t0 = Date.now();
+    this.timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - this.t0) / 1000) * this.opts.rate) - this.slots;
+      for (let i = 0; i < due; i++) {
+        this.slots++;
+        if (this.inflight.size >= this.opts.maxInFlight) {
+          // Back-pressure (ingest down, everything retrying): skip this slot rather than pile up.
+          this.stats.skipped++;
+          continue;
+        }
+        const n = this.stats.generated++;
+        const p = this.deliver(clickEvent({ link_id: 1 + (n % 5), code: `code${n % 5}` }));
+        this.inflight.add(p);
+        void p.finally(() => this.inflight.delete(p));
+      }
+    }, 20);
+    return this;
+  }
+
+  private async deliver(e: ClickEvent) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt === 1) this.stats.retriedIds++;
+      if (Date.now() > this.giveUpAt) {
+        this.stats.unacked.push(e.click_id);
+        return;
+      }
+      try {
+        // As fixtures.ts postBeacon (re-signed each attempt), plus a bound on each attempt.
+        const raw = JSON.stringify(e);
+        const r = await fetch(`${this.url}/v1/clicks`, {
+          method: "POST",
+          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) },
+          body: raw,
+          signal: AbortSignal.timeout(10_000),
+        });
+        const res = { status: r.status, text: await r.text() };
+        if (res.status === 202) {
+          if ((JSON.parse(res.text) as { duplicates: number }).duplicates) this.stats.duplicateAcks++;
+          this.stats.acked.add(e.click_id);
+          return;
+        }
+        if (res.status < 500) {
+          this.stats.refused.push({ id: e.click_id, status: res.status, body: res.text.slice(0, 300) });
+          return;
+        }
+      } catch {
+        // connection refused / reset / timeout: ingest is down (or hung)
+      }
+      this.stats.failedAttempts++;
+      await sleep(rand(50, Math.min(1000, 100 * 2 ** attempt)));
+    }
+  }
+
+  /** Stops generating; waits (up to `ms`) until every generated beacon is acknowledged. */
+  async stop(ms = 60_000): Promise<LoadStats> {
+    clearInterval(this.timer);
+    this.giveUpAt = Date.now() + ms;
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+    return this.stats;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks.
+
+export interface PipelineStatus {
+  postgres_clicks: number;
+  kinesis_sent: number;
+  clickhouse_clicks: number | null;
+  clickhouse_rows: number;
+  outbox_backlog: number;
+  dlq: number;
+  breakers: Record<string, string>;
+}
+
+export async function pipelineStatus(s: Scenario): Promise<PipelineStatus> {
+  const res = await fetch(`${s.url}/api/pipeline`, { headers: { Authorization: `Bearer ${s.adminKey}` }, signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) throw new Error(`/api/pipeline answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as PipelineStatus;
+}
+
+export async function metricsText(s: Scenario): Promise<string> {
+  return (await fetch(`${s.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+}
+
+/**
+ * Waits until the pipeline has drained: outbox empty, and ClickHouse (uniqExact) and PostgreSQL
+ * both at `expected`. Returns the last status and how long it took (or null status on timeout).
+ */
+export async function waitDrained(s: Scenario, expected: number, ms: number): Promise<{ drained: boolean; status: PipelineStatus; ms: number }> {
+  const t0 = Date.now();
+  let status: PipelineStatus | undefined;
+  for (;;) {
+    try {
+      status = await pipelineStatus(s);
+      if (status.outbox_backlog === 0 && status.clickhouse_clicks === expected && status.postgres_clicks === expected)
+        return { drained: true, status, ms: Date.now() - t0 };
+    } catch {
+      // ingest busy or restarting: poll again
+    }
+    if (Date.now() - t0 > ms) return { drained: false, status: status!, ms: Date.now() - t0 };
+    await sleep(250);
+  }
+}
+
+/** Click ids in PostgreSQL (the scenario's database), with how many rows each has. */
+export async function postgresIds(s: Scenario): Promise<Map<string, number>> {
+  const rows = await s.pg<{ id: string; n: number }[]>`SELECT click_id::text AS id, count(*)::int AS n FROM clicks GROUP BY 1`;
+  return new Map(rows.map((r) => [r.id, r.n]));
+}
+
+/**
+ * Click ids in ClickHouse, read from chDB's folder by a separate process once ingest has stopped
+ * (chDB allows one process per folder): distinct ids and the raw row count (redeliveries not yet
+ * merged away by the ReplacingMergeTree).
+ */
+export async function clickhouseIds(s: Scenario): Promise<{ ids: Set<string>; rows: number; distinct: number }> {
+  const c = spawnTsx("test/faults/chdb-dump.ts", baseEnv(), [join(s.dataDir, "chdb")]);
+  const code = await Promise.race([c.exited, sleep(60_000).then(() => "timeout" as const)]);
+  if (code !== 0) {
+    c.proc.kill("SIGKILL");
+    throw new Error(`chdb-dump failed (${code}):\n${c.output()}`);
+  }
+  const line = c.output().split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error(`chdb-dump printed no result:\n${c.output()}`);
+  const r = JSON.parse(line.slice(7)) as { rows: number; distinct: number; ids: string[] };
+  return { ids: new Set(r.ids), rows: r.rows, distinct: r.distinct };
+}
+
+export interface Report {
+  scenario: string;
+  acked: number;
+  lost: number;
+  duplicated: number;
+  recoveryS: number;
+  notes: string;
+}
+
+export function printReport(r: Report) {
+  const header = "| scenario | clicks acknowledged | lost | duplicated in stats | recovery time (fault end → drained) |";
+  const line = `| ${r.scenario} | ${r.acked} | ${r.lost} | ${r.duplicated} | ${r.recoveryS.toFixed(1)} s |`;
+  console.log(["", header, "|---|---:|---:|---:|---:|", line, r.notes ? `  ${r.notes}` : "", ""].join("\n"));
+}
+
+export { rand };
+
+export interface Verdict {
+  report: Report;
+  /** Acknowledged ids missing from PostgreSQL / ClickHouse; ids there that were never acknowledged. */
+  missingPg: string[];
+  missingCh: string[];
+  extraPg: string[];
+  extraCh: string[];
+  /** PostgreSQL click_ids with more than one row. */
+  pgDuplicateRows: number;
+  ch: { rows: number; distinct: number };
+}
+
+/**
+ * The end of every scenario: compares the acknowledged ids with PostgreSQL (queried directly)
+ * and, after a graceful ingest stop, with ClickHouse (chDB folder read by a separate process);
+ * prints the scenario's table row.
+ */
+export async function verify(
+  s: Scenario,
+  ingest: IngestProcess,
+  acked: Set<string>,
+  status: PipelineStatus,
+  recoveryMs: number,
+  notes: string,
+): Promise<Verdict> {
+  const pg = await postgresIds(s);
+  await ingest.kill("SIGTERM");
+  const ch = await clickhouseIds(s);
+  const missingPg = [...acked].filter((id) => !pg.has(id));
+  const missingCh = [...acked].filter((id) => !ch.ids.has(id));
+  const extraPg = [...pg.keys()].filter((id) => !acked.has(id));
+  const extraCh = [...ch.ids].filter((id) => !acked.has(id));
+  const pgDuplicateRows = [...pg.values()].reduce((n, c) => n + c - 1, 0);
+  const lost = new Set([...missingPg, ...missingCh]).size;
+  const over = (n: number | null) => Math.max(0, (n ?? 0) - acked.size);
+  const duplicated = over(status.postgres_clicks) + over(status.clickhouse_clicks) + pgDuplicateRows;
+  const report: Report = {
+    scenario: s.name,
+    acked: acked.size,
+    lost,
+    duplicated,
+    recoveryS: recoveryMs / 1000,
+    notes:
+      `${notes}; PostgreSQL rows ${[...pg.values()].reduce((a, b) => a + b, 0)} (ids ${pg.size}); ClickHouse rows ${ch.rows}, ` +
+      `uniqExact ${ch.distinct} (${ch.rows - ch.distinct} redelivered rows collapsed); /api/pipeline ${JSON.stringify({ ...status, shards: undefined })}`,
+  };
+  printReport(report);
+  return { report, missingPg, missingCh, extraPg, extraCh, pgDuplicateRows, ch: { rows: ch.rows, distinct: ch.distinct } };
+}
