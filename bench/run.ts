@@ -7,13 +7,15 @@
  * loopback, from this process, bounded in time.
  */
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { cpus, totalmem } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { edgeWorker, startEdge } from "../edge/miniflare.ts";
 import { generateKey } from "../ingest/src/keys.ts";
+import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
 
 const quick = process.argv.includes("--quick");
 const DURATION_S = quick ? 3 : 10;
@@ -52,8 +54,10 @@ await admin`CREATE DATABASE ${admin(dbName)}`;
 const benchDbUrl = Object.assign(new URL(DATABASE_URL), { pathname: `/${dbName}` }).toString();
 const adminKey = generateKey();
 const ingestPort = await freePort();
+const dataDir = await mkdtemp(join(tmpdir(), "linkflow-bench-"));
+// The whole pipeline runs in ingest: kinesalite and chDB embedded in dataDir.
 const ingestProc = spawn(process.execPath, ["--import", "tsx", "ingest/src/main.ts"], {
-  env: { ...process.env, DATABASE_URL: benchDbUrl, PORT: String(ingestPort), EDGE_SECRET: SECRET, ADMIN_API_KEY: adminKey, EDGE_ADMIN_URL: "", LOG_LEVEL: "warn" },
+  env: { ...process.env, DATABASE_URL: benchDbUrl, PORT: String(ingestPort), EDGE_SECRET: SECRET, ADMIN_API_KEY: adminKey, EDGE_ADMIN_URL: "", LOG_LEVEL: "warn", DATA_DIR: dataDir },
   stdio: ["ignore", "pipe", "inherit"],
 });
 await new Promise<void>((resolve, reject) => {
@@ -89,6 +93,50 @@ try {
   const beaconed = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n);
 
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+
+  // Pipeline lag: a steady 5k clicks/s (batched beacons of 50, every 10 ms) once the backlog
+  // of the redirect part has drained; then PostgreSQL commit → ClickHouse, p50/p99.
+  const auth = { Authorization: `Bearer ${adminKey}` };
+  const pipeline = async () => (await (await fetch(`${ingest.url}/api/pipeline`, { headers: auth })).json()) as { postgres_clicks: number; clickhouse_clicks: number };
+  const drained = async (ms: number) => {
+    for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
+      const p = await pipeline();
+      if (p.clickhouse_clicks === p.postgres_clicks) return true;
+    }
+    return false;
+  };
+  await drained(120_000);
+  const since = new Date().toISOString();
+  const RATE = 5000;
+  const BATCH = 50;
+  let sentClicks = 0;
+  let refused = 0;
+  const inflight = new Set<Promise<void>>();
+  const t0 = Date.now();
+  for (let tick = 0; Date.now() - t0 < DURATION_S * 1000; tick++) {
+    const due = t0 + (tick * BATCH * 1000) / RATE;
+    if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    const now = new Date().toISOString();
+    const events = Array.from({ length: BATCH }, (_, i) => ({
+      click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
+      user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
+      domain: "", code, link_id: 1, redirect_status: 302, cache_tier: "isolate",
+    }));
+    const raw = JSON.stringify(events);
+    const p = (async () => {
+      const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, raw) }, body: raw });
+      await res.arrayBuffer();
+      if (res.status === 202) sentClicks += events.length;
+      else refused += events.length;
+    })().finally(() => inflight.delete(p));
+    inflight.add(p);
+  }
+  await Promise.all(inflight);
+  const offeredRate = sentClicks / ((Date.now() - t0) / 1000);
+  const lagDrained = await drained(120_000);
+  const lag = (await (await fetch(`${ingest.url}/api/pipeline/lag?since=${since}`, { headers: auth })).json()) as { clicks: number; p50_ms: number; p99_ms: number; max_ms: number };
+  console.log(`\npipeline lag at ${offeredRate.toFixed(0)} clicks/s for ${DURATION_S}s (${sentClicks} acknowledged, ${refused} refused, drained: ${lagDrained}):`);
+  console.log(`  PostgreSQL commit → ClickHouse  p50 ${lag.p50_ms} ms  p99 ${lag.p99_ms} ms  max ${lag.max_ms} ms  (${lag.clicks} clicks)`);
   const rows = [
     ["constant-302 worker (same workerd)", baseline],
     ["linkflow, beacons off", off],
@@ -119,8 +167,9 @@ try {
     ingest_batch_cps: null,
     pg_ceiling_cps: null,
     ingest_batch_ratio: null,
-    lag_p50_ms: null,
-    lag_p99_ms: null,
+    lag_p50_ms: lag.p50_ms,
+    lag_p99_ms: lag.p99_ms,
+    lag_rate_cps: Math.round(offeredRate),
     stats_p95_ms: null,
     ingest_rss_mib: null,
   };
@@ -131,6 +180,7 @@ try {
   ingestProc.kill("SIGTERM");
   await new Promise((r) => ingestProc.once("exit", r));
   await pg.end();
+  await rm(dataDir, { recursive: true, force: true });
   await admin`DROP DATABASE ${admin(dbName)}`;
   await admin.end();
 }

@@ -22,8 +22,8 @@ it("counts each click once under forced duplicate delivery", async () => {
   expect(st).toMatchObject({ postgres_clicks: N, kinesis_sent: N, clickhouse_clicks: N, outbox_backlog: 0 });
 
   const ch = s.ingest.pipeline.ch!;
-  const [raw] = await rows<{ n: number }>(ch, "SELECT count() AS n FROM linkflow.clicks");
-  expect(Number(raw!.n)).toBeGreaterThan(N); // before merges, the duplicates are physically there
+  // (How many duplicate rows are still physically there depends on background merges; the
+  // clickhouse_rows counter above already proves that every batch arrived twice.)
   const [hourly] = await rows<{ n: number }>(ch, "SELECT sum(c) AS n FROM (SELECT uniqExactMerge(clicks) AS c FROM linkflow.clicks_hourly GROUP BY link_id, hour, country, referer_host, cache_tier, colo)");
   const [daily] = await rows<{ n: number }>(ch, "SELECT sum(c) AS n FROM (SELECT uniqExactMerge(clicks) AS c FROM linkflow.clicks_daily GROUP BY link_id, day, country, referer_host, cache_tier, colo)");
   expect(Number(hourly!.n)).toBe(N);

@@ -74,6 +74,16 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
     expect([...seen].every((id) => sent.has(id))).toBe(true);
   }, 180_000);
 
+  it("reports the end-to-end lag of what it carried", async () => {
+    const lag = await body(await fetch(`${s.ingest.url}/api/pipeline/lag?since=${new Date(Date.now() - 3_600_000).toISOString()}`, { headers: json(s.adminKey) }));
+    expect(lag.clicks).toBe(N);
+    expect(lag.p50_ms).toBeGreaterThanOrEqual(0);
+    expect(lag.p99_ms).toBeGreaterThanOrEqual(lag.p50_ms);
+    expect(lag.max_ms).toBeGreaterThanOrEqual(lag.p99_ms);
+    const bad = await fetch(`${s.ingest.url}/api/pipeline/lag?since=yesterday`, { headers: json(s.adminKey) });
+    expect(bad.status).toBe(400);
+  });
+
   it("exposes breaker states and the backlog in /metrics", async () => {
     const text = await (await fetch(`${s.ingest.url}/metrics`)).text();
     expect(text).toMatch(/linkflow_breaker_state\{breaker="kinesis"\} 0/);

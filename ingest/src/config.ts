@@ -36,6 +36,8 @@ const envSchema = z.object({
   /** Forwarder: records per PutRecords (Kinesis allows 500), idle poll interval. */
   FORWARDER_BATCH: z.coerce.number().int().min(1).max(500).default(500),
   FORWARDER_IDLE_MS: z.coerce.number().int().min(1).default(100),
+  /** PutRecords batches in flight at once per process (rows are leased, so never sent twice at once). */
+  FORWARDER_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2),
   /** Loader: flush to ClickHouse at this many rows or after this long. */
   LOADER_BATCH_ROWS: z.coerce.number().int().min(1).default(10_000),
   LOADER_BATCH_MS: z.coerce.number().int().min(1).default(500),

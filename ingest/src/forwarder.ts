@@ -21,6 +21,8 @@ export interface ForwarderOptions {
   breakerResetMs: number;
   log: Logger;
   metrics: Metrics;
+  /** Batches in flight at once (each claims its own rows through the lease). */
+  concurrency?: number;
   /** Test hook: send every batch twice (forced duplicate delivery). */
   duplicateDelivery?: boolean;
 }
@@ -101,7 +103,7 @@ export function createForwarder(o: ForwarderOptions) {
   }
 
   let running = false;
-  let loop: Promise<void> | undefined;
+  let loops: Promise<void>[] = [];
   async function run() {
     let failures = 0;
     while (running) {
@@ -123,11 +125,11 @@ export function createForwarder(o: ForwarderOptions) {
     forwardOnce,
     start() {
       running = true;
-      loop = run();
+      loops = Array.from({ length: Math.max(1, o.concurrency ?? 1) }, () => run());
     },
     async stop() {
       running = false;
-      await loop;
+      await Promise.all(loops);
       put.shutdown();
     },
   };

@@ -2,10 +2,12 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { requireScope, type AuthVars } from "./auth.ts";
 import type { Sql } from "./db.ts";
+import { ApiError } from "./errors.ts";
 import type { Pipeline } from "./pipeline.ts";
 import { parseJson } from "./validate.ts";
 
 const replaySchema = z.object({ ids: z.array(z.number().int().positive()).max(10_000).optional() }).strict();
+const lagQuery = z.object({ since: z.iso.datetime({ offset: true }) });
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: z.coerce.number().int().min(0).default(0),
@@ -16,6 +18,14 @@ export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
   return new Hono<{ Variables: AuthVars }>()
     .use(requireScope(sql, "admin"))
     .get("/", async (c) => c.json(await pipeline.status()))
+    // End-to-end lag of the clicks committed since `since`: PostgreSQL commit → row in ClickHouse.
+    .get("/lag", async (c) => {
+      const q = lagQuery.safeParse(c.req.query());
+      if (!q.success) throw new ApiError(400, "invalid_query", "since must be an ISO 8601 time", "since");
+      const lag = await pipeline.lag(new Date(q.data.since));
+      if (!lag) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
+      return c.json(lag);
+    })
     .get("/dlq", async (c) => {
       const q = listQuery.safeParse(c.req.query());
       const { limit, after } = q.success ? q.data : { limit: 100, after: 0 };

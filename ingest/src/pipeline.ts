@@ -3,7 +3,7 @@ import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import { stateOf, type BreakerState } from "./breaker.ts";
-import { clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Config } from "./config.ts";
 import { readCounters } from "./counters.ts";
 import type { Sql } from "./db.ts";
@@ -84,6 +84,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       stream: config.KINESIS_STREAM,
       batch: config.FORWARDER_BATCH,
       idleMs: config.FORWARDER_IDLE_MS,
+      concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,
     });
     forwarder.start();
@@ -125,6 +126,19 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     };
     void tick();
     maintenance = setInterval(tick, MAINTENANCE_MS);
+  }
+
+  /** PostgreSQL commit → ClickHouse insert, for clicks committed since `since` (null: no ClickHouse here). */
+  async function lag(since: Date): Promise<{ clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null> {
+    if (!ch) return null;
+    const [r] = await rows<{ clicks: number; p50: number; p99: number; max: number }>(
+      ch,
+      `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
+       FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
+             FROM ${config.CLICKHOUSE_DATABASE}.clicks WHERE received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
+      { since: chTime(since) },
+    );
+    return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
   }
 
   async function status(): Promise<PipelineStatus> {
@@ -169,6 +183,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     loader,
     archiver,
     status,
+    lag,
     async stop() {
       if (maintenance) clearInterval(maintenance);
       await forwarder?.stop();
