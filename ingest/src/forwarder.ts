@@ -1,6 +1,6 @@
 import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
-import { breaker, isBreakerOpen, stateOf } from "./breaker.ts";
+import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { bump } from "./counters.ts";
 import type { Sql } from "./db.ts";
 import type { Metrics } from "./metrics.ts";
@@ -44,7 +44,7 @@ export const backoff = (attempt: number, baseMs = 100, capMs = 5_000) => Math.ra
  * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
  */
 export function createForwarder(o: ForwarderOptions) {
-  const put = breaker(
+  const put = new Breaker(
     "kinesis",
     async (records: OutboxRow[]) => {
       const out = await o.kinesis.send(
@@ -57,12 +57,9 @@ export function createForwarder(o: ForwarderOptions) {
     },
     { failures: o.breakerFailures, resetMs: o.breakerResetMs },
   );
-  const setGauge = () => o.metrics.breakerState.set({ breaker: "kinesis" }, { closed: 0, half_open: 1, open: 2 }[stateOf(put)]);
-  put.on("open", setGauge);
-  put.on("halfOpen", setGauge);
-  put.on("close", setGauge);
-  put.on("open", () => o.log.warn("kinesis breaker open: backlog accumulates in the outbox"));
-  put.on("close", () => o.log.info("kinesis breaker closed: draining the outbox"));
+  const setGauge = () => o.metrics.breakerState.set({ breaker: "kinesis" }, BREAKER_GAUGE[put.state]);
+  put.onChange(setGauge);
+  put.onChange((st) => (st === "open" ? o.log.warn("kinesis breaker open: backlog accumulates in the outbox") : st === "closed" && o.log.info("kinesis breaker closed: draining the outbox")));
   setGauge();
 
   /** One batch: returns how many records Kinesis accepted (0 when the outbox is empty). */
@@ -130,7 +127,6 @@ export function createForwarder(o: ForwarderOptions) {
     async stop() {
       running = false;
       await Promise.all(loops);
-      put.shutdown();
     },
   };
 }

@@ -8,7 +8,7 @@ import {
 import type { Logger } from "pino";
 import { z } from "zod";
 import { clickEventSchema } from "../../shared/event.ts";
-import { breaker, isBreakerOpen, stateOf } from "./breaker.ts";
+import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, type ClickHouseClient } from "./clickhouse.ts";
 import { bump } from "./counters.ts";
 import type { Sql } from "./db.ts";
@@ -120,18 +120,16 @@ export function createLoader(o: LoaderOptions) {
   let lastRenew = 0;
   let lastList = 0;
 
-  const insert = breaker(
+  const insert = new Breaker(
     "clickhouse",
     async (rows: Row[]) => {
       await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow" });
     },
     { failures: o.breakerFailures, resetMs: o.breakerResetMs, isFailure: (err) => !isDataError(err) },
   );
-  const setGauge = () => o.metrics.breakerState.set({ breaker: "clickhouse" }, { closed: 0, half_open: 1, open: 2 }[stateOf(insert)]);
-  insert.on("open", setGauge);
-  insert.on("halfOpen", setGauge);
-  insert.on("close", setGauge);
-  insert.on("open", () => o.log.warn("clickhouse breaker open: the loader holds its position in Kinesis"));
+  const setGauge = () => o.metrics.breakerState.set({ breaker: "clickhouse" }, BREAKER_GAUGE[insert.state]);
+  insert.onChange(setGauge);
+  insert.onChange((st) => st === "open" && o.log.warn("clickhouse breaker open: the loader holds its position in Kinesis"));
   setGauge();
 
   async function deadLetter(shard: string | null, seq: string | null, partitionKey: string, payload: Buffer, error: string) {
@@ -284,7 +282,6 @@ export function createLoader(o: LoaderOptions) {
     async stop() {
       running = false;
       await loop;
-      insert.shutdown();
       // Hand the shards over at once (a crashed loader's leases just time out instead).
       await o.sql`UPDATE loader_checkpoints SET owner = NULL, lease_until = '-infinity'
                   WHERE stream = ${o.stream} AND owner = ${o.owner}`.catch(() => {});

@@ -2,7 +2,7 @@ import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
-import { stateOf, type BreakerState } from "./breaker.ts";
+import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Config } from "./config.ts";
 import { readCounters } from "./counters.ts";
@@ -18,10 +18,11 @@ export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
 
 export interface PipelineStatus {
   postgres_clicks: number;
+  /** Outbox rows confirmed sent (a batch re-sent after a crash counts once). */
   kinesis_sent: number;
   /** Distinct click_ids in ClickHouse (null when this process has no ClickHouse, or it failed). */
   clickhouse_clicks: number | null;
-  /** Rows the loaders inserted, duplicates included. */
+  /** Rows the loaders inserted and checkpointed (a batch re-inserted after a crash counts once). */
   clickhouse_rows: number;
   outbox_backlog: number;
   dlq: number;
@@ -161,8 +162,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     metrics.outboxBacklog.set(backlog);
     metrics.dlqOpen.set(dlq);
     const breakers: Record<string, BreakerState> = {};
-    if (forwarder) breakers.kinesis = stateOf(forwarder.breaker);
-    if (loader) breakers.clickhouse = stateOf(loader.breaker);
+    if (forwarder) breakers.kinesis = forwarder.breaker.state;
+    if (loader) breakers.clickhouse = loader.breaker.state;
     return {
       postgres_clicks: counters.postgres_clicks,
       kinesis_sent: counters.kinesis_sent,
