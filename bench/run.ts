@@ -27,6 +27,7 @@ const BASELINE = `export default { fetch() { return new Response(null, { status:
 
 interface Load {
   rps: number;
+  redirects: number;
   p50: number;
   p99: number;
   non3xx: number;
@@ -35,7 +36,7 @@ interface Load {
 async function load(url: string, host: string): Promise<Load> {
   const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, headers: { host, "user-agent": "bench" } });
   const non3xx = r.requests.total - (r["3xx"] ?? 0);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non3xx };
+  return { rps: r.requests.average, redirects: r["3xx"] ?? 0, p50: r.latency.p50, p99: r.latency.p99, non3xx };
 }
 
 const freePort = () =>
@@ -89,8 +90,17 @@ try {
   console.log(`redirect load: ${CONNECTIONS} connections × ${DURATION_S}s each, autocannon on loopback`);
   const baseline = await load(target, "baseline.test");
   const off = await load(target, "nobeacon.test");
+  const clicksBefore = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n);
   const on = await load(target, "127.0.0.1");
-  const beaconed = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n);
+  const beaconed = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n) - clicksBefore;
+  // Every redirect must become a click: wait for the worker's retries (≤ ~25 s) to finish.
+  let clicksAfter = 0;
+  for (let stable = 0, last = -1; stable < 6; await new Promise((r) => setTimeout(r, 500))) {
+    clicksAfter = Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n) - clicksBefore;
+    stable = clicksAfter === last ? stable + 1 : 0;
+    last = clicksAfter;
+    if (clicksAfter >= on.redirects) break;
+  }
 
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
@@ -147,7 +157,7 @@ try {
     console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}`);
   console.log(`\nredirect ratio (beacons on / constant-302): ${ratio(on.rps, baseline.rps)}`);
   console.log(`beacon on/off ratio:                        ${ratio(on.rps, off.rps)}`);
-  console.log(`clicks in PostgreSQL when load stopped:     ${beaconed} (beacons still in flight are delivered after)`);
+  console.log(`clicks in PostgreSQL when load stopped:     ${beaconed} of ${on.redirects} redirects; after the retries: ${clicksAfter} (lost: ${on.redirects - clicksAfter})`);
 
   const results = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
@@ -161,6 +171,9 @@ try {
     redirect_baseline_p99_ms: baseline.p99,
     redirect_nobeacon_rps: Math.round(off.rps),
     beacon_on_off_ratio: ratio(on.rps, off.rps),
+    beacon_redirects: on.redirects,
+    beacon_clicks_stored: clicksAfter,
+    beacon_clicks_lost: on.redirects - clicksAfter,
     ingest_single_cps: null,
     http_ceiling_rps: null,
     ingest_single_ratio: null,

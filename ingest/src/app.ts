@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
-import type { EdgeLink } from "../../shared/event.ts";
+import type { ClickEvent, EdgeLink } from "../../shared/event.ts";
 import { clickRoutes } from "./clicks.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
@@ -16,6 +16,8 @@ import { resolveRoutes } from "./resolve.ts";
 export interface AppDeps {
   sql: Sql;
   config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL">;
+  /** Stores beacon events durably; resolves with how many were new (see group-commit.ts). */
+  storeClicks: (events: ClickEvent[]) => Promise<number>;
   log: Logger;
   pushEdge: (link: EdgeLink) => Promise<boolean>;
   metrics: Metrics;
@@ -26,7 +28,7 @@ export interface AppDeps {
 const PG_UNAVAILABLE = /^(08|53|57P)/;
 const NET_UNAVAILABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
-export function createApp({ sql, config, log, pushEdge, metrics, pipeline }: AppDeps) {
+export function createApp({ sql, config, log, pushEdge, metrics, pipeline, storeClicks }: AppDeps) {
   const app = new Hono();
   app.use(requestId());
   app.use(async (c, next) => {
@@ -48,7 +50,7 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline }: App
   });
   app.route("/api/links", linkRoutes({ sql, shortBaseUrl: config.SHORT_BASE_URL, pushEdge }));
   app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
-  app.route("/v1/clicks", clickRoutes(sql, config.EDGE_SECRET));
+  app.route("/v1/clicks", clickRoutes(storeClicks, config.EDGE_SECRET));
 
   app.notFound((c) => c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 

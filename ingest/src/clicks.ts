@@ -28,15 +28,15 @@ const toRow = (e: ClickEvent) => ({
 });
 
 /**
- * Stores clicks and their outbox rows in one transaction; returns how many were new.
+ * Stores clicks and their outbox rows in one transaction; returns the click_ids that were new.
  * ON CONFLICT makes a retried beacon a no-op, and only new clicks reach the outbox.
  * The outbox row is the Kinesis record: the event plus the commit-side received_at.
  */
-export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<number> {
+export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<Set<string>> {
   return sql.begin(async (tx) => {
     const inserted = await tx<{ click_id: string; received_at: Date }[]>`
       INSERT INTO clicks ${tx(events.map(toRow))} ON CONFLICT DO NOTHING RETURNING click_id, received_at`;
-    if (!inserted.length) return 0;
+    if (!inserted.length) return new Set<string>();
     const byId = new Map(events.map((e) => [e.click_id, e]));
     const outbox = inserted.map((r) => {
       const e = byId.get(r.click_id)!;
@@ -44,12 +44,12 @@ export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<numbe
     });
     await tx`INSERT INTO outbox ${tx(outbox)}`;
     await bump(tx, "postgres_clicks", inserted.length);
-    return inserted.length;
+    return new Set(inserted.map((r) => r.click_id));
   });
 }
 
 /** POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. */
-export function clickRoutes(sql: Sql, secret: string) {
+export function clickRoutes(store: (events: ClickEvent[]) => Promise<number>, secret: string) {
   return new Hono().post(
     "/",
     bodyLimit({
@@ -65,7 +65,7 @@ export function clickRoutes(sql: Sql, secret: string) {
       const check = await verify(secret, c.req.header(SIGNATURE_HEADER), raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(clickEventSchema, raw)];
-      const inserted = await storeClicks(sql, events);
+      const inserted = await store(events);
       return c.json({ accepted: events.length, duplicates: events.length - inserted }, 202);
     },
   );

@@ -7,6 +7,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
 import { edgeSync } from "./edge-sync.ts";
+import { groupCommitter } from "./group-commit.ts";
 import { startEmbeddedPostgres } from "./embedded-pg.ts";
 import { ensureKey, generateKey } from "./keys.ts";
 import { createMetrics } from "./metrics.ts";
@@ -42,7 +43,8 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const log = pino({ level: config.LOG_LEVEL, base: { svc: "ingest" } });
   const embedded = config.DATABASE_URL ? null : await startEmbeddedPostgres(join(config.DATA_DIR, "pglite"));
   const databaseUrl = config.DATABASE_URL ?? embedded!.url;
-  const sql = connect(databaseUrl, { max: embedded ? 1 : config.DATABASE_POOL_MAX, schema: opts.schema });
+  const poolMax = embedded ? 1 : config.DATABASE_POOL_MAX;
+  const sql = connect(databaseUrl, { max: poolMax, schema: opts.schema });
   const applied = await migrate(sql);
   if (applied.length) log.info({ applied }, "migrations applied");
 
@@ -51,7 +53,21 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
 
   const metrics = createMetrics();
   const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
-  const app = createApp({ sql, config, log, metrics, pipeline, pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log) });
+  // Leave connections for the API and the pipeline workers.
+  const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, poolMax - 3) });
+  const app = createApp({
+    sql,
+    config,
+    log,
+    metrics,
+    pipeline,
+    storeClicks: async (events) => {
+      const n = await commitClicks(events);
+      metrics.clicksStored.inc(n);
+      return n;
+    },
+    pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log),
+  });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
   });
