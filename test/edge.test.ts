@@ -1,3 +1,4 @@
+import autocannon from "autocannon";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKey, type EdgeLink } from "../shared/event.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
@@ -126,6 +127,35 @@ describe("redirect at the edge", () => {
 });
 
 describe("click beacon delivery", () => {
+  it("batches concurrent clicks of an isolate into few beacons, every click stored once", async () => {
+    const link = await createLink({ url: "https://example.com/burst" });
+    await visit(link.code); // warm the isolate cache
+    await eventually(async () => (await clicksFor(link.code)).length === 1);
+    const before = s.proxy.count("/v1/clicks");
+    const res = await Promise.all(Array.from({ length: 50 }, () => visit(link.code)));
+    expect(res.every((r) => r.status === 302)).toBe(true);
+    const n = async () => Number((await s.sql`SELECT count(*) AS n FROM clicks WHERE code = ${link.code}`)[0]!.n);
+    expect(await eventually(async () => (await n()) === 51, 5000)).toBe(true);
+    const beacons = s.proxy.count("/v1/clicks") - before;
+    expect(beacons).toBeGreaterThanOrEqual(1);
+    expect(beacons).toBeLessThan(25);
+  });
+
+  it("loses no click under a burst of load (every 302 becomes exactly one row)", async () => {
+    const link = await createLink({ url: "https://example.com/load" });
+    const CONNECTIONS = 16;
+    const r = await autocannon({ url: `${edgeUrl}/${link.code}`, connections: CONNECTIONS, duration: 2 });
+    const redirects = r["3xx"];
+    expect(redirects).toBeGreaterThan(500);
+    const n = async () => Number((await s.sql`SELECT count(*) AS n FROM clicks WHERE code = ${link.code}`)[0]!.n);
+    await eventually(async () => (await n()) >= redirects, 20_000, 200);
+    // Requests cut off when the load stopped may have been served (and counted) without a reply.
+    expect(await n()).toBeGreaterThanOrEqual(redirects);
+    expect(await n()).toBeLessThanOrEqual(redirects + CONNECTIONS);
+    const [d] = await s.sql`SELECT count(DISTINCT click_id)::int AS n FROM clicks WHERE code = ${link.code}`;
+    expect(d!.n).toBe(await n());
+  }, 40_000);
+
   it("retries a failed beacon with backoff and delivers it once", async () => {
     const link = await createLink({ url: "https://example.com/retry" });
     const before = s.proxy.count("/v1/clicks");

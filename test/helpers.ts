@@ -142,7 +142,7 @@ export interface Stack {
  * wired worker → proxy → ingest and ingest → worker (KV write-through).
  */
 export async function startStack(
-  opts: { edge?: boolean; vars?: Record<string, string>; pipeline?: boolean; env?: Record<string, string>; extras?: PipelineExtras } = {},
+  opts: { edge?: boolean; verbose?: boolean; vars?: Record<string, string>; pipeline?: boolean; env?: Record<string, string>; extras?: PipelineExtras } = {},
 ): Promise<Stack> {
   const db = await testSchema();
   // The pipeline (when asked for): in-memory kinesalite behind a fault-injection proxy, and
@@ -160,7 +160,7 @@ export async function startStack(
   const edge =
     opts.edge === false
       ? undefined
-      : await startEdge({ vars: { INGEST_URL: proxy.url, EDGE_SECRET, BEACON_BASE_DELAY_MS: "50", ...opts.vars } });
+      : await startEdge({ verbose: opts.verbose, vars: { INGEST_URL: proxy.url, EDGE_SECRET, BEACON_BASE_DELAY_MS: "50", ...opts.vars } });
   const adminKey = generateKey();
   const config = loadConfig({
     DATABASE_URL,

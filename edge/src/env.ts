@@ -10,6 +10,8 @@ export interface Env {
   KV_CACHE_TTL_S: string;
   BEACON_ATTEMPTS: string;
   BEACON_BASE_DELAY_MS: string;
+  BEACON_BATCH_MS: string;
+  BEACON_BATCH_MAX: string;
   /** "off" stops click beacons: only for benchmarks and emergencies (clicks are then not counted). */
   BEACONS: string;
 }

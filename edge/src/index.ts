@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { admin } from "./admin.ts";
-import { sendBeacon } from "./beacon.ts";
+import { queueClick } from "./beacon.ts";
 import { buildClick } from "./click.ts";
 import { decide } from "./decide.ts";
 import type { Env } from "./env.ts";
@@ -33,7 +33,7 @@ app.get("/:code", async (c) => {
       return pages.unavailable();
     case "redirect": {
       // The click goes out after the response, never on the redirect's critical path.
-      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(sendBeacon(c.env, buildClick(c.req.raw, decision.link, decision.tier)));
+      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(queueClick(c.env, buildClick(c.req.raw, decision.link, decision.tier)));
       // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
       return new Response(null, {
         status: decision.status,
