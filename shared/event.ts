@@ -48,6 +48,8 @@ export const clickEventSchema = z
     link_id: z.number().int().positive(),
     redirect_status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
     cache_tier: z.enum(CACHE_TIERS),
+    /** The visit came from the link's QR code (`?qr=1`). */
+    qr: z.boolean().optional(),
   })
   .strict();
 export type ClickEvent = z.infer<typeof clickEventSchema>;
@@ -55,13 +57,44 @@ export type ClickEvent = z.infer<typeof clickEventSchema>;
 /** A beacon body: one event, or a batch of them. */
 export const beaconBodySchema = z.union([clickEventSchema, z.array(clickEventSchema).min(1).max(MAX_BATCH)]);
 
-/** The compact link record the edge needs to decide a redirect (what KV and /v1/resolve hold). */
+export const DEVICE_TYPES = ["desktop", "mobile", "tablet"] as const;
+
+/** A targeting rule: every condition given must hold (lists: any of); first matching rule wins. */
+export const targetingRuleSchema = z
+  .object({
+    country: z.array(z.string().regex(/^[A-Z]{2}$/)).min(1).max(250).optional(),
+    device: z.array(z.enum(DEVICE_TYPES)).min(1).optional(),
+    /** OS names as ua-parser-js reports them, compared case-insensitively: "iOS", "Android", "Windows", "macOS", "Linux"… */
+    os: z.array(z.string().min(1).max(32)).min(1).max(20).optional(),
+    /** Primary language subtags from Accept-Language ("en", "de"). */
+    language: z.array(z.string().regex(/^[a-z]{2,3}$/)).min(1).max(50).optional(),
+    url: z.string().max(2048),
+  })
+  .strict();
+export type TargetingRule = z.infer<typeof targetingRuleSchema>;
+
+/**
+ * The compact link record the edge needs to decide a request (what KV and /v1/resolve hold):
+ * nothing the worker does not use. `url` already carries the link's UTM parameters.
+ */
 export const edgeLinkSchema = z.object({
   id: z.number().int().positive(),
   domain: z.string(),
   code: z.string(),
   url: z.string(),
   status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
+  /** Epoch ms after which the link is expired. */
+  expires_at: z.number().int().optional(),
+  /** Where an expired (or exhausted, or archived) link sends visitors; absent: 410. */
+  expired_url: z.string().optional(),
+  /** Archived, or its click limit reached: answered like an expired link. */
+  gone: z.literal(true).optional(),
+  /** PBKDF2 hash of the link's password (never the password): the worker checks it itself. */
+  password_hash: z.string().optional(),
+  /** Rules checked in order; the first that matches replaces `url` (UTM merged too). */
+  targeting: z.array(targetingRuleSchema).max(50).optional(),
+  /** UTM parameters, for the targeting URLs (already merged into `url`). */
+  utm: z.record(z.string(), z.string()).optional(),
 });
 export type EdgeLink = z.infer<typeof edgeLinkSchema>;
 
