@@ -78,11 +78,14 @@ export function schemaStatements(db: string): string[] {
       colo LowCardinality(String),
       asn UInt32,
       redirect_status UInt16,
-      cache_tier LowCardinality(String)
+      cache_tier LowCardinality(String),
+      qr Bool DEFAULT false
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (link_id, ts, click_id)
     ${ttl3y("ts")}`,
+    // Data folders made before a column existed (CREATE TABLE IF NOT EXISTS leaves them as they are).
+    `ALTER TABLE ${db}.clicks ADD COLUMN IF NOT EXISTS qr Bool DEFAULT false`,
     aggTable("clicks_hourly", "hour"),
     aggView("clicks_hourly", "hour", "toStartOfHour"),
     aggTable("clicks_daily", "day"),

@@ -25,6 +25,7 @@ const toRow = (e: ClickEvent) => ({
   geo_location: e.geo_location,
   redirect_status: e.redirect_status,
   cache_tier: e.cache_tier,
+  qr: e.qr ?? false,
 });
 
 /**

@@ -80,6 +80,7 @@ export function toClickHouseRow(r: ClickRecord) {
     asn: g.asn ?? 0,
     redirect_status: r.redirect_status,
     cache_tier: r.cache_tier,
+    qr: r.qr ?? false,
   };
 }
 type Row = ReturnType<typeof toClickHouseRow>;
