@@ -7,6 +7,8 @@ import { clickRoutes } from "./clicks.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
+import { domainRoutes } from "./domains-routes.ts";
+import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
 import { linkRoutes } from "./links.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Pipeline } from "./pipeline.ts";
@@ -43,6 +45,9 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
   app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
+  app.route("/api/keys", keyRoutes(sql));
+  app.route("/api/workspaces", workspaceRoutes(sql));
+  app.route("/api/domains", domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]));
 
   app.get("/healthz", async (c) => {
     await sql`SELECT 1`;

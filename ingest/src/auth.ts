@@ -2,6 +2,10 @@ import { createMiddleware } from "hono/factory";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { authenticate, type Principal, type Scope } from "./keys.ts";
+import { rateLimiter } from "./rate-limit.ts";
+
+// One limiter for the process: every route counts against the same per-key bucket.
+const take = rateLimiter();
 
 export type AuthVars = { principal: Principal };
 
@@ -13,6 +17,13 @@ export const requireScope = (sql: Sql, scope: Scope) =>
     if (!m) throw new ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'");
     const principal = await authenticate(sql, m[1]!);
     if (!principal) throw new ApiError(401, "unauthorized", "unknown or revoked API key");
+    const limit = take(principal.keyId, principal.requestsPerMinute);
+    c.header("X-RateLimit-Limit", String(principal.requestsPerMinute));
+    c.header("X-RateLimit-Remaining", String(limit.remaining));
+    if (limit.retryAfterS !== null) {
+      c.header("Retry-After", String(limit.retryAfterS));
+      throw new ApiError(429, "rate_limited", `this key allows ${principal.requestsPerMinute} requests a minute; retry in ${limit.retryAfterS} s`);
+    }
     if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin"))
       throw new ApiError(403, "forbidden", `this key lacks the '${scope}' scope`);
     c.set("principal", principal);

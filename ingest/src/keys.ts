@@ -8,6 +8,7 @@ export interface Principal {
   keyId: number;
   workspaceId: number;
   scopes: Scope[];
+  requestsPerMinute: number;
 }
 
 const KEY_RE = /^lf_([A-Za-z0-9]{8})_[A-Za-z0-9_-]{16,128}$/;
@@ -42,8 +43,29 @@ export async function ensureKey(sql: Sql, key: string, name: string, scopes: Sco
 export async function authenticate(sql: Sql, key: string): Promise<Principal | null> {
   const prefix = prefixOf(key);
   if (!prefix) return null;
-  const [row] = await sql<{ id: string; workspace_id: string; key_hash: Buffer; scopes: Scope[] }[]>`
-    SELECT id, workspace_id, key_hash, scopes FROM api_keys WHERE prefix = ${prefix} AND revoked_at IS NULL`;
+  const [row] = await sql<{ id: string; workspace_id: string; key_hash: Buffer; scopes: Scope[]; requests_per_minute: number }[]>`
+    SELECT id, workspace_id, key_hash, scopes, requests_per_minute FROM api_keys WHERE prefix = ${prefix} AND revoked_at IS NULL`;
   if (!row || !timingSafeEqual(row.key_hash, sha256(key))) return null;
-  return { keyId: Number(row.id), workspaceId: Number(row.workspace_id), scopes: row.scopes };
+  return { keyId: Number(row.id), workspaceId: Number(row.workspace_id), scopes: row.scopes, requestsPerMinute: row.requests_per_minute };
+}
+
+export interface KeyRecord {
+  id: number;
+  workspace_id: number;
+  name: string;
+  prefix: string;
+  scopes: Scope[];
+  requests_per_minute: number;
+  created_at: Date;
+  revoked_at: Date | null;
+}
+
+/** Creates a key in `workspaceId`; the returned secret is shown once and never stored. */
+export async function createKey(sql: Sql, workspaceId: number, name: string, scopes: Scope[], requestsPerMinute = 600): Promise<{ key: string; record: KeyRecord }> {
+  const key = generateKey();
+  const [row] = await sql<KeyRecord[]>`
+    INSERT INTO api_keys (workspace_id, name, prefix, key_hash, scopes, requests_per_minute)
+    VALUES (${workspaceId}, ${name}, ${prefixOf(key)!}, ${sha256(key)}, ${sql.array(scopes)}, ${requestsPerMinute})
+    RETURNING id, workspace_id, name, prefix, scopes, requests_per_minute, created_at, revoked_at`;
+  return { key, record: { ...row!, id: Number(row!.id), workspace_id: Number(row!.workspace_id) } };
 }

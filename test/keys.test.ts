@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { body, json, startStack, type Stack } from "./helpers.ts";
+
+/** API keys, workspaces, scopes, isolation and rate limits against the real PostgreSQL. */
+let s: Stack;
+let other: { key: string; workspaceId: number };
+beforeAll(async () => {
+  s = await startStack({ edge: false });
+  const res = await fetch(`${s.ingest.url}/api/workspaces`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify({ name: "acme" }) });
+  expect(res.status).toBe(201);
+  const created = await body(res);
+  other = { key: created.admin_key.key, workspaceId: created.workspace.id };
+});
+afterAll(() => s.close());
+
+const api = (path: string, key: string, init: RequestInit = {}) => fetch(`${s.ingest.url}${path}`, { ...init, headers: json(key) });
+const newKey = async (scopes: string[], extra: Record<string, unknown> = {}, key = s.adminKey) => {
+  const res = await api("/api/keys", key, { method: "POST", body: JSON.stringify({ name: `k-${scopes.join("+")}`, scopes, ...extra }) });
+  expect(res.status).toBe(201);
+  return body(res);
+};
+
+describe("API keys", () => {
+  it("shows a new key once, lists keys without secrets, stores only hashes", async () => {
+    const k = await newKey(["links:read"]);
+    expect(k.key).toMatch(/^lf_[A-Za-z0-9]{8}_/);
+    expect(k.key.startsWith(`lf_${k.prefix}_`)).toBe(true);
+    const list = await body(await api("/api/keys", s.adminKey));
+    const listed = list.items.find((i: { id: number }) => i.id === k.id);
+    expect(listed).toMatchObject({ name: "k-links:read", scopes: ["links:read"], revoked_at: null });
+    expect(JSON.stringify(list)).not.toContain(k.key);
+    const rows = await s.sql`SELECT * FROM api_keys`;
+    expect(JSON.stringify(rows)).not.toContain(k.key.split("_")[2]);
+  });
+
+  it("enforces scopes: 403 naming the missing scope", async () => {
+    const reader = await newKey(["links:read"]);
+    const res = await api("/api/links", reader.key, { method: "POST", body: JSON.stringify({ url: "https://example.com/" }) });
+    expect(res.status).toBe(403);
+    expect((await body(res)).error).toMatchObject({ code: "forbidden" });
+    expect((await api("/api/keys", reader.key)).status).toBe(403);
+    expect((await api("/api/pipeline", reader.key)).status).toBe(403);
+  });
+
+  it("a revoked key fails at once", async () => {
+    const k = await newKey(["links:read", "links:write"]);
+    expect((await api("/api/domains", k.key)).status).toBe(200);
+    const revoked = await api(`/api/keys/${k.id}`, s.adminKey, { method: "DELETE" });
+    expect(revoked.status).toBe(200);
+    expect((await body(revoked)).revoked_at).not.toBeNull();
+    expect((await api("/api/domains", k.key)).status).toBe(401);
+  });
+
+  it("rate-limits per key with 429 and Retry-After", async () => {
+    const k = await newKey(["links:read"], { requests_per_minute: 5 });
+    const statuses: number[] = [];
+    let last!: Response;
+    for (let i = 0; i < 7; i++) statuses.push((last = await api("/api/domains", k.key)).status);
+    expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+    expect(statuses.slice(5)).toEqual([429, 429]);
+    expect(Number(last.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect((await body(last)).error.code).toBe("rate_limited");
+    // Another key is not affected.
+    expect((await api("/api/domains", s.adminKey)).status).toBe(200);
+  });
+
+  it("refuses bad key requests with a JSON error naming the field", async () => {
+    const res = await api("/api/keys", s.adminKey, { method: "POST", body: JSON.stringify({ name: "x", scopes: ["root"] }) });
+    expect(res.status).toBe(400);
+    expect((await body(res)).error.field).toMatch(/^scopes/);
+  });
+});
+
+describe("workspaces", () => {
+  it("never shows one workspace's keys, domains or links to another", async () => {
+    const dom = await api("/api/domains", other.key, { method: "POST", body: JSON.stringify({ hostname: "go.acme.test" }) });
+    expect(dom.status).toBe(201);
+    const domain = await body(dom);
+    const mine = await body(await api("/api/domains", s.adminKey));
+    expect(mine.items.map((d: { hostname: string }) => d.hostname)).not.toContain("go.acme.test");
+    expect((await api(`/api/domains/${domain.id}`, s.adminKey, { method: "DELETE" })).status).toBe(404);
+    const theirKeys = await body(await api("/api/keys", other.key));
+    expect(theirKeys.items.every((k: { workspace_id: number }) => k.workspace_id === other.workspaceId)).toBe(true);
+    const firstKeys = await body(await api("/api/keys", s.adminKey));
+    expect(firstKeys.items.some((k: { workspace_id: number }) => k.workspace_id === other.workspaceId)).toBe(false);
+    // Revoking another workspace's key: 404, and it keeps working.
+    const theirs = theirKeys.items[0].id;
+    expect((await api(`/api/keys/${theirs}`, s.adminKey, { method: "DELETE" })).status).toBe(404);
+    expect((await api("/api/keys", other.key)).status).toBe(200);
+    // Only the operator's workspace creates workspaces.
+    expect((await api("/api/workspaces", other.key, { method: "POST", body: JSON.stringify({ name: "x" }) })).status).toBe(403);
+    // A hostname is unique across workspaces.
+    expect((await api("/api/domains", s.adminKey, { method: "POST", body: JSON.stringify({ hostname: "GO.acme.test" }) })).status).toBe(409);
+    expect((await api("/api/domains", s.adminKey, { method: "POST", body: JSON.stringify({ hostname: "not a host" }) })).status).toBe(400);
+  });
+});
