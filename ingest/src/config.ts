@@ -48,6 +48,8 @@ const envSchema = z.object({
   BREAKER_RESET_MS: z.coerce.number().int().min(100).default(5_000),
   /** Clicks stay in PostgreSQL this long (whole monthly partitions, once in ClickHouse). */
   PG_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),
+  /** How often the maintenance role checks click limits (max_clicks) against ClickHouse. */
+  CLICK_LIMIT_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   /** Archive (gzip NDJSON per hour of clicks); unset: DATA_DIR/archive. */
   ARCHIVE_DIR: z.string().optional(),
   ARCHIVE_INTERVAL_MS: z.coerce.number().int().min(1_000).default(60_000),

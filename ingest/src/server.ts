@@ -7,6 +7,8 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
 import { edgeSync } from "./edge-sync.ts";
+import { createEnforcer } from "./enforcer.ts";
+import { toEdgeLink } from "./links.ts";
 import { groupCommitter } from "./group-commit.ts";
 import { startEmbeddedPostgres } from "./embedded-pg.ts";
 import { ensureKey, generateKey } from "./keys.ts";
@@ -55,6 +57,22 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
   // Leave connections for the API and the pipeline workers.
   const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, poolMax - 3) });
+  const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log);
+  const enforcer =
+    pipeline.roles.has("maintenance") && pipeline.ch
+      ? createEnforcer({
+          sql,
+          ch: pipeline.ch,
+          database: config.CLICKHOUSE_DATABASE,
+          intervalMs: config.CLICK_LIMIT_INTERVAL_MS,
+          log,
+          republish: async (ids) => {
+            const links = await sql`SELECT * FROM links WHERE id = ANY(${ids}::bigint[])`;
+            for (const l of links) await pushEdge(toEdgeLink(l as Parameters<typeof toEdgeLink>[0]));
+          },
+        })
+      : undefined;
+  enforcer?.start();
   const app = createApp({
     sql,
     config,
@@ -66,7 +84,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
       metrics.clicksStored.inc(n);
       return n;
     },
-    pushEdge: edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log),
+    pushEdge,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
@@ -81,6 +99,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     pipeline,
     close: async () => {
       await new Promise<void>((r) => server.close(() => r()));
+      await enforcer?.stop();
       await pipeline.stop();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
