@@ -22,9 +22,11 @@ describe("links API", () => {
     expect(Number.isInteger(link.id)).toBe(true);
     expect(new Date(link.created_at).toISOString()).toBe(link.created_at);
 
-    const got = await fetch(`${s.ingest.url}/api/links/${link.code}`, { headers: json(s.adminKey) });
+    const got = await fetch(`${s.ingest.url}/api/links/${link.id}`, { headers: json(s.adminKey) });
     expect(got.status).toBe(200);
     expect(await body(got)).toEqual(link);
+    const byCode = await fetch(`${s.ingest.url}/api/links/info?slug=${link.code}`, { headers: json(s.adminKey) });
+    expect(await body(byCode)).toEqual(link);
     const [row] = await s.sql`SELECT url FROM links WHERE code = ${link.code}`;
     expect(row!.url).toBe("https://example.com/a?b=1");
   });
@@ -41,11 +43,14 @@ describe("links API", () => {
   });
 
   it("refuses bad URLs and slugs with a JSON error naming the field", async () => {
-    for (const url of ["javascript:alert(1)", "ftp://example.com/", "not a url", "", 42]) {
+    for (const url of ["javascript:alert(1)", "ftp://example.com/", "not a url", ""]) {
       const res = await create({ url });
       expect(res.status).toBe(400);
-      expect((await body(res)).error).toMatchObject({ code: "invalid_body", field: "url" });
+      expect((await body(res)).error).toMatchObject({ code: "unsafe_url", field: "url" });
     }
+    const res = await create({ url: 42 });
+    expect(res.status).toBe(400);
+    expect((await body(res)).error).toMatchObject({ code: "invalid_body", field: "url" });
     for (const slug of ["api", "a/b", "x".repeat(65), "../x"]) {
       const res = await create({ url: "https://example.com/", slug });
       expect(res.status).toBe(400);
@@ -66,7 +71,8 @@ describe("links API", () => {
       expect(JSON.stringify(r)).not.toContain(s.adminKey.split("_")[2]);
       expect((r.key_hash as Buffer).length).toBe(32);
     }
-    expect((await fetch(`${s.ingest.url}/api/links/nothere`, { headers: json(s.adminKey) })).status).toBe(404);
+    expect((await fetch(`${s.ingest.url}/api/links/999999999`, { headers: json(s.adminKey) })).status).toBe(404);
+    expect((await fetch(`${s.ingest.url}/api/links/info?slug=nothere`, { headers: json(s.adminKey) })).status).toBe(404);
   });
 });
 

@@ -91,7 +91,7 @@ describe("npm start (embedded defaults)", () => {
     // Same data folder: same key, same link, still redirecting.
     r = await start();
     try {
-      const again = await fetch(`http://127.0.0.1:${ports.ingest}/api/links/${link.code}`, { headers: json(r.key) });
+      const again = await fetch(`http://127.0.0.1:${ports.ingest}/api/links/${link.id}`, { headers: json(r.key) });
       expect(again.status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${ports.edge}/${link.code}`, { redirect: "manual" })).status).toBe(302);
     } finally {

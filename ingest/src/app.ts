@@ -9,19 +9,27 @@ import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { domainRoutes } from "./domains-routes.ts";
 import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
-import { linkRoutes } from "./links.ts";
+import type { EdgeSync } from "./edge-sync.ts";
+import { linkStore } from "./links.ts";
+import { linkRoutes } from "./links-routes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Pipeline } from "./pipeline.ts";
 import { pipelineRoutes } from "./pipeline-routes.ts";
+import { createApi } from "./openapi.ts";
 import { resolveRoutes } from "./resolve.ts";
+import { ownHostsOf } from "./url-safety.ts";
 
 export interface AppDeps {
   sql: Sql;
-  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL">;
+  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL"> & {
+    /** The worker's primary hosts (destinations there would loop); default: env PRIMARY_HOSTS or "localhost,127.0.0.1". */
+    PRIMARY_HOSTS?: string;
+  };
   /** Stores beacon events durably; resolves with how many were new (see group-commit.ts). */
   storeClicks: (events: ClickEvent[]) => Promise<number>;
   log: Logger;
-  pushEdge: (link: EdgeLink) => Promise<boolean>;
+  /** KV write-through (edge-sync.ts); a bare push function means deletes are not propagated. */
+  pushEdge: EdgeSync | ((link: EdgeLink) => Promise<boolean>);
   metrics: Metrics;
   pipeline: Pipeline;
 }
@@ -45,15 +53,25 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
   app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
-  app.route("/api/keys", keyRoutes(sql));
-  app.route("/api/workspaces", workspaceRoutes(sql));
-  app.route("/api/domains", domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]));
 
   app.get("/healthz", async (c) => {
     await sql`SELECT 1`;
     return c.json({ ok: true });
   });
-  app.route("/api/links", linkRoutes({ sql, shortBaseUrl: config.SHORT_BASE_URL, pushEdge }));
+
+  // The documented API (/openapi.json, /docs): every router listed here is in the spec.
+  const edge: EdgeSync = "remove" in pushEdge ? pushEdge : { push: pushEdge, remove: async () => false };
+  const ownHosts = ownHostsOf(config.SHORT_BASE_URL, config.PRIMARY_HOSTS ?? process.env.PRIMARY_HOSTS ?? "localhost,127.0.0.1");
+  const store = linkStore({ sql, shortBaseUrl: config.SHORT_BASE_URL, ownHosts, edge });
+  app.route(
+    "/",
+    createApi([
+      { path: "/api/links", router: linkRoutes({ sql, store, shortBaseUrl: config.SHORT_BASE_URL, log }) },
+      { path: "/api/keys", router: keyRoutes(sql) },
+      { path: "/api/workspaces", router: workspaceRoutes(sql) },
+      { path: "/api/domains", router: domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]) },
+    ]),
+  );
   app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
   app.route("/v1/clicks", clickRoutes(storeClicks, config.EDGE_SECRET));
 

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { requestMessage, SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
-import { toEdgeLink } from "./links.ts";
+import { toEdgeLink, type LinkRow } from "./links.ts";
 
 /** GET /v1/resolve/:code?domain=: the edge's origin lookup, signed with the edge secret. */
 export function resolveRoutes(sql: Sql, secret: string) {
@@ -10,10 +10,10 @@ export function resolveRoutes(sql: Sql, secret: string) {
     const url = new URL(c.req.url);
     const check = await verify(secret, c.req.header(SIGNATURE_HEADER), requestMessage("GET", url.pathname + url.search));
     if (!check.ok) throw new ApiError(401, "bad_signature", `resolve signature ${check.reason}`);
-    const [row] = await sql`
-      SELECT id, domain, code, url, redirect_status, created_at FROM links
-      WHERE domain = ${c.req.query("domain") ?? ""} AND code = ${c.req.param("code")}`;
+    const [row] = await sql<LinkRow[]>`
+      SELECT * FROM links WHERE domain = ${c.req.query("domain") ?? ""} AND code = ${c.req.param("code")}`;
     if (!row) throw new ApiError(404, "not_found", "no such link");
-    return c.json(toEdgeLink(row as Parameters<typeof toEdgeLink>[0]));
+    // The same mapping as the KV write-through: expired, gone and protected links are the edge's call.
+    return c.json(toEdgeLink(row));
   });
 }
