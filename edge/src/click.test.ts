@@ -10,7 +10,7 @@ describe("buildClick", () => {
       headers: { "user-agent": "Mozilla/5.0", "cf-connecting-ip": "203.0.113.9", referer: "https://news.example/" },
     });
     Object.defineProperty(req, "cf", { value: { country: "DE", city: "Berlin", latitude: "52.52", longitude: "13.40", colo: "FRA", timezone: "Europe/Berlin" } });
-    const e = buildClick(req, link, "kv", new Date("2026-01-02T03:04:05.000Z"));
+    const e = buildClick(req, { link, tier: "kv", location: link.url, status: 302, qr: false }, new Date("2026-01-02T03:04:05.000Z"));
     expect(clickEventSchema.parse(e)).toEqual(e);
     expect(e).toMatchObject({
       short_url: "http://localhost:8787/abc1234",
@@ -26,6 +26,14 @@ describe("buildClick", () => {
       redirect_status: 302,
     });
     expect(e.click_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(e).not.toHaveProperty("qr");
+  });
+
+  it("records where the visitor was actually sent, and the QR flag", () => {
+    const req = new Request("http://go.example/abc1234?qr=1");
+    const e = buildClick(req, { link, tier: "isolate", location: "https://example.com/mobile?utm_source=x", status: 302, qr: true });
+    expect(clickEventSchema.parse(e)).toEqual(e);
+    expect(e).toMatchObject({ original_url: "https://example.com/mobile?utm_source=x", short_url: "http://go.example/abc1234", qr: true });
   });
 
   it("clips hostile headers so ingest never refuses (and loses) a real click", () => {
@@ -33,7 +41,7 @@ describe("buildClick", () => {
       headers: { "user-agent": "x".repeat(5000), "cf-connecting-ip": "not an ip", referer: "r".repeat(9000) },
     });
     Object.defineProperty(req, "cf", { value: { country: "Germany", latitude: "999", region: "y".repeat(500), asn: -1 } });
-    const e = buildClick(req, link, "origin");
+    const e = buildClick(req, { link, tier: "origin", location: link.url, status: 302, qr: false });
     expect(clickEventSchema.safeParse(e).success).toBe(true);
     expect(e.ip_address).toBe("");
     expect(e.user_agent).toHaveLength(1024);

@@ -37,16 +37,27 @@ export function geoFrom(cf: Record<string, unknown> | undefined): Geo {
   return Object.fromEntries(Object.entries(geo).filter(([, v]) => v !== undefined)) as Geo;
 }
 
+/** What a redirect sent: the link, the tier that found it, where the visitor went and how. */
+export interface Sent {
+  link: EdgeLink;
+  tier: CacheTier;
+  location: string;
+  status: EdgeLink["status"];
+  qr: boolean;
+}
+
 /**
- * The click event for one redirect. Every field is clipped to what the shared schema accepts:
- * a hostile header must never make ingest refuse (and so lose) a real click.
+ * The click event for one redirect. `original_url` is where the visitor was actually sent (a
+ * targeting rule's URL, or the expired link's fallback). Every field is clipped to what the
+ * shared schema accepts: a hostile header must never make ingest refuse (and so lose) a real click.
  */
-export function buildClick(req: Request, link: EdgeLink, tier: CacheTier, now = new Date()): ClickEvent {
+export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEvent {
   const url = new URL(req.url);
+  const { link } = sent;
   return {
     click_id: crypto.randomUUID(),
     short_url: `${url.origin}/${encodeURIComponent(link.code)}`,
-    original_url: link.url,
+    original_url: sent.location.slice(0, 8192),
     timestamp: now.toISOString(),
     user_agent: cut(req.headers.get("user-agent"), 1024),
     ip_address: clientIp(req.headers),
@@ -55,7 +66,8 @@ export function buildClick(req: Request, link: EdgeLink, tier: CacheTier, now = 
     domain: link.domain,
     code: link.code,
     link_id: link.id,
-    redirect_status: link.status,
-    cache_tier: tier,
+    redirect_status: sent.status,
+    cache_tier: sent.tier,
+    ...(sent.qr ? { qr: true } : {}),
   };
 }

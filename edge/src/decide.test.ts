@@ -1,15 +1,121 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { EdgeLink } from "../../shared/event.ts";
-import { decide } from "./decide.ts";
+import { decide, type Agent, type RequestFacts } from "./decide.ts";
 
-const link: EdgeLink = { id: 1, domain: "", code: "c", url: "https://example.com/", status: 308 };
+const NOW = Date.parse("2026-11-25T12:00:00Z");
+const link: EdgeLink = { id: 1, domain: "", code: "c", url: "https://example.com/?utm_source=nl", status: 308 };
 
-describe("decide", () => {
-  it("redirects with the link's own status and the tier that answered", () => {
-    expect(decide({ link, tier: "isolate" })).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate" });
+/** Facts of a plain desktop visit; the thunks throw unless a test provides them, so a test fails if decide() asks needlessly. */
+const facts = (over: Partial<RequestFacts> = {}): RequestFacts => ({
+  now: NOW,
+  country: "US",
+  agent: () => {
+    throw new Error("agent parsed");
+  },
+  languages: () => {
+    throw new Error("languages parsed");
+  },
+  qr: false,
+  ...over,
+});
+const agent = (a: Agent) => () => a;
+const go = (l: EdgeLink, f: RequestFacts = facts()) => decide({ link: l, tier: "kv" }, f);
+
+describe("decide: lookup outcomes", () => {
+  it("redirects with the link's own status and the tier that answered, parsing nothing", () => {
+    expect(decide({ link, tier: "isolate" }, facts())).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate", qr: false });
+  });
+  it("honours every redirect status", () => {
+    for (const status of [301, 302, 307, 308] as const) expect(go({ ...link, status })).toMatchObject({ kind: "redirect", status });
   });
   it("answers not_found for a known miss and unavailable when the origin could not say", () => {
-    expect(decide({ link: null, tier: "origin" })).toEqual({ kind: "not_found" });
-    expect(decide({ link: undefined, tier: "origin" })).toEqual({ kind: "unavailable" });
+    expect(decide({ link: null, tier: "origin" }, facts())).toEqual({ kind: "not_found" });
+    expect(decide({ link: undefined, tier: "origin" }, facts())).toEqual({ kind: "unavailable" });
+  });
+  it("carries the QR flag into the redirect", () => {
+    expect(go(link, facts({ qr: true }))).toMatchObject({ kind: "redirect", qr: true, location: link.url });
+  });
+});
+
+describe("decide: expiry and gone", () => {
+  it("is live before expires_at and expired from it on (410 without a fallback)", () => {
+    expect(go({ ...link, expires_at: NOW + 1 })).toMatchObject({ kind: "redirect" });
+    expect(go({ ...link, expires_at: NOW })).toEqual({ kind: "expired", link: { ...link, expires_at: NOW } });
+  });
+  it("sends an expired or gone link to its expired_url with a 302", () => {
+    const l = { ...link, expires_at: NOW - 1, expired_url: "https://example.com/over" };
+    expect(go(l, facts({ qr: true }))).toEqual({ kind: "expired_redirect", status: 302, location: "https://example.com/over", link: l, tier: "kv", qr: true });
+    expect(go({ ...link, gone: true })).toMatchObject({ kind: "expired" });
+    expect(go({ ...link, gone: true, expired_url: "https://example.com/sold-out" })).toMatchObject({ kind: "expired_redirect", location: "https://example.com/sold-out" });
+  });
+  it("does not ask for the password of an expired link", () => {
+    expect(go({ ...link, gone: true, password_hash: "pbkdf2-sha256$1$a$b" })).toMatchObject({ kind: "expired" });
+  });
+});
+
+describe("decide: password", () => {
+  const locked = { ...link, password_hash: "pbkdf2-sha256$1$a$b" };
+  it("asks for it without proof, re-asks with an error after a wrong one", () => {
+    expect(go(locked)).toEqual({ kind: "password_form", link: locked });
+    expect(go(locked, facts({ post: true, password: "wrong" }))).toEqual({ kind: "password_form", link: locked, error: "wrong_password" });
+  });
+  it("unlocks on the right one and redirects with a valid cookie", () => {
+    expect(go(locked, facts({ post: true, password: "verified" }))).toEqual({ kind: "unlocked", link: locked });
+    expect(go(locked, facts({ password: "cookie" }))).toMatchObject({ kind: "redirect", location: link.url });
+  });
+  it("turns a POST to a link without a password (or an expired one) into a GET of the same URL", () => {
+    expect(go(link, facts({ post: true }))).toEqual({ kind: "reload" });
+    expect(go({ ...locked, gone: true }, facts({ post: true }))).toEqual({ kind: "reload" });
+  });
+});
+
+describe("decide: targeting", () => {
+  const targeted: EdgeLink = {
+    ...link,
+    utm: { utm_source: "nl", utm_medium: "email" },
+    targeting: [
+      { country: ["DE", "AT"], device: ["mobile"], url: "https://example.com/de-mobile" },
+      { os: ["ios"], url: "https://apps.example/ios?utm_medium=app" },
+      { language: ["fr"], url: "https://example.com/fr" },
+      { country: ["DE"], url: "https://example.com/de" },
+    ],
+  };
+  const iphone = agent({ device: "mobile", os: "iOS" });
+  const android = agent({ device: "mobile", os: "Android" });
+  const desktop = agent({ device: "desktop", os: "Windows" });
+
+  it("takes the first rule whose conditions all hold, with the link's UTM merged in", () => {
+    expect(go(targeted, facts({ country: "DE", agent: android, languages: () => [] }))).toMatchObject({
+      kind: "redirect",
+      location: "https://example.com/de-mobile?utm_source=nl&utm_medium=email",
+    });
+    // DE but desktop: rule 1 fails on device, 2 on OS, 3 on language; rule 4 matches.
+    expect(go(targeted, facts({ country: "DE", agent: desktop, languages: () => ["en"] }))).toMatchObject({
+      location: "https://example.com/de?utm_source=nl&utm_medium=email",
+    });
+  });
+  it("compares OS names case-insensitively and keeps a UTM parameter the URL already has", () => {
+    expect(go(targeted, facts({ agent: iphone }))).toMatchObject({ location: "https://apps.example/ios?utm_medium=app&utm_source=nl" });
+  });
+  it("matches a language if any of the visitor's languages is listed", () => {
+    expect(go(targeted, facts({ agent: desktop, languages: () => ["en", "fr"] }))).toMatchObject({ location: "https://example.com/fr?utm_source=nl&utm_medium=email" });
+  });
+  it("falls back to the link's URL (UTM already in it) when no rule matches, or the country is unknown", () => {
+    expect(go(targeted, facts({ country: undefined, agent: desktop, languages: () => ["en"] }))).toMatchObject({ location: link.url });
+  });
+  it("parses the User-Agent and languages only when a rule needs them, and at most as the rules ask", () => {
+    const ua = vi.fn(desktop);
+    const langs = vi.fn(() => ["de"]);
+    const countryOnly: EdgeLink = { ...link, targeting: [{ country: ["FR"], url: "https://example.com/fr" }] };
+    expect(go(countryOnly, facts({ agent: ua, languages: langs }))).toMatchObject({ location: link.url });
+    expect(ua).not.toHaveBeenCalled();
+    expect(langs).not.toHaveBeenCalled();
+    // US: rule 1 fails on country before its device is looked at; rule 2 needs the OS.
+    expect(go(targeted, facts({ country: "US", agent: ua, languages: langs }))).toMatchObject({ location: link.url });
+    expect(ua).toHaveBeenCalledTimes(1);
+    expect(langs).toHaveBeenCalledTimes(1);
+  });
+  it("uses a targeting URL that does not parse as it is", () => {
+    expect(go({ ...link, utm: { utm_source: "x" }, targeting: [{ country: ["US"], url: "not a url" }] })).toMatchObject({ location: "not a url" });
   });
 });

@@ -1,16 +1,111 @@
-import type { CacheTier, EdgeLink } from "../../shared/event.ts";
+import type { CacheTier, EdgeLink, TargetingRule } from "../../shared/event.ts";
+import { mergeUtm } from "../../shared/utm.ts";
 import type { Resolution } from "./resolve.ts";
 
-/** What the worker does with one request, decided in one place from the resolved link. */
+export type DeviceType = "desktop" | "mobile" | "tablet";
+
+/** What the visitor's User-Agent says (ua-parser-js), needed only by device and OS rules. */
+export interface Agent {
+  device: DeviceType;
+  /** ua-parser-js's OS name ("iOS", "Android", "Windows", "macOS", "Linux"…), "" when unknown. */
+  os: string;
+}
+
+/**
+ * The facts of one request that rules may look at. The costly ones are thunks, so a plain
+ * redirect never parses a User-Agent or an Accept-Language header (see facts.ts).
+ */
+export interface RequestFacts {
+  /** Epoch ms. */
+  now: number;
+  /** request.cf.country (ISO 3166 alpha-2), when Cloudflare knows it. */
+  country?: string;
+  agent: () => Agent;
+  /** Primary language subtags of Accept-Language, lower case, best first. */
+  languages: () => string[];
+  /** The visit came from the link's QR code (`?qr=1`). */
+  qr: boolean;
+  /** A form POST (password submission) rather than a GET/HEAD visit. */
+  post?: boolean;
+  /**
+   * What the visitor proved about the link's password, once the worker has checked (it only
+   * checks after a first decision asked for the password, so plain redirects cost no crypto):
+   * "cookie": a valid unlock cookie; "verified"/"wrong": the submitted password.
+   */
+  password?: "cookie" | "verified" | "wrong";
+}
+
 export type Decision =
-  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier }
+  /** Send the visitor on (and count the click). */
+  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier; qr: boolean }
+  /** Expired, exhausted or archived, with a fallback URL: 302 there (and count the click). */
+  | { kind: "expired_redirect"; status: 302; location: string; link: EdgeLink; tier: CacheTier; qr: boolean }
+  /** Expired, exhausted or archived, without a fallback: 410. */
+  | { kind: "expired"; link: EdgeLink }
+  /** The link has a password and the visitor has not proved it (yet): the form (401 after a wrong one). */
+  | { kind: "password_form"; link: EdgeLink; error?: "wrong_password" }
+  /** The right password was submitted: set the unlock cookie and send the browser back to the same URL (303). */
+  | { kind: "unlocked"; link: EdgeLink }
+  /** A POST to a link that asks for no password (any more): back to the same URL as a GET (303). */
+  | { kind: "reload" }
   | { kind: "not_found" }
   | { kind: "unavailable" };
 
-/** Pure: the resolution (and later the request's country, device, password…) → a decision. */
-export function decide(resolution: Resolution): Decision {
+/** True when every condition the rule gives holds (lists: any of). */
+export function ruleMatches(rule: TargetingRule, f: RequestFacts): boolean {
+  if (rule.country && !(f.country && rule.country.includes(f.country))) return false;
+  if (rule.device && !rule.device.includes(f.agent().device)) return false;
+  if (rule.os) {
+    const os = f.agent().os.toLowerCase();
+    if (!os || !rule.os.some((o) => o.toLowerCase() === os)) return false;
+  }
+  if (rule.language) {
+    const langs = f.languages();
+    if (!langs.some((l) => rule.language!.includes(l))) return false;
+  }
+  return true;
+}
+
+/** A targeting URL with the link's UTM parameters; a URL that does not parse is used as it is. */
+function withUtm(url: string, utm: Record<string, string> | undefined): string {
+  try {
+    return mergeUtm(url, utm);
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The one edge decision, pure: the resolved link and the request's facts → what to answer.
+ * Order: unknown/unavailable, then expired or gone (no password asked for a dead link), then
+ * the password, then targeting (first matching rule) with the link's UTM merged in.
+ */
+export function decide(resolution: Resolution, f: RequestFacts): Decision {
   const { link, tier } = resolution;
   if (link === undefined) return { kind: "unavailable" };
   if (link === null) return { kind: "not_found" };
-  return { kind: "redirect", status: link.status, location: link.url, link, tier };
+
+  if (link.gone || (link.expires_at !== undefined && link.expires_at <= f.now)) {
+    if (f.post) return { kind: "reload" };
+    return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr } : { kind: "expired", link };
+  }
+
+  if (link.password_hash) {
+    if (f.password === "verified") return { kind: "unlocked", link };
+    if (f.password === "wrong") return { kind: "password_form", link, error: "wrong_password" };
+    if (f.password !== "cookie") return { kind: "password_form", link };
+  }
+  if (f.post) return { kind: "reload" };
+
+  // link.url already carries the UTM parameters (ingest merged them); targeting URLs do not.
+  let location = link.url;
+  if (link.targeting) {
+    for (const rule of link.targeting) {
+      if (ruleMatches(rule, f)) {
+        location = withUtm(rule.url, link.utm);
+        break;
+      }
+    }
+  }
+  return { kind: "redirect", status: link.status, location, link, tier, qr: f.qr };
 }

@@ -1,20 +1,86 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { admin } from "./admin.ts";
 import { queueClick } from "./beacon.ts";
 import { buildClick } from "./click.ts";
-import { decide } from "./decide.ts";
+import { decide, type Decision } from "./decide.ts";
 import type { Env } from "./env.ts";
+import { requestFacts } from "./facts.ts";
 import { pages } from "./pages.ts";
 import { resolveLink } from "./resolve.ts";
+import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
 
 // Codes the API could have issued (see ingest/src/codes.ts); anything else is 404 without a lookup.
 const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
-/** The Host's code space: "" for the primary short domain, else the custom domain. */
-const domainOf = (host: string, env: Env) => {
-  const hostname = host.replace(/:\d+$/, "").toLowerCase();
-  return env.PRIMARY_HOSTS.split(",").some((h) => h.trim() === hostname) ? "" : hostname;
+/**
+ * The Host's code space: "" for the primary short domain, else the custom domain. Read from the
+ * request URL (whose host is the Host header on Cloudflare and in workerd; Miniflare's
+ * dispatchFetch sets only the URL), lower case and without the port.
+ */
+const domainOf = (url: string, env: Env) => {
+  const hostname = new URL(url).hostname;
+  return env.PRIMARY_HOSTS.split(",").some((h) => h.trim().toLowerCase() === hostname) ? "" : hostname;
 };
+
+type C = Context<{ Bindings: Env }>;
+
+/**
+ * One visit: resolve the link, decide (pure, edge/src/decide.ts), answer. Only a link that
+ * asks for its password costs crypto: the decision is taken a second time once the worker has
+ * checked the unlock cookie (one HMAC) or the submitted password (PBKDF2).
+ */
+async function visit(c: C, post: boolean): Promise<Response> {
+  const code = c.req.param("code")!;
+  if (!CODE_RE.test(code)) return pages.notFound();
+  const req = c.req.raw;
+  const resolution = await resolveLink(c.env, c.executionCtx, domainOf(req.url, c.env), code);
+  const facts = requestFacts(req, Date.now(), post);
+  let decision = decide(resolution, facts);
+  if (decision.kind === "password_form") {
+    const { link } = decision;
+    if (post) {
+      const form = await readSubmission(req); // not a form or too large: no PBKDF2, just "wrong"
+      facts.password = form.ok && (await checkPassword(form.password, link)) ? "verified" : "wrong";
+    } else if (await hasUnlockCookie(c.env.EDGE_SECRET, link, req.headers.get("cookie"))) {
+      facts.password = "cookie";
+    }
+    decision = decide(resolution, facts);
+  }
+  return answer(c, decision);
+}
+
+/** The one place that turns a decision into a response, and emits the click of a redirect. */
+async function answer(c: C, d: Decision): Promise<Response> {
+  switch (d.kind) {
+    case "not_found":
+      return pages.notFound();
+    case "unavailable":
+      return pages.unavailable();
+    case "expired":
+      return pages.gone();
+    case "password_form":
+      return pages.password(d.error);
+    case "unlocked":
+    case "reload": {
+      // 303: the browser comes back to the same URL (its ?qr=1 too) with a GET; that visit is the click.
+      const url = new URL(c.req.url);
+      const headers = new Headers({ Location: url.pathname + url.search, "Cache-Control": "no-store" });
+      if (d.kind === "unlocked") headers.set("Set-Cookie", await unlockCookie(c.env.EDGE_SECRET, d.link, url.protocol === "https:"));
+      return new Response(null, { status: 303, headers });
+    }
+    case "redirect":
+    case "expired_redirect": {
+      // A visitor was sent somewhere, so it is a click (the fallback of an expired link too).
+      // It goes out after the response, never on the redirect's critical path.
+      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(queueClick(c.env, buildClick(c.req.raw, d)));
+      // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
+      return new Response(null, {
+        status: d.status,
+        headers: { Location: d.location, "Cache-Control": "private, max-age=0", "X-Cache-Tier": d.tier },
+      });
+    }
+  }
+}
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -22,26 +88,9 @@ app.route("/_admin", admin);
 app.get("/", (c) => c.text("Linkflow edge\n"));
 
 // Hono answers HEAD through this GET route too (same decision, same click, no body).
-app.get("/:code", async (c) => {
-  const code = c.req.param("code");
-  if (!CODE_RE.test(code)) return pages.notFound();
-  const decision = decide(await resolveLink(c.env, c.executionCtx, domainOf(c.req.header("host") ?? "", c.env), code));
-  switch (decision.kind) {
-    case "not_found":
-      return pages.notFound();
-    case "unavailable":
-      return pages.unavailable();
-    case "redirect": {
-      // The click goes out after the response, never on the redirect's critical path.
-      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(queueClick(c.env, buildClick(c.req.raw, decision.link, decision.tier)));
-      // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
-      return new Response(null, {
-        status: decision.status,
-        headers: { Location: decision.location, "Cache-Control": "private, max-age=0", "X-Cache-Tier": decision.tier },
-      });
-    }
-  }
-});
+app.get("/:code", (c) => visit(c, false));
+// The password form's submission.
+app.post("/:code", (c) => visit(c, true));
 
 app.notFound(() => pages.notFound());
 
