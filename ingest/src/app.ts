@@ -15,6 +15,8 @@ import { linkRoutes } from "./links-routes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Pipeline } from "./pipeline.ts";
 import { pipelineRoutes } from "./pipeline-routes.ts";
+import { sreRoutes } from "./sre.ts";
+import { recentClickRoutes, statsRoutes } from "./stats.ts";
 import { createApi } from "./openapi.ts";
 import { resolveRoutes } from "./resolve.ts";
 import { ownHostsOf } from "./url-safety.ts";
@@ -53,6 +55,9 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
   app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
+  app.route("/api/stats", statsRoutes(sql, pipeline));
+  app.route("/api/sre", sreRoutes(sql, pipeline));
+  app.route("/api/clicks", recentClickRoutes(sql, pipeline));
 
   app.get("/healthz", async (c) => {
     await sql`SELECT 1`;
@@ -80,7 +85,11 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
   // The one place errors become responses.
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(errorBody(err.status, err.code, err.message, err.field), err.status);
-    if (err instanceof HTTPException) return c.json(errorBody(err.status, "http_error", err.message), err.status);
+    if (err instanceof HTTPException) {
+      // The OpenAPI validators' own errors: unparsable JSON, a body of an undeclared content type.
+      const code = err.status === 400 && /JSON/.test(err.message) ? "invalid_json" : err.status === 415 ? "unsupported_media_type" : "http_error";
+      return c.json(errorBody(err.status, code, code === "invalid_json" ? "the body is not valid JSON" : err.message), err.status);
+    }
     const code = String((err as { code?: unknown }).code ?? "");
     if (PG_UNAVAILABLE.test(code) || NET_UNAVAILABLE.has(code)) {
       log.warn({ code, reqId: c.get("requestId") }, "database unavailable");

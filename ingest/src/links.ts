@@ -96,7 +96,9 @@ export function presentLink(r: LinkRow, shortBaseUrl: string): Link {
 export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (m) => "\\" + m)}%`;
 
 interface Cursor {
-  t: string; // created_at, microsecond ISO text from PostgreSQL
+  // created_at as microsecond ISO text from PostgreSQL, sent back as text (a timestamptz
+  // parameter would go through a JS Date and lose the microseconds: rows would be skipped).
+  t: string;
   i: number; // id
   s: ListQuery["sort"];
 }
@@ -307,7 +309,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge }: LinkStoreDeps) 
       const rows = await sql<(LinkRow & { cursor_ts: string })[]>`
         SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
         WHERE workspace_id = ${ws} ${filters(q)}
-          ${cursor ? (asc ? sql`AND (created_at, id) > (${cursor.t}::timestamptz, ${cursor.i})` : sql`AND (created_at, id) < (${cursor.t}::timestamptz, ${cursor.i})`) : sql``}
+          ${cursor ? (asc ? sql`AND (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})` : sql`AND (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`) : sql``}
         ORDER BY ${asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`}
         LIMIT ${q.limit + 1}`;
       const more = rows.length > q.limit;
