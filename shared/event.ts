@@ -50,6 +50,11 @@ export const clickEventSchema = z
     cache_tier: z.enum(CACHE_TIERS),
     /** The visit came from the link's QR code (`?qr=1`). */
     qr: z.boolean().optional(),
+    /**
+     * The visitor asked not to be tracked (`DNT: 1` or `Sec-GPC: 1`). With RESPECT_DNT, ingest
+     * still counts the click but drops its personal fields (see README, "Stats and SRE views").
+     */
+    dnt: z.boolean().optional(),
   })
   .strict();
 export type ClickEvent = z.infer<typeof clickEventSchema>;

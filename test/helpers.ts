@@ -171,6 +171,8 @@ export async function startStack(
     SHORT_BASE_URL: "http://localhost:8787",
     LOG_LEVEL: "silent",
     PIPELINE_ROLES: opts.pipeline ? "forwarder,loader,maintenance" : "",
+    // Tests that check stored IPs see them as sent; test/stats*.test.ts turns anonymizing on.
+    IP_ANONYMIZE: "false",
     ...(opts.pipeline
       ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200" }
       : {}),

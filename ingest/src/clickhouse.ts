@@ -35,25 +35,59 @@ export function clickhouseClient(o: ClickHouseOptions): ClickHouseClient {
  * redelivery (a count would not). A duplicate always lands in the same group because every
  * grouping column comes from the event itself.
  */
+/** Dimensions of the hourly and daily views, in their sorting key (all derived from the event). */
+export const VIEW_DIMENSIONS = ["country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo", "is_bot"] as const;
+const VIEW_TYPES: Record<(typeof VIEW_DIMENSIONS)[number], string> = {
+  country: "LowCardinality(String)",
+  region: "String",
+  city: "String",
+  device: "LowCardinality(String)",
+  browser: "LowCardinality(String)",
+  os: "LowCardinality(String)",
+  referer_host: "LowCardinality(String)",
+  utm_source: "String",
+  utm_medium: "String",
+  utm_campaign: "String",
+  qr: "Bool",
+  cache_tier: "LowCardinality(String)",
+  colo: "LowCardinality(String)",
+  is_bot: "Bool",
+};
+/** Columns added after the first release (ALTERed into older data folders). */
+const ADDED_CLICK_COLUMNS = [
+  "qr Bool DEFAULT false",
+  "browser LowCardinality(String) DEFAULT ''",
+  "os LowCardinality(String) DEFAULT ''",
+  "device LowCardinality(String) DEFAULT ''",
+  "is_bot Bool DEFAULT false",
+  "utm_source String DEFAULT ''",
+  "utm_medium String DEFAULT ''",
+  "utm_campaign String DEFAULT ''",
+  "utm_term String DEFAULT ''",
+  "utm_content String DEFAULT ''",
+  "visitor_hash String DEFAULT ''",
+];
+
 export function schemaStatements(db: string): string[] {
   const ttl3y = (col: string) => `TTL toDateTime(${col}) + INTERVAL 3 YEAR`;
+  const dims = VIEW_DIMENSIONS.join(", ");
   const aggTable = (name: string, bucket: string) => `
     CREATE TABLE IF NOT EXISTS ${db}.${name} (
       link_id UInt64,
       ${bucket} DateTime('UTC'),
-      country LowCardinality(String),
-      referer_host LowCardinality(String),
-      cache_tier LowCardinality(String),
-      colo LowCardinality(String),
-      clicks AggregateFunction(uniqExact, UUID)
+      ${VIEW_DIMENSIONS.map((d) => `${d} ${VIEW_TYPES[d]}`).join(",\n      ")},
+      clicks AggregateFunction(uniqExact, UUID),
+      visitors AggregateFunction(uniqExact, Nullable(String))
     ) ENGINE = AggregatingMergeTree
     PARTITION BY toYYYYMM(${bucket})
-    ORDER BY (link_id, ${bucket}, country, referer_host, cache_tier, colo)
+    ORDER BY (link_id, ${bucket}, ${dims})
     ${ttl3y(bucket)}`;
+  // visitors: a Do-Not-Track click has no visitor hash ('' → NULL, which uniqExact skips).
   const aggView = (name: string, bucket: string, fn: string) => `
     CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS
-    SELECT link_id, ${fn}(ts) AS ${bucket}, country, referer_host, cache_tier, colo, uniqExactState(click_id) AS clicks
-    FROM ${db}.clicks GROUP BY link_id, ${bucket}, country, referer_host, cache_tier, colo`;
+    SELECT link_id, ${fn}(ts) AS ${bucket}, ${dims},
+           uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
+    FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${dims}`;
   return [
     `CREATE DATABASE IF NOT EXISTS ${db}`,
     `CREATE TABLE IF NOT EXISTS ${db}.clicks (
@@ -79,13 +113,13 @@ export function schemaStatements(db: string): string[] {
       asn UInt32,
       redirect_status UInt16,
       cache_tier LowCardinality(String),
-      qr Bool DEFAULT false
+      ${ADDED_CLICK_COLUMNS.join(",\n      ")}
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (link_id, ts, click_id)
     ${ttl3y("ts")}`,
     // Data folders made before a column existed (CREATE TABLE IF NOT EXISTS leaves them as they are).
-    `ALTER TABLE ${db}.clicks ADD COLUMN IF NOT EXISTS qr Bool DEFAULT false`,
+    ...ADDED_CLICK_COLUMNS.map((c) => `ALTER TABLE ${db}.clicks ADD COLUMN IF NOT EXISTS ${c}`),
     aggTable("clicks_hourly", "hour"),
     aggView("clicks_hourly", "hour", "toStartOfHour"),
     aggTable("clicks_daily", "day"),
@@ -93,8 +127,42 @@ export function schemaStatements(db: string): string[] {
   ];
 }
 
+/**
+ * Views made before the stats dimensions existed (sorting key: link, bucket, country,
+ * referer_host, cache_tier, colo): add the columns, extend the key, and replace the
+ * materialized view's query. Rows already aggregated keep '' / false in the new dimensions
+ * and no visitors (the raw table has no such data for them either).
+ */
+function viewUpgrades(db: string, name: string, bucket: string, fn: string): string[] {
+  const added = VIEW_DIMENSIONS.filter((d) => !["country", "referer_host", "cache_tier", "colo"].includes(d));
+  return [
+    `ALTER TABLE ${db}.${name} ${added.map((d) => `ADD COLUMN IF NOT EXISTS ${d} ${VIEW_TYPES[d]}`).join(", ")},
+       ADD COLUMN IF NOT EXISTS visitors AggregateFunction(uniqExact, Nullable(String)),
+       MODIFY ORDER BY (link_id, ${bucket}, country, referer_host, cache_tier, colo, ${added.join(", ")})`,
+    `DROP VIEW IF EXISTS ${db}.${name}_mv`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS
+     SELECT link_id, ${fn}(ts) AS ${bucket}, ${VIEW_DIMENSIONS.join(", ")},
+            uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
+     FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${VIEW_DIMENSIONS.join(", ")}`,
+  ];
+}
+
 export async function ensureSchema(ch: ClickHouseClient, db: string): Promise<void> {
-  for (const query of schemaStatements(db)) await ch.command({ query });
+  // Older view tables first (their CREATE … IF NOT EXISTS would leave them as they are).
+  const old = await rows<{ table: string }>(
+    ch,
+    `SELECT table FROM system.columns WHERE database = {db:String} AND table IN ('clicks_hourly', 'clicks_daily')
+     GROUP BY table HAVING countIf(name = 'visitors') = 0`,
+    { db },
+  ).catch(() => []);
+  const statements = schemaStatements(db);
+  // The raw table's columns must exist before an upgraded view selects them.
+  const rawEnd = statements.findIndex((q) => q.includes("clicks_hourly"));
+  for (const query of statements.slice(0, rawEnd)) await ch.command({ query });
+  for (const { table } of old)
+    for (const query of viewUpgrades(db, table, table === "clicks_hourly" ? "hour" : "day", table === "clicks_hourly" ? "toStartOfHour" : "toStartOfDay"))
+      await ch.command({ query });
+  for (const query of statements.slice(rawEnd)) await ch.command({ query });
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */

@@ -60,6 +60,18 @@ const envSchema = z.object({
   ARCHIVE_S3_PREFIX: z.string().default(""),
   /** S3-compatible stores (MinIO, …); unset: AWS S3. */
   ARCHIVE_S3_ENDPOINT: z.string().optional(),
+
+  /** Store truncated IPs (/24, /48) in PostgreSQL, the outbox, Kinesis and the archive. */
+  IP_ANONYMIZE: z.enum(["true", "false"]).default("true"),
+  /** Honour the edge's `dnt` flag (DNT: 1 / Sec-GPC: 1): count the click, drop its personal fields. */
+  RESPECT_DNT: z.enum(["true", "false"]).default("true"),
+  /** Secret the daily visitor-hash salts derive from; unset: EDGE_SECRET. Same value in every ingest. */
+  VISITOR_SALT_SECRET: z.string().min(16).optional(),
+  /** A PostgreSQL read replica for operational reads (recent clicks, link ids of stats); unset: the primary. */
+  DATABASE_REPLICA_URL: z.string().optional(),
+  /** Most concurrent /api/stats/stream connections per process, and the longest one (seconds). */
+  STATS_STREAMS_MAX: z.coerce.number().int().min(0).default(100),
+  STATS_STREAM_MAX_S: z.coerce.number().int().min(1).default(3600),
 });
 
 export type Config = z.infer<typeof envSchema>;

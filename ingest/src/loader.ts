@@ -11,12 +11,20 @@ import { clickEventSchema } from "../../shared/event.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, type ClickHouseClient } from "./clickhouse.ts";
 import { bump } from "./counters.ts";
+import { enrich } from "./enrich.ts";
 import type { Sql } from "./db.ts";
 import { backoff } from "./forwarder.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** A Kinesis record as the forwarder writes it: the click event plus its PostgreSQL commit time. */
-export const recordSchema = clickEventSchema.extend({ received_at: z.iso.datetime({ offset: true }) });
+/**
+ * A Kinesis record as the forwarder writes it: the click event (after the privacy step) plus its
+ * PostgreSQL commit time and the visitor hash computed at beacon time (absent in records written
+ * before it existed: those count as no visitor).
+ */
+export const recordSchema = clickEventSchema.extend({
+  received_at: z.iso.datetime({ offset: true }),
+  visitor_hash: z.string().max(64).optional(),
+});
 export type ClickRecord = z.infer<typeof recordSchema>;
 
 export interface LoaderOptions {
@@ -47,17 +55,14 @@ const IDLE_POLL_MS = 200;
 const DATA_ERRORS = new Set(["6", "26", "27", "38", "41", "53", "69", "70", "72", "117", "130", "131", "190", "349", "472"]);
 const isDataError = (err: unknown) => DATA_ERRORS.has(String((err as { code?: unknown }).code ?? ""));
 
-const hostOf = (url: string) => {
-  try {
-    return url ? new URL(url).hostname : "";
-  } catch {
-    return "";
-  }
-};
-
-/** The ClickHouse row for one click (no IP address: analytics never needs the raw IP). */
+/**
+ * The ClickHouse row for one click (no IP address: analytics never needs the raw IP), with the
+ * enrichment done once here (ingest/src/enrich.ts): browser, OS, device, bot flag, referer
+ * host, UTM of the destination. A re-delivered record gives the same row.
+ */
 export function toClickHouseRow(r: ClickRecord) {
   const g = r.geo_location;
+  const x = enrich(r);
   return {
     click_id: r.click_id,
     link_id: r.link_id,
@@ -69,7 +74,7 @@ export function toClickHouseRow(r: ClickRecord) {
     received_at: chTime(r.received_at),
     user_agent: r.user_agent,
     referer: r.referer,
-    referer_host: hostOf(r.referer),
+    referer_host: x.referer_host,
     country: g.country ?? "",
     region: g.region ?? "",
     city: g.city ?? "",
@@ -81,6 +86,16 @@ export function toClickHouseRow(r: ClickRecord) {
     redirect_status: r.redirect_status,
     cache_tier: r.cache_tier,
     qr: r.qr ?? false,
+    browser: x.browser,
+    os: x.os,
+    device: x.device,
+    is_bot: x.is_bot,
+    utm_source: x.utm_source,
+    utm_medium: x.utm_medium,
+    utm_campaign: x.utm_campaign,
+    utm_term: x.utm_term,
+    utm_content: x.utm_content,
+    visitor_hash: r.visitor_hash ?? "",
   };
 }
 type Row = ReturnType<typeof toClickHouseRow>;
