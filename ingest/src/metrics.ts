@@ -27,6 +27,15 @@ export function createMetrics() {
     breakerState: new Gauge({ name: "linkflow_breaker_state", help: "Circuit breaker state: 0 closed, 1 half-open, 2 open", labelNames: ["breaker"] as const, registers: [registry] }),
     outboxBacklog: new Gauge({ name: "linkflow_outbox_backlog", help: "Outbox rows not yet accepted by Kinesis", registers: [registry] }),
     dlqOpen: new Gauge({ name: "linkflow_dead_letters_open", help: "Dead letters not replayed", registers: [registry] }),
+    edgeClicks: new Counter({ name: "linkflow_edge_clicks_total", help: "New clicks stored, by the edge cache tier that answered (isolate, kv, origin)", labelNames: ["cache_tier"] as const, registers: [registry] }),
+    statsQueryDuration: new Histogram({
+      name: "linkflow_stats_query_duration_seconds",
+      help: "ClickHouse stats queries by source table (clicks, clicks_hourly, clicks_daily)",
+      labelNames: ["source"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    statsStreams: new Gauge({ name: "linkflow_stats_streams", help: "Open /api/stats/stream connections", registers: [registry] }),
     shardLagMs: new Gauge({ name: "linkflow_kinesis_millis_behind_latest", help: "Loader position behind the stream tip, per shard", labelNames: ["shard"] as const, registers: [registry] }),
   };
   return m;

@@ -5,8 +5,9 @@ import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./
 import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Config } from "./config.ts";
+import { setClickPrivacy, onStoredTiers } from "./clicks.ts";
 import { readCounters } from "./counters.ts";
-import type { Sql } from "./db.ts";
+import { connect, type Sql } from "./db.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
 import { createForwarder, type Forwarder } from "./forwarder.ts";
 import { ensureStream, kinesisClient } from "./kinesis.ts";
@@ -27,7 +28,19 @@ export interface PipelineStatus {
   outbox_backlog: number;
   dlq: number;
   breakers: Record<string, BreakerState>;
-  shards: { shard_id: string; sequence_number: string | null; owner: string | null; lease_until: Date; finished: boolean }[];
+  shards: {
+    shard_id: string;
+    sequence_number: string | null;
+    owner: string | null;
+    lease_until: Date;
+    finished: boolean;
+    /** GetRecords' MillisBehindLatest, when this process's loader reads the shard (else null). */
+    millis_behind_latest: number | null;
+  }[];
+  /** Outbox records confirmed sent to Kinesis and rows loaded into ClickHouse per second, over the last minute (all processes). */
+  rates: { kinesis_sent_per_s: number | null; clickhouse_rows_per_s: number | null; window_s: number };
+  /** PostgreSQL commit → ClickHouse of the clicks committed in the last 5 minutes (null: no ClickHouse here). */
+  loader_lag: { clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null;
 }
 
 export interface PipelineExtras {
@@ -55,6 +68,20 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let archiver: Archiver | undefined;
 
   if (roles.size) await ensurePartitions(sql);
+  // Beacon privacy (ingest/src/enrich.ts), applied by storeClicks for this `sql`.
+  setClickPrivacy(sql, {
+    anonymizeIp: config.IP_ANONYMIZE === "true",
+    respectDnt: config.RESPECT_DNT === "true",
+    saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
+  });
+  onStoredTiers(sql, (tier, n) => metrics.edgeClicks.inc({ cache_tier: tier }, n));
+  // Read-only operational queries go to the replica when there is one (same schema as the primary).
+  let replica: Sql = sql;
+  if (config.DATABASE_REPLICA_URL) {
+    const [{ schema }] = (await sql`SELECT current_schema() AS schema`) as unknown as [{ schema: string }];
+    replica = connect(config.DATABASE_REPLICA_URL, { max: 4, schema });
+    stops.push(() => replica.end({ timeout: 5 }));
+  }
   if (roles.has("forwarder") || roles.has("loader")) {
     let endpoint = config.KINESIS_ENDPOINT;
     if (!endpoint && !config.AWS_REGION) {
@@ -67,7 +94,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     stops.push(async () => kinesis!.destroy());
     if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
   }
-  if (roles.has("loader") || roles.has("maintenance")) {
+  // ClickHouse: for the loader and maintenance, and for the stats API when a server is configured
+  // (embedded chDB is opened only by a process that runs those roles: one process per folder).
+  if (roles.has("loader") || roles.has("maintenance") || config.CLICKHOUSE_URL) {
     ch = clickhouseClient({
       url: config.CLICKHOUSE_URL,
       username: config.CLICKHOUSE_USER,
@@ -129,6 +158,28 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     maintenance = setInterval(tick, MAINTENANCE_MS);
   }
 
+  // Send and load rates from the shared counters (every process's work), sampled every 5 s.
+  const samples: { at: number; sent: number; rows: number }[] = [];
+  const sample = async () => {
+    try {
+      const c = await readCounters(sql);
+      samples.push({ at: Date.now(), sent: c.kinesis_sent, rows: c.clickhouse_rows });
+      while (samples.length > 13) samples.shift();
+    } catch {
+      // PostgreSQL unavailable: no sample this time
+    }
+  };
+  const sampler = setInterval(sample, 5_000);
+  sampler.unref();
+  void sample();
+  const rates = (now: { sent: number; rows: number }): PipelineStatus["rates"] => {
+    const first = samples[0];
+    const dt = first ? (Date.now() - first.at) / 1000 : 0;
+    if (!first || dt < 1) return { kinesis_sent_per_s: null, clickhouse_rows_per_s: null, window_s: 0 };
+    const r = (x: number) => Math.round(x * 100) / 100;
+    return { kinesis_sent_per_s: r((now.sent - first.sent) / dt), clickhouse_rows_per_s: r((now.rows - first.rows) / dt), window_s: Math.round(dt) };
+  };
+
   /** PostgreSQL commit → ClickHouse insert, for clicks committed since `since` (null: no ClickHouse here). */
   async function lag(since: Date): Promise<{ clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null> {
     if (!ch) return null;
@@ -147,9 +198,11 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     const [{ backlog, dlq }] = (await sql`
       SELECT (SELECT count(*) FROM outbox)::int AS backlog,
              (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
-    const shards = await sql<PipelineStatus["shards"]>`
+    const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
+    const behind = new Map((await metrics.shardLagMs.get()).values.map((v) => [String(v.labels.shard), v.value]));
+    const shards = shardRows.map((r) => ({ ...r, millis_behind_latest: loader ? (behind.get(r.shard_id) ?? null) : null }));
     let clickhouse_clicks: number | null = null;
     if (ch) {
       try {
@@ -172,7 +225,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       outbox_backlog: backlog,
       dlq,
       breakers,
-      shards: [...shards],
+      shards,
+      rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),
+      loader_lag: ch ? await lag(new Date(Date.now() - 5 * 60_000)).catch(() => null) : null,
     };
   }
 
@@ -185,7 +240,10 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     archiver,
     status,
     lag,
+    /** What the stats, SRE and recent-clicks routes read. */
+    analytics: { database: config.CLICKHOUSE_DATABASE, replica, streamsMax: config.STATS_STREAMS_MAX, streamMaxS: config.STATS_STREAM_MAX_S, metrics },
     async stop() {
+      clearInterval(sampler);
       if (maintenance) clearInterval(maintenance);
       await forwarder?.stop();
       await loader?.stop();
