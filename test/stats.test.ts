@@ -3,7 +3,7 @@ import { rows } from "../ingest/src/clickhouse.ts";
 import { visitorHash } from "../ingest/src/enrich.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";
-import { body, EDGE_SECRET, eventually, json, startStack, type Stack } from "./helpers.ts";
+import { body, DATABASE_URL, EDGE_SECRET, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /**
  * Stats, SRE and recent-clicks APIs over a seeded set of clicks, end to end (beacon →
@@ -37,7 +37,7 @@ const stats = async (query: Record<string, string | number>, key = statsKey) => 
 const range = { from: iso(D), to: iso(D + 48 * H) };
 
 beforeAll(async () => {
-  s = await startStack({ edge: false, pipeline: true, extras: { duplicateDelivery: true }, env: { IP_ANONYMIZE: "true", RESPECT_DNT: "true" } });
+  s = await startStack({ edge: false, pipeline: true, extras: { duplicateDelivery: true }, env: { IP_ANONYMIZE: "true", RESPECT_DNT: "true", DATABASE_REPLICA_URL: DATABASE_URL } });
   const ws = await body(await fetch(`${s.ingest.url}/api/workspaces`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify({ name: "other" }) }));
   otherKey = ws.admin_key.key;
   const link = async (workspace: number | null, code: string, url: string, tags: string[]) => {
