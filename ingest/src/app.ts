@@ -23,12 +23,9 @@ import { ownHostsOf } from "./url-safety.ts";
 
 export interface AppDeps {
   sql: Sql;
-  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL"> & {
-    /** The worker's primary hosts (destinations there would loop); default: env PRIMARY_HOSTS or "localhost,127.0.0.1". */
-    PRIMARY_HOSTS?: string;
-  };
-  /** Stores beacon events durably; resolves with how many were new (see group-commit.ts). */
-  storeClicks: (events: ClickEvent[]) => Promise<number>;
+  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL" | "PRIMARY_HOSTS">;
+  /** Stores beacon events durably; resolves with the click_ids that were new (see group-commit.ts). */
+  storeClicks: (events: ClickEvent[]) => Promise<Set<string>>;
   log: Logger;
   /** KV write-through (edge-sync.ts); a bare push function means deletes are not propagated. */
   pushEdge: EdgeSync | ((link: EdgeLink) => Promise<boolean>);
@@ -66,7 +63,7 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
 
   // The documented API (/openapi.json, /docs): every router listed here is in the spec.
   const edge: EdgeSync = "remove" in pushEdge ? pushEdge : { push: pushEdge, remove: async () => false };
-  const ownHosts = ownHostsOf(config.SHORT_BASE_URL, config.PRIMARY_HOSTS ?? process.env.PRIMARY_HOSTS ?? "localhost,127.0.0.1");
+  const ownHosts = ownHostsOf(config.SHORT_BASE_URL, config.PRIMARY_HOSTS);
   const store = linkStore({ sql, shortBaseUrl: config.SHORT_BASE_URL, ownHosts, edge });
   app.route(
     "/",

@@ -76,6 +76,8 @@ interface ClickRow {
   link_id: string | number;
   redirect_status: ClickEvent["redirect_status"];
   cache_tier: ClickEvent["cache_tier"];
+  qr: boolean;
+  dnt: boolean;
   received_at: Date;
 }
 
@@ -93,6 +95,8 @@ const toEvent = (r: ClickRow): ArchivedClick => ({
   link_id: Number(r.link_id), // bigint arrives as text
   redirect_status: r.redirect_status,
   cache_tier: r.cache_tier,
+  qr: r.qr,
+  dnt: r.dnt,
   received_at: r.received_at.toISOString(),
 });
 
@@ -130,7 +134,7 @@ async function writeHour(tx: TransactionSql, hour: Date, file: string): Promise<
   async function* lines() {
     const cursor = tx<ClickRow[]>`
       SELECT click_id, short_url, original_url, ts, user_agent, ip_address, referer, geo_location,
-             domain, code, link_id, redirect_status, cache_tier, received_at
+             domain, code, link_id, redirect_status, cache_tier, qr, dnt, received_at
       FROM clicks WHERE received_at >= ${hour} AND received_at < ${end}
       ORDER BY received_at, click_id`.cursor(CURSOR_ROWS);
     for await (const batch of cursor) {

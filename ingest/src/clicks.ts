@@ -5,7 +5,6 @@ import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "
 import { SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
 import { bump } from "./counters.ts";
 import type { Sql } from "./db.ts";
-import { applyPrivacy, type Privacy } from "./enrich.ts";
 import { ApiError } from "./errors.ts";
 import { parseJson } from "./validate.ts";
 
@@ -27,31 +26,18 @@ const toRow = (e: ClickEvent) => ({
   redirect_status: e.redirect_status,
   cache_tier: e.cache_tier,
   qr: e.qr ?? false,
+  dnt: e.dnt ?? false,
 });
 
 /**
- * The privacy settings of the ingest that owns `sql` (set once at start-up by startPipeline,
- * which has the configuration; the beacon path reaches storeClicks with `sql` only).
- * Unset: events are stored as received.
- */
-const privacyBySql = new WeakMap<Sql, Privacy>();
-export const setClickPrivacy = (sql: Sql, p: Privacy) => void privacyBySql.set(sql, p);
-const tierCounters = new WeakMap<Sql, (tier: string, n: number) => void>();
-/** Counts new clicks per cache tier (the edge figures of /metrics; exact: duplicates are not new). */
-export const onStoredTiers = (sql: Sql, f: (tier: string, n: number) => void) => void tierCounters.set(sql, f);
-
-/**
  * Stores clicks and their outbox rows in one transaction; returns the click_ids that were new.
- * Before anything is written, the privacy step (ingest/src/enrich.ts) computes the visitor hash
- * from the full IP, then truncates the IP (IP_ANONYMIZE) or drops personal fields (DNT): what
- * PostgreSQL, the outbox, Kinesis and the archive hold is the event after that step.
+ * The events come after the privacy step (ingest/src/enrich.ts applyPrivacy, in server.ts):
+ * what PostgreSQL, the outbox, Kinesis and the archive hold is the event after that step.
  * ON CONFLICT makes a retried beacon a no-op, and only new clicks reach the outbox.
  * The outbox row is the Kinesis record: the event plus the commit-side received_at.
  */
-export async function storeClicks(sql: Sql, received: ClickEvent[]): Promise<Set<string>> {
-  const privacy = privacyBySql.get(sql);
-  const events = privacy ? received.map((e) => applyPrivacy(e, privacy)) : received;
-  const inserted = await sql.begin(async (tx) => {
+export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<Set<string>> {
+  return sql.begin(async (tx) => {
     const inserted = await tx<{ click_id: string; received_at: Date }[]>`
       INSERT INTO clicks ${tx(events.map(toRow))} ON CONFLICT DO NOTHING RETURNING click_id, received_at`;
     if (!inserted.length) return new Set<string>();
@@ -64,18 +50,10 @@ export async function storeClicks(sql: Sql, received: ClickEvent[]): Promise<Set
     await bump(tx, "postgres_clicks", inserted.length);
     return new Set(inserted.map((r) => r.click_id));
   });
-  const count = tierCounters.get(sql);
-  if (count && inserted.size) {
-    const tierOf = new Map(events.map((e) => [e.click_id, e.cache_tier]));
-    const tiers = new Map<string, number>();
-    for (const id of inserted) tiers.set(tierOf.get(id)!, (tiers.get(tierOf.get(id)!) ?? 0) + 1);
-    for (const [tier, n] of tiers) count(tier, n);
-  }
-  return inserted;
 }
 
 /** POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. */
-export function clickRoutes(store: (events: ClickEvent[]) => Promise<number>, secret: string) {
+export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>>, secret: string) {
   return new Hono().post(
     "/",
     bodyLimit({
@@ -92,7 +70,7 @@ export function clickRoutes(store: (events: ClickEvent[]) => Promise<number>, se
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(clickEventSchema, raw)];
       const inserted = await store(events);
-      return c.json({ accepted: events.length, duplicates: events.length - inserted }, 202);
+      return c.json({ accepted: events.length, duplicates: events.length - inserted.size }, 202);
     },
   );
 }

@@ -4,7 +4,7 @@ import type { Sql } from "./db.ts";
 
 interface Waiter {
   events: ClickEvent[];
-  resolve: (inserted: number) => void;
+  resolve: (inserted: Set<string>) => void;
   reject: (err: unknown) => void;
 }
 
@@ -41,16 +41,17 @@ export function groupCommitter(sql: Sql, { maxInFlight = 4, maxEvents = 2000 } =
       const inserted = await storeClicks(sql, group.flatMap((w) => w.events));
       // A click_id in two beacons of one group is new for the first of them only.
       for (const w of group) {
-        let n = 0;
-        for (const e of w.events) if (inserted.delete(e.click_id)) n++;
-        w.resolve(n);
+        const mine = new Set<string>();
+        for (const e of w.events) if (inserted.delete(e.click_id)) mine.add(e.click_id);
+        w.resolve(mine);
       }
     } catch (err) {
       for (const w of group) w.reject(err);
     }
   }
 
-  return function store(events: ClickEvent[]): Promise<number> {
+  /** Resolves, after the commit, with the click_ids of `events` that were new. */
+  return function store(events: ClickEvent[]): Promise<Set<string>> {
     return new Promise((resolve, reject) => {
       queue.push({ events, resolve, reject });
       pump();

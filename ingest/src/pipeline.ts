@@ -5,7 +5,6 @@ import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./
 import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Config } from "./config.ts";
-import { setClickPrivacy, onStoredTiers } from "./clicks.ts";
 import { readCounters } from "./counters.ts";
 import { connect, type Sql } from "./db.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
@@ -68,13 +67,6 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let archiver: Archiver | undefined;
 
   if (roles.size) await ensurePartitions(sql);
-  // Beacon privacy (ingest/src/enrich.ts), applied by storeClicks for this `sql`.
-  setClickPrivacy(sql, {
-    anonymizeIp: config.IP_ANONYMIZE === "true",
-    respectDnt: config.RESPECT_DNT === "true",
-    saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
-  });
-  onStoredTiers(sql, (tier, n) => metrics.edgeClicks.inc({ cache_tier: tier }, n));
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
   let replica: Sql = sql;
   if (config.DATABASE_REPLICA_URL) {

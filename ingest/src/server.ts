@@ -7,6 +7,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
 import { edgeSync } from "./edge-sync.ts";
+import { applyPrivacy } from "./enrich.ts";
 import { createEnforcer } from "./enforcer.ts";
 import { toEdgeLink } from "./links.ts";
 import { groupCommitter } from "./group-commit.ts";
@@ -56,6 +57,11 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const metrics = createMetrics();
   const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
   // Leave connections for the API and the pipeline workers.
+  const privacy = {
+    anonymizeIp: config.IP_ANONYMIZE === "true",
+    respectDnt: config.RESPECT_DNT === "true",
+    saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
+  };
   const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, poolMax - 3) });
   const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log);
   const enforcer =
@@ -79,10 +85,13 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     log,
     metrics,
     pipeline,
-    storeClicks: async (events) => {
-      const n = await commitClicks(events);
-      metrics.clicksStored.inc(n);
-      return n;
+    // The privacy step first (the visitor hash needs the full IP), then the group commit.
+    storeClicks: async (received) => {
+      const events = received.map((e) => applyPrivacy(e, privacy));
+      const inserted = await commitClicks(events);
+      metrics.clicksStored.inc(inserted.size);
+      for (const e of events) if (inserted.has(e.click_id)) metrics.edgeClicks.inc({ cache_tier: e.cache_tier });
+      return inserted;
     },
     pushEdge,
   });
