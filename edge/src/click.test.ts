@@ -53,4 +53,11 @@ describe("buildClick", () => {
     expect(clientIp(new Headers())).toBe("");
     expect(geoFrom(undefined)).toEqual({});
   });
+
+  it("flags Do Not Track and Global Privacy Control requests", () => {
+    const base = { link, tier: "kv" as const, location: link.url, status: 302 as const, qr: false };
+    expect(buildClick(new Request("http://localhost/abc1234", { headers: { dnt: "1" } }), base).dnt).toBe(true);
+    expect(buildClick(new Request("http://localhost/abc1234", { headers: { "sec-gpc": "1" } }), base).dnt).toBe(true);
+    expect(buildClick(new Request("http://localhost/abc1234", { headers: { dnt: "0" } }), base)).not.toHaveProperty("dnt");
+  });
 });

@@ -69,5 +69,7 @@ export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEve
     redirect_status: sent.status,
     cache_tier: sent.tier,
     ...(sent.qr ? { qr: true } : {}),
+    // The visitor asked not to be tracked; ingest drops the personal fields (RESPECT_DNT) but counts the click.
+    ...(req.headers.get("dnt") === "1" || req.headers.get("sec-gpc") === "1" ? { dnt: true } : {}),
   };
 }
