@@ -7,6 +7,7 @@ import { clickRoutes } from "./clicks.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { domainRoutes } from "./domains-routes.ts";
 import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
 import type { EdgeSync } from "./edge-sync.ts";
@@ -76,6 +77,8 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
   );
   app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
   app.route("/v1/clicks", clickRoutes(storeClicks, config.EDGE_SECRET));
+
+  app.route("/", dashboardRoutes()); // the web dashboard (dist/dashboard, built by `npm run build`)
 
   app.notFound((c) => c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 

@@ -1,0 +1,122 @@
+/** SRE: edge cache tiers and hit ratio (/api/sre/edge), pipeline health (/api/pipeline). */
+import { ApiFailure, get } from "./api.ts";
+import { timeChart } from "./chart.ts";
+import { clear, fmt, h } from "./dom.ts";
+
+interface Tiers {
+  isolate: number;
+  kv: number;
+  origin: number;
+  total: number;
+  hit_ratio: number | null;
+}
+interface Edge {
+  from: string;
+  to: string;
+  totals: Tiers;
+  series: (Tiers & { t: string })[];
+  by_colo: (Tiers & { colo: string })[];
+  notes: string[];
+}
+interface Pipeline {
+  postgres_clicks: number;
+  kinesis_sent: number;
+  clickhouse_clicks: number | null;
+  clickhouse_rows: number;
+  outbox_backlog: number;
+  dlq: number;
+  breakers: Record<string, string>;
+  shards: { shard_id: string; sequence_number: string | null; owner: string | null; lease_until: string; finished: boolean; millis_behind_latest: number | null }[];
+  rates: { kinesis_sent_per_s: number | null; clickhouse_rows_per_s: number | null; window_s: number };
+  loader_lag: { clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null;
+}
+
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+const num = (v: number | null | undefined, unit = "") => (v === null || v === undefined ? "–" : `${fmt.format(Math.round(v * 10) / 10)}${unit}`);
+const card = (label: string, value: string, id?: string, cls = "") => h("div", { class: `card ${cls}` }, h("span", { class: "muted" }, label), h("strong", { id }, value));
+
+export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<void> {
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const interval = h("select", { name: "interval", "aria-label": "interval" }, h("option", { value: "minute" }, "Last hour, by minute"), h("option", { value: "hour", selected: true }, "Last 2 days, by hour"), h("option", { value: "day" }, "Last 30 days, by day"));
+  const edgeCards = h("div", { class: "cards" });
+  const ratioBox = h("div", { id: "hit-ratio-chart", class: "chart" });
+  const colos = h("div");
+  const notes = h("ul", { class: "muted notes" });
+  const pipeBox = h("div", { id: "pipeline" });
+  const error = h("p", { class: "error", role: "alert" });
+  clear(
+    app,
+    h("h1", {}, "SRE"),
+    error,
+    h("section", {}, h("div", { class: "bar" }, h("h2", {}, "Edge cache"), interval), edgeCards, ratioBox, colos, notes),
+    h("section", {}, h("h2", {}, "Pipeline health"), pipeBox),
+  );
+
+  async function loadEdge() {
+    try {
+      const e = await get<Edge>("/api/sre/edge", { interval: interval.value, tz });
+      if (signal.aborted) return;
+      clear(edgeCards, card("Hit ratio", pct(e.totals.hit_ratio), "hit-ratio"), card("Isolate", fmt.format(e.totals.isolate)), card("KV", fmt.format(e.totals.kv)), card("Origin", fmt.format(e.totals.origin)), card("Redirects", fmt.format(e.totals.total)));
+      const xs = e.series.map((p) => Date.parse(p.t) / 1000);
+      timeChart(
+        ratioBox,
+        xs,
+        [e.series.map((p) => p.total), e.series.map((p) => p.origin), e.series.map((p) => p.hit_ratio)],
+        [
+          { label: "Redirects", color: "#2563eb", bars: true },
+          { label: "Origin resolves", color: "#dc2626" },
+          { label: "Hit ratio", color: "#7c3aed", scale: "ratio", fmt: pct },
+        ],
+        { height: 260, xRange: [Date.parse(e.from) / 1000, Date.parse(e.to) / 1000] },
+      );
+      clear(
+        colos,
+        e.by_colo.length
+          ? h("table", {}, h("thead", {}, h("tr", {}, ["Colo", "Isolate", "KV", "Origin", "Total", "Hit ratio"].map((t) => h("th", {}, t)))), h("tbody", {}, e.by_colo.map((c) => h("tr", {}, h("td", {}, c.colo || "(unknown)"), h("td", {}, fmt.format(c.isolate)), h("td", {}, fmt.format(c.kv)), h("td", {}, fmt.format(c.origin)), h("td", {}, fmt.format(c.total)), h("td", {}, pct(c.hit_ratio))))))
+          : h("p", { class: "muted" }, "No redirects in this range."),
+      );
+      clear(notes, e.notes.map((n) => h("li", {}, n)));
+      error.textContent = "";
+    } catch (err) {
+      error.textContent = (err as Error).message;
+    }
+  }
+
+  async function loadPipeline() {
+    try {
+      const p = await get<Pipeline>("/api/pipeline");
+      if (signal.aborted) return;
+      const bad = (ok: boolean) => (ok ? "" : "warn");
+      clear(
+        pipeBox,
+        h(
+          "div",
+          { class: "cards" },
+          card("PostgreSQL clicks", fmt.format(p.postgres_clicks), "pg-clicks"),
+          card("Sent to Kinesis", fmt.format(p.kinesis_sent)),
+          card("ClickHouse clicks", num(p.clickhouse_clicks), "ch-clicks"),
+          card("Outbox backlog", fmt.format(p.outbox_backlog), "backlog", bad(p.outbox_backlog < 1000)),
+          card("Dead letters", fmt.format(p.dlq), "dlq", bad(p.dlq === 0)),
+          card("Kinesis send rate", num(p.rates.kinesis_sent_per_s, "/s")),
+          card("Loader rate", num(p.rates.clickhouse_rows_per_s, "/s")),
+          card("Loader lag p50 / p99", p.loader_lag ? `${num(p.loader_lag.p50_ms)} / ${num(p.loader_lag.p99_ms)} ms` : "–"),
+          ...Object.entries(p.breakers).map(([name, state]) => card(`Breaker: ${name}`, state, `breaker-${name}`, bad(state === "closed"))),
+        ),
+        h(
+          "table",
+          {},
+          h("thead", {}, h("tr", {}, ["Shard", "Owner", "Lease until", "Behind latest", "Sequence"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, p.shards.map((s) => h("tr", {}, h("td", {}, s.shard_id), h("td", {}, s.owner ?? "–"), h("td", {}, new Date(s.lease_until).toLocaleTimeString()), h("td", {}, s.millis_behind_latest === null ? "–" : `${fmt.format(s.millis_behind_latest)} ms`), h("td", { class: "mono" }, s.finished ? "finished" : (s.sequence_number ?? "–").slice(-12))))),
+        ),
+      );
+    } catch (err) {
+      clear(pipeBox, h("p", { class: "muted" }, err instanceof ApiFailure && err.status === 403 ? "Pipeline health needs an admin key." : (err as Error).message));
+    }
+  }
+
+  interval.addEventListener("change", () => void loadEdge());
+  await Promise.all([loadEdge(), loadPipeline()]);
+  const t1 = window.setInterval(() => void loadPipeline(), 3000);
+  const t2 = window.setInterval(() => void loadEdge(), 15_000);
+  signal.addEventListener("abort", () => (clearInterval(t1), clearInterval(t2)));
+}
