@@ -27,7 +27,8 @@ const masked = ingest.databaseUrl.replace(/\/\/([^:@/]+):[^@/]+@/, "//$1:***@");
 console.log(`
 Linkflow is running
   edge (redirects)   ${edge.url}/<code>
-  ingest (API)       ${ingest.url}        POST /api/links, GET /api/links/:code
+  dashboard          ${ingest.url}/           (sign in with the admin key)
+  ingest (API)       ${ingest.url}/api    reference: ${ingest.url}/docs
   PostgreSQL         ${config.DATABASE_URL ? masked : `${masked}   (embedded PGlite in ${join(config.DATA_DIR, "pglite")})`}
   admin API key      ${ingest.adminKeyGenerated ? `${ingest.adminKey}   (generated, kept in ${join(config.DATA_DIR, "admin-key")})` : "from ADMIN_API_KEY"}
 
