@@ -4,18 +4,22 @@
  *
  * Redirects: our worker on a warm code vs a constant-302 worker in the same workerd, and our
  * worker with beacons on (delivered to a real ingest + PostgreSQL) vs off. Load: autocannon on
- * loopback, from this process, bounded in time.
+ * loopback, from this process, bounded in time. Memory: peak RSS of the ingest process and of
+ * workerd (/proc VmHWM, and the highest VmRSS sampled under load). Then bench/stats.ts in a
+ * process of its own: stats query latency over 10M seeded clicks (1M with --quick).
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { edgeWorker, startEdge } from "../edge/miniflare.ts";
 import { generateKey } from "../ingest/src/keys.ts";
 import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
+import { childPids, mib, procStatusKb, rssSampler } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
 const DURATION_S = quick ? 3 : 10;
@@ -75,6 +79,13 @@ const edge = await startEdge({
     { ...(await edgeWorker({ ...vars, BEACONS: "off", PRIMARY_HOSTS: "nobeacon.test" }, "edge-no-beacon")), routes: ["nobeacon.test/*"] },
   ],
 });
+
+// workerd: Miniflare's child (one process for all three workers).
+const [workerdPid] = await childPids(process.pid, "workerd");
+const ingestRss = rssSampler(ingestProc.pid!);
+const workerRss = workerdPid ? rssSampler(workerdPid) : undefined;
+let results: Record<string, unknown> = {};
+let memory = { ingest_rss_mib: null as number | null, ingest_rss_sampled_mib: null as number | null, worker_rss_mib: null as number | null, worker_rss_sampled_mib: null as number | null };
 
 try {
   const res = await fetch(`${ingest.url}/api/links`, {
@@ -158,7 +169,16 @@ try {
   if (process.env.BENCH_VERBOSE) console.log((await (await fetch(`${ingest.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("linkflow_http_request_duration_seconds_count")).join("\n"));
   console.log(`clicks in PostgreSQL when load stopped:     ${beaconed} of ${on.redirects} redirects; after the retries: ${clicksAfter} (lost: ${on.redirects - clicksAfter})`);
 
-  const results = {
+  // Peak resident set over the whole run (VmHWM), read before the processes stop.
+  memory = {
+    ingest_rss_mib: mib(await procStatusKb(ingestProc.pid!, "VmHWM")),
+    ingest_rss_sampled_mib: mib(ingestRss.stop()),
+    worker_rss_mib: workerdPid ? mib(await procStatusKb(workerdPid, "VmHWM")) : null,
+    worker_rss_sampled_mib: mib(workerRss?.stop() ?? null),
+  };
+  console.log(`\npeak RSS: ingest ${memory.ingest_rss_mib} MiB (highest sample under load ${memory.ingest_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all three workers)`);
+
+  results = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     quick,
     redirect_warm_rps: Math.round(on.rps),
@@ -182,12 +202,13 @@ try {
     lag_p50_ms: lag.p50_ms,
     lag_p99_ms: lag.p99_ms,
     lag_rate_cps: Math.round(offeredRate),
+    stats_p50_ms: null,
     stats_p95_ms: null,
-    ingest_rss_mib: null,
+    ...memory,
   };
-  await writeFile(new URL("results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n");
-  console.log("\nwritten: bench/results/latest.json");
 } finally {
+  ingestRss.stop();
+  workerRss?.stop();
   await edge.close();
   ingestProc.kill("SIGTERM");
   await new Promise((r) => ingestProc.once("exit", r));
@@ -196,3 +217,21 @@ try {
   await admin`DROP DATABASE ${admin(dbName)}`;
   await admin.end();
 }
+
+// Stats over seeded clicks: its own process (chDB holds one data folder per process), after the
+// load above so the two never share the cores.
+const stats = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("stats.ts", import.meta.url)), ...(quick ? ["--quick"] : [])], {
+  stdio: ["ignore", "inherit", "inherit", "ipc"],
+});
+let statsOut: Record<string, unknown> | undefined;
+stats.on("message", (m) => void (statsOut = m as Record<string, unknown>));
+// Bounded: SIGTERM at the deadline (it cleans up), SIGKILL if that does not end it.
+const statsTerm = setTimeout(() => stats.kill("SIGTERM"), (quick ? 60 : 420) * 1000);
+const statsKill = setTimeout(() => stats.kill("SIGKILL"), (quick ? 80 : 450) * 1000);
+const statsCode = await new Promise<number | null>((r) => stats.once("close", r));
+clearTimeout(statsTerm);
+clearTimeout(statsKill);
+if (statsCode !== 0 || !statsOut) throw new Error(`bench/stats.ts failed (exit ${statsCode})`);
+results = { ...results, ...statsOut };
+await writeFile(new URL("results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n");
+console.log("\nwritten: bench/results/latest.json");

@@ -1,0 +1,35 @@
+/** Memory of benchmark processes, from /proc (Linux). */
+import { readdir, readFile } from "node:fs/promises";
+
+/** A /proc/<pid>/status field in kB: VmHWM (peak resident set) or VmRSS (now); null if gone. */
+export async function procStatusKb(pid: number | "self", field: "VmHWM" | "VmRSS"): Promise<number | null> {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(await readFile(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Pids of the direct children of `parent` whose command name is `name` (e.g. Miniflare's workerd). */
+export async function childPids(parent: number, name: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+    if (/^PPid:\s+(\d+)$/m.exec(status)?.[1] === String(parent) && /^Name:\s+(.*)$/m.exec(status)?.[1] === name) out.push(Number(entry));
+  }
+  return out;
+}
+
+export const mib = (kb: number | null) => (kb === null ? null : Math.round(kb / 1024));
+
+/** Samples VmRSS of `pid` every `ms` while running; `stop()` gives the highest sample (kB). */
+export function rssSampler(pid: number, ms = 250) {
+  let max: number | null = null;
+  const timer = setInterval(async () => {
+    const kb = await procStatusKb(pid, "VmRSS");
+    if (kb !== null && (max === null || kb > max)) max = kb;
+  }, ms);
+  return { stop: () => (clearInterval(timer), max) };
+}

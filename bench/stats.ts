@@ -1,0 +1,246 @@
+/**
+ * Stats query latency over seeded clicks (10M; `--quick` 1M; BENCH_STATS_CLICKS overrides).
+ * Run by bench/run.ts as its own process (chDB allows one data folder per process), or alone:
+ * `node --import tsx bench/stats.ts [--quick]` (then it merges its keys into latest.json).
+ *
+ * The real ingest app (startIngest, PIPELINE_ROLES=maintenance: chDB opened, no Kinesis) over a
+ * fresh PostgreSQL database; ClickHouse seeded by ClickHouse itself (INSERT … SELECT FROM
+ * numbers(N), the hourly/daily materialized views fill from that insert), PostgreSQL with the
+ * 10k links of the workspace. Then GET /api/stats over HTTP (autocannon, loopback, one
+ * connection, bounded time) in several shapes: p50/p95 per shape from every response's latency.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import type { ClickHouseSettings } from "@clickhouse/client";
+import postgres from "postgres";
+import { rows, type ClickHouseClient } from "../ingest/src/clickhouse.ts";
+import { loadConfig } from "../ingest/src/config.ts";
+import { createKey, generateKey } from "../ingest/src/keys.ts";
+import { startIngest } from "../ingest/src/server.ts";
+import { mib, procStatusKb } from "./proc.ts";
+
+const quick = process.argv.includes("--quick");
+const CLICKS = Number(process.env.BENCH_STATS_CLICKS ?? (quick ? 1_000_000 : 10_000_000));
+const LINKS = 10_000;
+const SEED_CHUNK = 500_000;
+const DAYS = 90;
+const DURATION_S = quick ? 2 : 8;
+/** Longest wait for ClickHouse's background merges after the seed. */
+const SETTLE_S = quick ? 5 : 60;
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const DB = "linkflow";
+const DAY = 86_400_000;
+
+/** Clicks ending at the start of today (UTC), `DAYS` days of them. */
+const end = Math.floor(Date.now() / DAY) * DAY;
+const start = end - DAYS * DAY;
+
+const pick = (values: string[], salt: number) => `[${values.map((v) => `'${v}'`).join(", ")}][1 + cityHash64(s, ${salt}) % ${values.length}]`;
+/**
+ * N clicks from ClickHouse itself. Every column derives from the row's seed `s` by hashing, so
+ * inserting the same `s` again is a faithful redelivery (same click_id, same event). Links
+ * follow a power law (link 1 gets ~4.6%, the median link a few dozen); ~5% bots, 2% DNT (no
+ * visitor hash); a third as many visitors as clicks, the hash salted per day as ingest does.
+ */
+function seedSql(offset: number, count: number, where = "") {
+  return `INSERT INTO ${DB}.clicks (click_id, link_id, domain, code, short_url, original_url, ts, received_at, user_agent, referer, referer_host,
+    country, region, city, timezone, colo, asn, redirect_status, cache_tier, qr, browser, os, device, is_bot, utm_source, utm_medium, utm_campaign, visitor_hash)
+  SELECT
+    reinterpretAsUUID(concat(reinterpretAsFixedString(cityHash64(s, 1)), reinterpretAsFixedString(cityHash64(s, 2)))) AS click_id,
+    1 + toUInt64(floor(${LINKS} * pow((cityHash64(s, 3) % 1000000) / 1000000, 3))) AS link_id,
+    '' AS domain, concat('b', toString(link_id)) AS code, concat('http://localhost:8787/', code) AS short_url, concat('https://example.com/p/', toString(link_id)) AS original_url,
+    fromUnixTimestamp64Milli(toInt64(${start} + cityHash64(s, 4) % ${end - start}), 'UTC') AS ts, ts AS received_at,
+    '' AS user_agent,
+    ${pick(["", "", "", "google.com", "google.com", "www.google.com", "t.co", "facebook.com", "l.facebook.com", "linkedin.com", "news.ycombinator.com", "reddit.com", "duckduckgo.com", "bing.com", "mail.google.com"], 5)} AS referer_host,
+    if(referer_host = '', '', concat('https://', referer_host)) AS referer,
+    ${pick(["US", "US", "US", "US", "US", "DE", "DE", "GB", "GB", "IN", "IN", "FR", "BR", "JP", "CA", "NL", "ES", "IT", "AU", "PL", "SE", "MX", "KR", "TR", "ZA"], 6)} AS country,
+    concat(country, '-', toString(cityHash64(s, 7) % 8)) AS region, concat(region, '-', toString(cityHash64(s, 7) % 40)) AS city,
+    'UTC' AS timezone, ${pick(["FRA", "AMS", "LHR", "CDG", "IAD", "ORD", "SJC", "DFW", "NRT", "BOM", "GRU", "SYD"], 8)} AS colo, 13335 AS asn, 302 AS redirect_status,
+    ${pick(["isolate", "isolate", "isolate", "isolate", "isolate", "isolate", "isolate", "kv", "kv", "origin"], 9)} AS cache_tier,
+    cityHash64(s, 10) % 100 < 3 AS qr,
+    ${pick(["Chrome", "Chrome", "Chrome", "Chrome", "Mobile Safari", "Mobile Safari", "Safari", "Firefox", "Edge", "Samsung Internet"], 11)} AS browser,
+    ${pick(["Windows", "Windows", "macOS", "iOS", "iOS", "Android", "Android", "Android", "Linux"], 12)} AS os,
+    ${pick(["desktop", "desktop", "mobile", "mobile", "mobile", "tablet"], 13)} AS device,
+    cityHash64(s, 14) % 100 < 5 AS is_bot,
+    if(cityHash64(s, 15) % 100 < 20, ${pick(["newsletter", "twitter", "linkedin", "google", "partner"], 16)}, '') AS utm_source,
+    if(utm_source = '', '', ${pick(["email", "social", "cpc"], 17)}) AS utm_medium,
+    if(utm_source = '', '', concat('campaign-', toString(cityHash64(s, 18) % 12))) AS utm_campaign,
+    if(cityHash64(s, 19) % 100 < 2, '', lower(hex(MD5(concat(toString(cityHash64(s, 20) % ${Math.max(1, Math.round(CLICKS / 3))}), toString(toDate(ts))))))) AS visitor_hash
+  FROM (SELECT toUInt64(number) AS s FROM numbers(${offset}, ${count}) ${where})`;
+}
+
+async function seedClickHouse(ch: ClickHouseClient) {
+  // Both views in parallel, two insert threads: the views' GROUP BY is most of the cost.
+  const settings: ClickHouseSettings = { parallel_view_processing: 1, max_insert_threads: "2", max_threads: 2 };
+  // In chunks: the views' aggregation states of one insert are held in memory at once
+  // (one 1M-row insert peaked at ~4 GiB here, one 10M-row insert at 13.7 GiB; 500k: ~2.3 GiB).
+  for (let offset = 0; offset < CLICKS; offset += SEED_CHUNK)
+    await ch.command({ query: seedSql(offset, Math.min(SEED_CHUNK, CLICKS - offset)), clickhouse_settings: settings });
+  // Redelivery: 1% of the clicks again, in a later insert (their own parts, like a loader retry).
+  await ch.command({ query: seedSql(0, CLICKS, "WHERE number % 100 = 0"), clickhouse_settings: settings });
+  // Let the background merges settle (bounded), as on a table that is not being bulk-loaded.
+  for (const until = Date.now() + SETTLE_S * 1000; Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+    const [m] = await rows<{ n: number }>(ch, `SELECT count() AS n FROM system.merges WHERE database = '${DB}'`);
+    if (!Number(m?.n)) break;
+  }
+  return rows<{ table: string; rows: number; parts: number }>(
+    ch,
+    `SELECT table, sum(rows) AS rows, count() AS parts FROM system.parts WHERE database = '${DB}' AND active GROUP BY table ORDER BY table`,
+  );
+}
+
+interface Shape {
+  name: string;
+  what: string;
+  query: Record<string, string | number>;
+}
+const iso = (t: number) => new Date(t).toISOString();
+const SHAPES: Shape[] = [
+  // The main query: a link's page in the dashboard (the busiest link: ~4.6% of all clicks).
+  { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: iso(end) } },
+  { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: iso(end) } },
+  { name: "link_top_referers_7d", what: "one link, 7 days per hour, top 10 referer hosts", query: { link: 1, interval: "hour", group_by: "referer_host", limit: 10, from: iso(end - 7 * DAY), to: iso(end) } },
+  { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: iso(end) } },
+];
+const MAIN = "link_daily_30d";
+
+interface ShapeResult {
+  name: string;
+  what: string;
+  source: string;
+  requests: number;
+  non2xx: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+const dbName = `linkflow_bench_stats_${process.pid}`;
+const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+await admin`CREATE DATABASE ${admin(dbName)}`;
+const dataDir = await mkdtemp(join(tmpdir(), "linkflow-bench-stats-"));
+let ingest: Awaited<ReturnType<typeof startIngest>> | undefined;
+let cleaned: Promise<void> | undefined;
+const cleanup = () =>
+  (cleaned ??= (async () => {
+    await ingest?.close().catch(() => {});
+    await rm(dataDir, { recursive: true, force: true });
+    await admin`DROP DATABASE IF EXISTS ${admin(dbName)} WITH (FORCE)`;
+    await admin.end();
+  })());
+// bench/run.ts bounds this process: a SIGTERM still removes the folder and the database.
+process.once("SIGTERM", () => void cleanup().finally(() => process.exit(143)));
+try {
+  const benchDbUrl = Object.assign(new URL(DATABASE_URL), { pathname: `/${dbName}` }).toString();
+  const config = loadConfig({
+    DATABASE_URL: benchDbUrl,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATA_DIR: dataDir,
+    ADMIN_API_KEY: generateKey(),
+    EDGE_ADMIN_URL: "",
+    LOG_LEVEL: "warn",
+    // Opens chDB (in DATA_DIR/chdb) without Kinesis; the click-limit check stays out of the way.
+    PIPELINE_ROLES: "maintenance",
+    CLICK_LIMIT_INTERVAL_MS: "3600000",
+  });
+  ingest = await startIngest(config);
+  const ch = ingest.pipeline.ch!;
+  const sql = ingest.sql;
+
+  const [ws] = await sql<{ id: string }[]>`SELECT min(id) AS id FROM workspaces`;
+  const workspaceId = Number(ws!.id);
+  await sql`INSERT INTO links (id, workspace_id, code, url)
+            SELECT g, ${workspaceId}, 'b' || g, 'https://example.com/p/' || g FROM generate_series(1, ${LINKS}::int) g`;
+  const { key } = await createKey(sql, workspaceId, "bench stats", ["stats:read"], 10_000_000);
+
+  let t = performance.now();
+  console.log(`stats: seeding ${CLICKS.toLocaleString("en")} clicks (+1% redelivered) over ${DAYS} days, ${LINKS.toLocaleString("en")} links …`);
+  const tables = await seedClickHouse(ch);
+  const seedS = (performance.now() - t) / 1000;
+  console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+
+  const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
+  const headers = { authorization: `Bearer ${key}` };
+
+  // Exact under redelivery: the API's total equals uniqExact over the raw table.
+  const main = SHAPES.find((s) => s.name === MAIN)!;
+  const check = (await (await fetch(url(main.query), { headers })).json()) as { totals: { clicks: number }; source: string };
+  const [truth] = await rows<{ n: number }>(
+    ch,
+    `SELECT uniqExact(click_id) AS n FROM ${DB}.clicks WHERE link_id = 1 AND NOT is_bot AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}`,
+    { from: new Date(end - 30 * DAY).toISOString().replace("T", " ").replace("Z", ""), to: new Date(end).toISOString().replace("T", " ").replace("Z", "") },
+  );
+  if (check.totals.clicks !== Number(truth!.n)) throw new Error(`stats total ${check.totals.clicks} ≠ uniqExact over the raw table ${truth!.n}`);
+  console.log(`  check: link 1, 30 days: ${check.totals.clicks.toLocaleString("en")} clicks from ${check.source} = uniqExact over the raw table`);
+
+  const results: ShapeResult[] = [];
+  for (const shape of SHAPES) {
+    const target = url(shape.query);
+    // Warm-up, and the request count that fits in DURATION_S at the warm latency: autocannon
+    // then waits for every response (stopping at a deadline would leave a query running).
+    let source = "";
+    let warm = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      const res = await fetch(target, { headers });
+      if (res.status !== 200) throw new Error(`${shape.name}: HTTP ${res.status} ${await res.text()}`);
+      ({ source } = (await res.json()) as { source: string });
+      warm = Math.min(warm, performance.now() - t0);
+    }
+    const amount = Math.max(3, Math.min(5_000, Math.floor((DURATION_S * 1000) / warm)));
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    const r = await new Promise<autocannon.Result>((resolve, reject) => {
+      const inst = autocannon({ url: target, headers, connections: 1, amount, timeout: 30 }, (err, res) => (err ? reject(err) : resolve(res)));
+      inst.on("response", (_client, status, _bytes, ms) => void (status === 200 && latencies.push(ms)));
+    });
+    const elapsedS = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+    results.push({
+      name: shape.name,
+      what: shape.what,
+      source,
+      requests: r.requests.total,
+      non2xx: r.non2xx,
+      rps: round1(r.requests.total / elapsedS),
+      p50: round1(quantile(latencies, 0.5)),
+      p95: round1(quantile(latencies, 0.95)),
+      p99: round1(quantile(latencies, 0.99)),
+    });
+  }
+
+  console.log(`\nGET /api/stats over ${CLICKS.toLocaleString("en")} clicks (real ingest app over HTTP, 1 connection, ~${DURATION_S}s per shape, autocannon on loopback):`);
+  console.log(`${"shape".padEnd(26)} ${"source".padEnd(14)} ${"req".padStart(5)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"non-2xx".padStart(8)}`);
+  for (const r of results)
+    console.log(`${r.name.padEnd(26)} ${r.source.padEnd(14)} ${String(r.requests).padStart(5)} ${String(r.p50).padStart(8)} ${String(r.p95).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(8)}`);
+  for (const r of results) console.log(`  ${r.name}: ${r.what}`);
+  console.log(`  peak RSS of this process (ingest app + chDB): ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+  if (results.some((r) => r.non2xx > 0)) throw new Error("stats requests answered with non-2xx");
+
+  const m = results.find((r) => r.name === MAIN)!;
+  const out: Record<string, unknown> = {
+    stats_clicks: CLICKS,
+    stats_seed_s: round1(seedS),
+    stats_p50_ms: m.p50,
+    stats_p95_ms: m.p95,
+    ...Object.fromEntries(results.flatMap((r) => [[`stats_${r.name}_p50_ms`, r.p50], [`stats_${r.name}_p95_ms`, r.p95]])),
+    stats_rss_mib: mib(await procStatusKb("self", "VmHWM")),
+  };
+  if (process.send) process.send(out);
+  else {
+    const file = new URL("results/latest.json", import.meta.url);
+    const prev = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...prev, ...out }, null, 2) + "\n");
+    console.log("\nmerged into: bench/results/latest.json");
+  }
+} finally {
+  await cleanup();
+}
+// chDB and pino may keep handles open: this process is done.
+process.exit(0);
