@@ -78,7 +78,7 @@ afterAll(() => s?.close());
 describe("GET /api/stats", () => {
   it("counts exactly under duplicate delivery: totals, daily series, unique visitors", async () => {
     const r = await stats({ link: linkA, interval: "day", ...range });
-    expect(r.source).toBe("clicks_daily");
+    expect(r.source).toBe("clicks_daily_totals");
     // c1 c2 c3 c5 c6 c7 (c4 is Googlebot). Visitors: c1 = c6 (same IP, UA, day), c2, c3, c5
     // (same visitor as c1 but the next day's salt); c7 asked not to be tracked: no visitor.
     expect(r.totals).toEqual({ clicks: 6, visitors: 4 });
@@ -86,11 +86,16 @@ describe("GET /api/stats", () => {
       { t: iso(D), clicks: 5, visitors: 3 },
       { t: iso(D + 24 * H), clicks: 1, visitors: 1 },
     ]);
+    // The wide view (any breakdown or filter) and the raw table agree with the narrow view.
+    const wide = await stats({ link: linkA, interval: "day", group_by: "country", ...range });
+    expect(wide.source).toBe("clicks_daily");
+    expect(wide.totals).toEqual(r.totals);
+    expect(wide.series).toEqual(r.series);
     const raw = await stats({ link: linkA, interval: "day", from: iso(D + 1), to: range.to });
     expect(raw.source).toBe("clicks");
     expect(raw.series).toEqual(r.series);
     const hourly = await stats({ link: linkA, interval: "hour", ...range });
-    expect(hourly.source).toBe("clicks_hourly");
+    expect(hourly.source).toBe("clicks_hourly_totals");
     expect(hourly.series.map((b: { t: string; clicks: number }) => [b.t, b.clicks])).toEqual([
       [at(10 * H), 2],
       [at(12 * H), 1],
@@ -106,7 +111,7 @@ describe("GET /api/stats", () => {
   it("shifts day buckets with the time zone (23:30 UTC is the next day in Berlin)", async () => {
     for (const from of [range.from, iso(D + 1)]) {
       const r = await stats({ link: linkA, interval: "day", tz: "Europe/Berlin", from, to: range.to });
-      expect(r.source).toBe(from === range.from ? "clicks_hourly" : "clicks");
+      expect(r.source).toBe(from === range.from ? "clicks_hourly_totals" : "clicks");
       expect(r.series.map((b: { t: string; clicks: number }) => [b.t, b.clicks])).toEqual([
         [iso(D - H), 4],
         [iso(D + 23 * H), 2],

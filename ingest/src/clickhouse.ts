@@ -70,24 +70,20 @@ const ADDED_CLICK_COLUMNS = [
 
 export function schemaStatements(db: string): string[] {
   const ttl3y = (col: string) => `TTL toDateTime(${col}) + INTERVAL 3 YEAR`;
-  const dims = VIEW_DIMENSIONS.join(", ");
-  const aggTable = (name: string, bucket: string) => `
+  const aggTable = (name: string, bucket: string, dimensions: readonly string[] = VIEW_DIMENSIONS) => `
     CREATE TABLE IF NOT EXISTS ${db}.${name} (
       link_id UInt64,
       ${bucket} DateTime('UTC'),
-      ${VIEW_DIMENSIONS.map((d) => `${d} ${VIEW_TYPES[d]}`).join(",\n      ")},
+      ${dimensions.map((d) => `${d} ${VIEW_TYPES[d as keyof typeof VIEW_TYPES]}`).join(",\n      ")},
       clicks AggregateFunction(uniqExact, UUID),
       visitors AggregateFunction(uniqExact, Nullable(String))
     ) ENGINE = AggregatingMergeTree
     PARTITION BY toYYYYMM(${bucket})
-    ORDER BY (link_id, ${bucket}, ${dims})
+    ORDER BY (link_id, ${bucket}, ${dimensions.join(", ")})
     ${ttl3y(bucket)}`;
-  // visitors: a Do-Not-Track click has no visitor hash ('' → NULL, which uniqExact skips).
-  const aggView = (name: string, bucket: string, fn: string) => `
+  const aggView = (name: string, bucket: string, fn: string, dimensions: readonly string[] = VIEW_DIMENSIONS) => `
     CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS
-    SELECT link_id, ${fn}(ts) AS ${bucket}, ${dims},
-           uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
-    FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${dims}`;
+    ${aggSelect(db, bucket, fn, dimensions)}`;
   return [
     `CREATE DATABASE IF NOT EXISTS ${db}`,
     `CREATE TABLE IF NOT EXISTS ${db}.clicks (
@@ -124,8 +120,31 @@ export function schemaStatements(db: string): string[] {
     aggView("clicks_hourly", "hour", "toStartOfHour"),
     aggTable("clicks_daily", "day"),
     aggView("clicks_daily", "day", "toStartOfDay"),
+    // Narrow views for time series and totals without breakdowns or filters (the main stats
+    // query): one row per link, bucket and bot flag, so a month of a link's clicks is ~60 rows
+    // instead of one per dimension combination (≈ one per click in the wide views).
+    aggTable("clicks_hourly_totals", "hour", ["is_bot"]),
+    aggView("clicks_hourly_totals", "hour", "toStartOfHour", ["is_bot"]),
+    aggTable("clicks_daily_totals", "day", ["is_bot"]),
+    aggView("clicks_daily_totals", "day", "toStartOfDay", ["is_bot"]),
   ];
 }
+
+/**
+ * What a view holds for a group: uniqExact *states* of click_id and of the visitor hash (a
+ * Do-Not-Track click has none: '' → NULL, which uniqExact skips). States are sets, so a
+ * duplicate insert — or a backfill overlapping the view — changes no count.
+ */
+const aggSelect = (db: string, bucket: string, fn: string, dimensions: readonly string[]) => `
+    SELECT link_id, ${fn}(ts) AS ${bucket}, ${dimensions.join(", ")},
+           uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
+    FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${dimensions.join(", ")}`;
+
+/** Views added to data folders that already hold clicks: filled once from the raw table. */
+const BACKFILLED = [
+  { name: "clicks_hourly_totals", bucket: "hour", fn: "toStartOfHour", dimensions: ["is_bot"] },
+  { name: "clicks_daily_totals", bucket: "day", fn: "toStartOfDay", dimensions: ["is_bot"] },
+] as const;
 
 /**
  * Views made before the stats dimensions existed (sorting key: link, bucket, country,
@@ -140,10 +159,7 @@ function viewUpgrades(db: string, name: string, bucket: string, fn: string): str
        ADD COLUMN IF NOT EXISTS visitors AggregateFunction(uniqExact, Nullable(String)),
        MODIFY ORDER BY (link_id, ${bucket}, country, referer_host, cache_tier, colo, ${added.join(", ")})`,
     `DROP VIEW IF EXISTS ${db}.${name}_mv`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS
-     SELECT link_id, ${fn}(ts) AS ${bucket}, ${VIEW_DIMENSIONS.join(", ")},
-            uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
-     FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${VIEW_DIMENSIONS.join(", ")}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS ${aggSelect(db, bucket, fn, VIEW_DIMENSIONS)}`,
   ];
 }
 
@@ -162,7 +178,10 @@ export async function ensureSchema(ch: ClickHouseClient, db: string): Promise<vo
   for (const { table } of old)
     for (const query of viewUpgrades(db, table, table === "clicks_hourly" ? "hour" : "day", table === "clicks_hourly" ? "toStartOfHour" : "toStartOfDay"))
       await ch.command({ query });
+  const missing = [];
+  for (const v of BACKFILLED) if (!(await rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${v.name}`))[0]?.result) missing.push(v);
   for (const query of statements.slice(rawEnd)) await ch.command({ query });
+  for (const v of missing) await ch.command({ query: `INSERT INTO ${db}.${v.name} ${aggSelect(db, v.bucket, v.fn, v.dimensions)}` });
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */
