@@ -10,6 +10,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { benchIngest } from "./ingest.ts";
 import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -233,5 +234,8 @@ clearTimeout(statsTerm);
 clearTimeout(statsKill);
 if (statsCode !== 0 || !statsOut) throw new Error(`bench/stats.ts failed (exit ${statsCode})`);
 results = { ...results, ...statsOut };
+
+// Durable beacon ingest against its same-run ceilings (ingest and a no-op server in their own processes).
+results = { ...results, ...(await benchIngest(quick)) };
 await writeFile(new URL("results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n");
 console.log("\nwritten: bench/results/latest.json");
