@@ -84,8 +84,26 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
     expect(bad.status).toBe(400);
   });
 
-  it("exposes breaker states and the backlog in /metrics", async () => {
-    const text = await (await fetch(`${s.ingest.url}/metrics`)).text();
+  it("exposes breaker states and the backlog in /metrics, as valid Prometheus text format", async () => {
+    const res = await fetch(`${s.ingest.url}/metrics`);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    // Exposition format 0.0.4: HELP/TYPE lines, then samples `name{label="v",…} value`.
+    const typed = new Map<string, string>();
+    for (const line of text.split("\n").filter(Boolean)) {
+      const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+      if (meta) {
+        if (meta[1] === "TYPE") {
+          expect(["counter", "gauge", "histogram", "summary", "untyped"]).toContain(meta[3]);
+          typed.set(meta[2]!, meta[3]!);
+        }
+        continue;
+      }
+      const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line);
+      expect(sample, line).not.toBeNull();
+      const family = sample![1]!.replace(/_(bucket|sum|count)$/, "");
+      expect(typed.has(sample![1]!) || typed.has(family), line).toBe(true);
+    }
     expect(text).toMatch(/linkflow_breaker_state\{breaker="kinesis"\} 0/);
     expect(text).toMatch(/linkflow_breaker_state\{breaker="clickhouse"\} 0/);
     expect(text).toMatch(/linkflow_outbox_backlog 0/);
