@@ -68,25 +68,57 @@ const ADDED_CLICK_COLUMNS = [
   "visitor_hash String DEFAULT ''",
 ];
 
-export function schemaStatements(db: string): string[] {
+/** The Replicated engines' ZooKeeper/Keeper path and replica name (macros of each server). */
+export const REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
+
+/**
+ * The analytics DDL, single-node or for a cluster, from one source. With `cluster` (from
+ * CLICKHOUSE_CLUSTER): every statement runs `ON CLUSTER`; each table is a `<name>_local` with the
+ * Replicated engine, plus a Distributed table under today's name, so the loader's inserts and the
+ * stats queries are unchanged; the materialized views read and write the local tables on each
+ * shard (a view fires on the shard its rows are inserted into).
+ *
+ * Sharding key of `clicks`: cityHash64(click_id). A redelivered click has the same click_id, so
+ * it lands on the same shard and replica set as its first copy — ReplacingMergeTree collapses
+ * it there, and the views' uniqExact states already hold it. (link_id would keep duplicates
+ * together too, but one viral link would then load one shard; with click_id the load is even
+ * and per-link queries merge uniqExact states across shards, which is exact.) The views'
+ * Distributed tables are read-only (their rows come from the local materialized views), so they
+ * need no sharding key.
+ */
+export function schemaStatements(db: string, cluster?: string): string[] {
+  const on = cluster ? ` ON CLUSTER ${cluster}` : "";
+  const local = (name: string) => (cluster ? `${name}_local` : name);
+  const engine = (kind: string) => (cluster ? `Replicated${kind}(${REPLICA_PATH})` : kind);
+  const distributed = (name: string, key?: string) =>
+    cluster
+      ? [`CREATE TABLE IF NOT EXISTS ${db}.${name}${on} AS ${db}.${local(name)}
+    ENGINE = Distributed(${cluster}, ${db}, ${local(name)}${key ? `, ${key}` : ""})`]
+      : [];
   const ttl3y = (col: string) => `TTL toDateTime(${col}) + INTERVAL 3 YEAR`;
   const aggTable = (name: string, bucket: string, dimensions: readonly string[] = VIEW_DIMENSIONS) => `
-    CREATE TABLE IF NOT EXISTS ${db}.${name} (
+    CREATE TABLE IF NOT EXISTS ${db}.${local(name)}${on} (
       link_id UInt64,
       ${bucket} DateTime('UTC'),
       ${dimensions.map((d) => `${d} ${VIEW_TYPES[d as keyof typeof VIEW_TYPES]}`).join(",\n      ")},
       clicks AggregateFunction(uniqExact, UUID),
       visitors AggregateFunction(uniqExact, Nullable(String))
-    ) ENGINE = AggregatingMergeTree
+    ) ENGINE = ${engine("AggregatingMergeTree")}
     PARTITION BY toYYYYMM(${bucket})
     ORDER BY (link_id, ${bucket}, ${dimensions.join(", ")})
     ${ttl3y(bucket)}`;
   const aggView = (name: string, bucket: string, fn: string, dimensions: readonly string[] = VIEW_DIMENSIONS) => `
-    CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv TO ${db}.${name} AS
-    ${aggSelect(db, bucket, fn, dimensions)}`;
+    CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name}_mv${on} TO ${db}.${local(name)} AS
+    ${aggSelect(db, bucket, fn, dimensions, local("clicks"))}`;
+  const view = (name: string, bucket: string, fn: string, dimensions?: readonly string[]) => [
+    aggTable(name, bucket, dimensions),
+    ...distributed(name),
+    aggView(name, bucket, fn, dimensions),
+  ];
+  const addColumns = (table: string) => ADDED_CLICK_COLUMNS.map((c) => `ALTER TABLE ${db}.${table}${on} ADD COLUMN IF NOT EXISTS ${c}`);
   return [
-    `CREATE DATABASE IF NOT EXISTS ${db}`,
-    `CREATE TABLE IF NOT EXISTS ${db}.clicks (
+    `CREATE DATABASE IF NOT EXISTS ${db}${on}`,
+    `CREATE TABLE IF NOT EXISTS ${db}.${local("clicks")}${on} (
       click_id UUID,
       link_id UInt64,
       domain LowCardinality(String),
@@ -110,23 +142,21 @@ export function schemaStatements(db: string): string[] {
       redirect_status UInt16,
       cache_tier LowCardinality(String),
       ${ADDED_CLICK_COLUMNS.join(",\n      ")}
-    ) ENGINE = ReplacingMergeTree
+    ) ENGINE = ${engine("ReplacingMergeTree")}
     PARTITION BY toYYYYMM(ts)
     ORDER BY (link_id, ts, click_id)
     ${ttl3y("ts")}`,
     // Data folders made before a column existed (CREATE TABLE IF NOT EXISTS leaves them as they are).
-    ...ADDED_CLICK_COLUMNS.map((c) => `ALTER TABLE ${db}.clicks ADD COLUMN IF NOT EXISTS ${c}`),
-    aggTable("clicks_hourly", "hour"),
-    aggView("clicks_hourly", "hour", "toStartOfHour"),
-    aggTable("clicks_daily", "day"),
-    aggView("clicks_daily", "day", "toStartOfDay"),
+    ...addColumns(local("clicks")),
+    ...distributed("clicks", "cityHash64(click_id)"),
+    ...(cluster ? addColumns("clicks") : []),
+    ...view("clicks_hourly", "hour", "toStartOfHour"),
+    ...view("clicks_daily", "day", "toStartOfDay"),
     // Narrow views for time series and totals without breakdowns or filters (the main stats
     // query): one row per link, bucket and bot flag, so a month of a link's clicks is ~60 rows
     // instead of one per dimension combination (≈ one per click in the wide views).
-    aggTable("clicks_hourly_totals", "hour", ["is_bot"]),
-    aggView("clicks_hourly_totals", "hour", "toStartOfHour", ["is_bot"]),
-    aggTable("clicks_daily_totals", "day", ["is_bot"]),
-    aggView("clicks_daily_totals", "day", "toStartOfDay", ["is_bot"]),
+    ...view("clicks_hourly_totals", "hour", "toStartOfHour", ["is_bot"]),
+    ...view("clicks_daily_totals", "day", "toStartOfDay", ["is_bot"]),
   ];
 }
 
@@ -135,10 +165,10 @@ export function schemaStatements(db: string): string[] {
  * Do-Not-Track click has none: '' → NULL, which uniqExact skips). States are sets, so a
  * duplicate insert — or a backfill overlapping the view — changes no count.
  */
-const aggSelect = (db: string, bucket: string, fn: string, dimensions: readonly string[]) => `
+const aggSelect = (db: string, bucket: string, fn: string, dimensions: readonly string[], source = "clicks") => `
     SELECT link_id, ${fn}(ts) AS ${bucket}, ${dimensions.join(", ")},
            uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
-    FROM ${db}.clicks GROUP BY link_id, ${bucket}, ${dimensions.join(", ")}`;
+    FROM ${db}.${source} GROUP BY link_id, ${bucket}, ${dimensions.join(", ")}`;
 
 /** Views added to data folders that already hold clicks: filled once from the raw table. */
 const BACKFILLED = [
@@ -163,7 +193,13 @@ function viewUpgrades(db: string, name: string, bucket: string, fn: string): str
   ];
 }
 
-export async function ensureSchema(ch: ClickHouseClient, db: string): Promise<void> {
+export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<void> {
+  if (cluster) {
+    // A cluster starts from the current schema: no pre-visitors views to upgrade, nothing to
+    // backfill (the in-place upgrades below are single-node only).
+    for (const query of schemaStatements(db, cluster)) await ch.command({ query });
+    return;
+  }
   // Older view tables first (their CREATE … IF NOT EXISTS would leave them as they are).
   const old = await rows<{ table: string }>(
     ch,

@@ -35,6 +35,8 @@ const envSchema = z.object({
   CLICKHOUSE_USER: z.string().default("default"),
   CLICKHOUSE_PASSWORD: z.string().default(""),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).default("linkflow"),
+  /** A ClickHouse cluster (remote_servers name): DDL ON CLUSTER, Replicated + Distributed tables. Needs CLICKHOUSE_URL. */
+  CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).optional(),
   /** Forwarder: records per PutRecords (Kinesis allows 500), idle poll interval. */
   FORWARDER_BATCH: z.coerce.number().int().min(1).max(500).default(500),
   FORWARDER_IDLE_MS: z.coerce.number().int().min(1).default(100),
@@ -84,5 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const msg = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid configuration: ${msg}`);
   }
+  if (parsed.data.CLICKHOUSE_CLUSTER && !parsed.data.CLICKHOUSE_URL)
+    throw new Error("invalid configuration: CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL (embedded chDB is one node)");
   return parsed.data;
 }

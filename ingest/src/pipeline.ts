@@ -96,7 +96,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       path: resolve(join(config.DATA_DIR, "chdb")),
     });
     stops.push(() => ch!.close());
-    await ensureSchema(ch, config.CLICKHOUSE_DATABASE);
+    await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
   if (roles.has("forwarder")) {
