@@ -1,0 +1,190 @@
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { clickEvent } from "../fixtures.ts";
+import { EDGE_SECRET, startStack, type Stack } from "../helpers.ts";
+
+/**
+ * Property-based fuzzing of the beacon endpoint, the link API and the stats API (issue 7, "Bad
+ * input"): ≥ 10,000 generated malformed bodies, headers and query strings per endpoint, sent to the
+ * real ingest over loopback (keep-alive, 32 in flight). Every answer must be a 4xx with the JSON
+ * error body `{ error: { status, code, message } }` (status = the HTTP status), and no row may
+ * be written. Cases come from `fc.sample` with a fixed seed (reproducible; FUZZ_SEED overrides).
+ */
+const SEED = Number(process.env.FUZZ_SEED ?? 7);
+const N = Number(process.env.FUZZ_RUNS ?? 10_000);
+
+let s: Stack;
+beforeAll(async () => {
+  s = await startStack({ edge: false });
+  await s.sql`UPDATE api_keys SET requests_per_minute = 100000000`;
+});
+afterAll(() => s.close());
+
+interface Case {
+  label: string;
+  path: string;
+  init: RequestInit;
+}
+const rows = async (table: "clicks" | "links") => Number((await s.sql`SELECT count(*) AS n FROM ${s.sql(table)}`)[0]!.n);
+
+/** Sends every case (32 in flight) and returns the ones that broke the contract (with why). */
+async function fire(cases: Case[], allow: (status: number) => boolean = (st) => st >= 400 && st < 500) {
+  const bad: { label: string; status: number; why: string; body: string }[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const c = cases[next++]!;
+      let status = 0;
+      let text = "";
+      try {
+        const res = await fetch(s.ingest.url + c.path, c.init);
+        status = res.status;
+        text = await res.text();
+        if (!allow(status)) throw new Error("status");
+        if (!/^application\/json/.test(res.headers.get("content-type") ?? "")) throw new Error("content-type");
+        const b = JSON.parse(text);
+        const e = b?.error;
+        if (!e || e.status !== status || typeof e.code !== "string" || !e.code || typeof e.message !== "string") throw new Error("error body");
+      } catch (err) {
+        if (bad.length < 10) bad.push({ label: c.label, status, why: (err as Error).message, body: text.slice(0, 200) });
+        else bad.length++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  return bad;
+}
+
+// ---- generators ---------------------------------------------------------------------------
+
+const NOT_STRING = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string(), fc.string(), { maxKeys: 2 }));
+const NOT_NUMBER = fc.oneof(fc.string(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 3 }), fc.object({ maxDepth: 1 }));
+const HOSTILE = fc.constantFrom(
+  "' OR 1=1 --",
+  "'; DROP TABLE clicks; --",
+  "\u0000",
+  "\r\nX-Injected: 1",
+  "../../etc/passwd",
+  "%00",
+  "<script>alert(1)</script>",
+  "${jndi:ldap://x}",
+  "\uD800",
+  "𝕏".repeat(600),
+  "__proto__",
+);
+/** Strings that are certainly not `re`-valid formats: arbitrary text plus hostile constants. */
+const junkString = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 20 }), HOSTILE);
+
+type Ev = Record<string, unknown>;
+const base = () => clickEvent() as unknown as Ev;
+
+/** One guaranteed-invalid change to a valid click event. */
+const badEvent: fc.Arbitrary<Ev> = fc.oneof(
+  // a required field missing
+  fc.constantFrom("click_id", "short_url", "original_url", "timestamp", "user_agent", "ip_address", "referer", "geo_location", "domain", "code", "link_id", "redirect_status", "cache_tier").map((k) => {
+    const e = base();
+    delete e[k];
+    return e;
+  }),
+  // a string field with a non-string
+  fc.tuple(fc.constantFrom("click_id", "short_url", "original_url", "timestamp", "user_agent", "ip_address", "referer", "domain", "code", "cache_tier"), NOT_STRING).map(([k, v]) => ({ ...base(), [k]: v })),
+  // a number field with a non-number, or an out-of-range number
+  fc.tuple(fc.constantFrom("link_id", "redirect_status"), NOT_NUMBER).map(([k, v]) => ({ ...base(), [k]: v })),
+  fc.oneof(fc.integer({ max: 0 }), fc.double({ min: 0.01, max: 1e6, noInteger: true }), fc.constant(2 ** 60)).map((v) => ({ ...base(), link_id: v })),
+  fc.integer().filter((n) => ![301, 302, 307, 308].includes(n)).map((v) => ({ ...base(), redirect_status: v })),
+  // format fields with junk
+  fc.tuple(fc.constantFrom("click_id", "short_url", "original_url", "timestamp", "ip_address", "cache_tier"), junkString.filter((x) => x !== "")).map(([k, v]) => ({ ...base(), [k]: v })),
+  // over-long text
+  fc.tuple(fc.constantFrom(["user_agent", 1025], ["referer", 2049], ["domain", 254], ["code", 65]), fc.constantFrom("a", "é", "😀", " ", "\u0001")).map(([[k, n], ch]) => ({ ...base(), [k as string]: ch.repeat(n as number) })),
+  // geo: wrong types, out of range, unknown keys
+  fc.oneof(NOT_STRING.filter((v) => v === null || typeof v !== "object" || Array.isArray(v)), fc.record({ latitude: fc.double({ min: 90.001, max: 1e9 }) }), fc.record({ longitude: fc.double({ max: -180.001, min: -1e9 }) }), fc.record({ country: fc.string({ minLength: 3 }) }), fc.record({ evil: fc.jsonValue() })).map((g) => ({ ...base(), geo_location: g })),
+  // an unknown key (the schema is strict), including prototype tricks
+  fc.tuple(fc.oneof(fc.constantFrom("__proto__", "constructor", "admin", "received_at"), fc.string({ minLength: 1 })), fc.jsonValue()).filter(([k]) => !(k in base())).map(([k, v]) => {
+    const e = base();
+    Object.defineProperty(e, k, { value: v, enumerable: true });
+    return e;
+  }),
+);
+
+/** Guaranteed-malformed beacon bodies (raw strings, signed correctly). */
+const beaconBody: fc.Arbitrary<string> = fc.oneof(
+  { weight: 5, arbitrary: badEvent.map((e) => JSON.stringify(e)) },
+  // a batch with one bad event among valid ones (all or nothing), an empty batch, a nested one
+  { weight: 2, arbitrary: fc.tuple(fc.nat(3), badEvent, fc.nat(3)).map(([a, bad, b]) => JSON.stringify([...Array.from({ length: a }, base), bad, ...Array.from({ length: b }, base)])) },
+  { weight: 1, arbitrary: fc.constantFrom("[]", "[[]]", "{}", "null", "0", '""', "true", "[null]", "[{}]") },
+  // any JSON value (never a valid event: no click_id uuid)
+  { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? "null") },
+  // not JSON at all, or truncated JSON
+  { weight: 2, arbitrary: fc.oneof(fc.string({ minLength: 1 }).filter((x) => { try { JSON.parse(x); return false; } catch { return true; } }), fc.nat(200).map((n) => JSON.stringify(base()).slice(0, n + 1))) },
+);
+
+describe("fuzz: POST /v1/clicks", () => {
+  it(`${N} malformed bodies (correctly signed), signatures and content types → 4xx JSON errors, no rows`, async () => {
+    const before = await rows("clicks");
+    const bodies = fc.sample(beaconBody, { numRuns: Math.round(N * 0.7), seed: SEED });
+    const cases: Case[] = [];
+    for (const raw of bodies) {
+      cases.push({ label: raw.slice(0, 120), path: "/v1/clicks", init: { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) }, body: raw } });
+    }
+    // Signatures: a valid body with a fuzzed header (junk, a mutated good one, wrong t, wrong secret).
+    const now = Math.floor(Date.now() / 1000);
+    const sigs = fc.sample(
+      fc.oneof(
+        fc.string({ maxLength: 100 }).map((h) => ({ h, t: undefined as number | undefined })),
+        fc.tuple(fc.nat(63), fc.constantFrom(..."0123456789abcdef")).map(([i, ch]) => ({ h: `mutate:${i}:${ch}`, t: undefined })),
+        fc.integer({ min: -1e6, max: 1e6 }).filter((d) => Math.abs(d) > 300).map((d) => ({ h: "", t: now + d })),
+        fc.constantFrom("t=,v1=", "t=1e3,v1=00", "v1=" + "0".repeat(64), `t=${now}`, `t=${now},v1=${"zz".repeat(32)}`, `t=${now},v1=${"0".repeat(66)}`, `t=${now}.5,v1=${"0".repeat(64)}`, `t=-0,v1=${"0".repeat(64)}`).map((h) => ({ h, t: undefined })),
+      ),
+      { numRuns: Math.round(N * 0.2), seed: SEED },
+    );
+    for (const { h, t } of sigs) {
+      const raw = JSON.stringify(clickEvent());
+      let header = h;
+      if (t !== undefined) header = await sign(EDGE_SECRET, raw, t);
+      else if (h.startsWith("mutate:")) {
+        const [, i, ch] = h.split(":");
+        const good = await sign(EDGE_SECRET, raw);
+        const at = good.indexOf("v1=") + 3 + Number(i);
+        header = good.slice(0, at) + (good[at] === ch ? (ch === "0" ? "1" : "0") : ch) + good.slice(at + 1);
+      }
+      // fetch refuses header values with CR/LF/NUL; those are a transport error, not a case.
+      if (/[\r\n\0]/.test(header) || /[^\x00-\xff]/.test(header)) header = encodeURIComponent(header);
+      cases.push({ label: `sig ${JSON.stringify(header)}`, path: "/v1/clicks", init: { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: header }, body: raw } });
+    }
+    // Content types other than application/json (a correctly signed valid body).
+    const types = fc.sample(
+      fc.oneof(fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp", "application/json-seq", "text/json", "", "application/xml"), fc.string({ maxLength: 40 }).map((x) => x.replace(/[^\x20-\x7e]/g, ""))).filter((ct) => !/^application\/json\b/i.test(ct)),
+      { numRuns: N - cases.length, seed: SEED },
+    );
+    for (const ct of types) {
+      const raw = JSON.stringify(clickEvent());
+      cases.push({ label: `content-type ${JSON.stringify(ct)}`, path: "/v1/clicks", init: { method: "POST", headers: { "content-type": ct, [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) }, body: raw } });
+    }
+    expect(cases.length).toBeGreaterThanOrEqual(N);
+    expect(await fire(cases)).toEqual([]);
+    expect(await rows("clicks")).toBe(before);
+  });
+});
+
+describe("hostile but schema-valid beacons", () => {
+  it("NUL, lone surrogates, SQL and CR/LF in free-text fields: stored as data or refused with a 4xx, never a 5xx", async () => {
+    const values = ["\u0000", "a\u0000b", "\uD800", "' OR 1=1 --", "'); DROP TABLE clicks; --", "\r\nX-Injected: 1", "\\", "\u202E"];
+    const cases: Case[] = [];
+    for (const v of values)
+      for (const e of [clickEvent({ user_agent: v }), clickEvent({ referer: v }), clickEvent({ code: v }), clickEvent({ domain: v }), clickEvent({ geo_location: { city: v, country: "DE" } })]) {
+        const raw = JSON.stringify(e);
+        cases.push({ label: raw.slice(0, 200), path: "/v1/clicks", init: { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) }, body: raw } });
+      }
+    const bad: string[] = [];
+    for (const c of cases) {
+      const res = await fetch(s.ingest.url + c.path, c.init);
+      if (res.status >= 500) bad.push(`${res.status} ${c.label} ${await res.text()}`);
+      else await res.arrayBuffer();
+    }
+    expect(bad).toEqual([]);
+    // The click is kept; what PostgreSQL cannot hold became U+FFFD.
+    const [t] = await s.sql`SELECT count(*)::int AS n FROM clicks WHERE user_agent = ${"a\uFFFDb"}`;
+    expect(t!.n).toBe(1);
+  });
+});
