@@ -28,8 +28,11 @@ interface Case {
 }
 const rows = async (table: "clicks" | "links") => Number((await s.sql`SELECT count(*) AS n FROM ${s.sql(table)}`)[0]!.n);
 
+/** Statuses seen by the last `fire` (so a test can check the cases reached validation, not just auth). */
+let seen = new Map<number, number>();
 /** Sends every case (32 in flight) and returns the ones that broke the contract (with why). */
 async function fire(cases: Case[], allow: (status: number) => boolean = (st) => st >= 400 && st < 500) {
+  seen = new Map();
   const bad: { label: string; status: number; why: string; body: string }[] = [];
   let next = 0;
   const worker = async () => {
@@ -40,6 +43,7 @@ async function fire(cases: Case[], allow: (status: number) => boolean = (st) => 
       try {
         const res = await fetch(s.ingest.url + c.path, c.init);
         status = res.status;
+        seen.set(status, (seen.get(status) ?? 0) + 1);
         text = await res.text();
         if (!allow(status)) throw new Error("status");
         if (!/^application\/json/.test(res.headers.get("content-type") ?? "")) throw new Error("content-type");
@@ -164,6 +168,8 @@ describe("fuzz: POST /v1/clicks", () => {
     expect(cases.length).toBeGreaterThanOrEqual(N);
     expect(await fire(cases)).toEqual([]);
     expect(await rows("clicks")).toBe(before);
+    expect(seen.get(400)).toBeGreaterThan(N / 2);
+    expect(seen.get(401)).toBeGreaterThan(N / 10);
   });
 });
 
@@ -186,5 +192,122 @@ describe("hostile but schema-valid beacons", () => {
     // The click is kept; what PostgreSQL cannot hold became U+FFFD.
     const [t] = await s.sql`SELECT count(*)::int AS n FROM clicks WHERE user_agent = ${"a\uFFFDb"}`;
     expect(t!.n).toBe(1);
+  });
+});
+
+// ---- the link API and the stats API ---------------------------------------------------------
+
+const auth = () => ({ Authorization: `Bearer ${s.adminKey}` });
+const NOT_STRING_NN = NOT_STRING.filter((v) => v !== null);
+const NOT_BOOL = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.boolean(), { maxLength: 2 }));
+/** Query-string noise under keys no endpoint knows (so it never overrides the invalid one). */
+const KNOWN = new Set(["limit", "cursor", "q", "tag", "domain", "archived", "sort", "link", "from", "to", "interval", "tz", "group_by", "bots", "country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo"]);
+const noise = fc.array(fc.tuple(fc.string({ maxLength: 12 }).filter((k) => !KNOWN.has(k)), junkString), { maxLength: 3 });
+const query = (params: [string, string][], extra: [string, string][]) => "?" + new URLSearchParams([...extra, ...params]).toString();
+/** Headers that must fail auth (never the admin key). */
+const badAuth = fc.oneof(
+  fc.constant(undefined),
+  fc.string({ maxLength: 60 }).map((x) => x.replace(/[^\x20-\x7e]/g, "")),
+  fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789_"), minLength: 1, maxLength: 60 }).map((k) => `Bearer lf_${k}`),
+  fc.constantFrom("Bearer", "Bearer ", "Basic YWRtaW46YWRtaW4=", "Bearer ' OR '1'='1", "Bearer lf_*", "Bearer %00"),
+);
+
+describe("fuzz: the link API", () => {
+  const nonNull = <T>(a: fc.Arbitrary<T>) => a.filter((v) => v !== null && v !== undefined);
+  const linkBody: fc.Arbitrary<string> = fc.oneof(
+    // any JSON without a url (required), or with a url that is not an http(s) URL string
+    fc.jsonValue({ maxDepth: 3 }).filter((v) => !(v && typeof v === "object" && !Array.isArray(v) && "url" in v)).map((v) => JSON.stringify(v) ?? "null"),
+    fc.oneof(NOT_STRING, junkString).map((url) => JSON.stringify({ url })),
+    // a good url and one bad field
+    fc
+      .oneof(
+        fc.tuple(fc.constantFrom("slug", "domain"), NOT_STRING_NN),
+        fc.tuple(fc.constant("slug"), fc.constantFrom("", "-x", "a/b", "../x", "%2e%2e", "a\r\nb", "x".repeat(65), "api", "' OR 1=1 --")),
+        fc.tuple(fc.constant("title"), fc.oneof(NOT_STRING_NN, fc.constant("t".repeat(501)))),
+        fc.tuple(fc.constant("tags"), fc.oneof(fc.string(), fc.integer(), fc.array(fc.constantFrom("a,b", "x;y", "p|q", "\u0000", 5, null), { minLength: 1, maxLength: 3 }))),
+        fc.tuple(fc.constant("redirect_status"), fc.oneof(fc.integer().filter((n) => ![301, 302, 307, 308].includes(n)), fc.string())),
+        fc.tuple(fc.constant("expires_at"), nonNull(fc.oneof(junkString, fc.integer(), fc.boolean()))),
+        fc.tuple(fc.constant("expired_url"), fc.oneof(NOT_STRING_NN, fc.constantFrom("javascript:alert(1)", "//evil.example", "data:text/html,x"))),
+        fc.tuple(fc.constant("max_clicks"), fc.oneof(fc.integer({ max: 0 }), fc.double({ min: 0.1, max: 1e6, noInteger: true }), fc.string(), fc.constant(2 ** 60))),
+        fc.tuple(fc.constant("password"), fc.oneof(fc.constant(""), fc.constant("p".repeat(129)), fc.integer(), fc.boolean())),
+        fc.tuple(fc.constant("targeting"), fc.oneof(fc.string(), fc.integer(), fc.array(fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.record({ country: fc.constant(["de"]), url: fc.constant("https://example.de/") })), { minLength: 1, maxLength: 2 }).filter((a) => a.some((r) => !r || typeof r !== "object" || Array.isArray(r) || !("url" in r) || "country" in r)))),
+        fc.tuple(fc.constant("utm"), fc.oneof(fc.string(), fc.integer(), fc.record({ evil: fc.string() }))),
+        fc.tuple(fc.constant("archived"), NOT_BOOL),
+        fc.tuple(fc.constantFrom("__proto__", "id", "workspace_id", "code", "created_at", "password_hash", "has_password"), fc.jsonValue()),
+      )
+      .map(([k, v]) => {
+        const o: Record<string, unknown> = { url: "https://example.com/fuzz" };
+        Object.defineProperty(o, k, { value: v, enumerable: true });
+        return JSON.stringify(o);
+      }),
+    // not JSON
+    fc.string({ minLength: 1 }).filter((x) => { try { JSON.parse(x); return false; } catch { return true; } }),
+  );
+  // ids that are not a positive integer (no link exists anyway: a 404 is fine, a write is not)
+  const badId = fc.oneof(junkString, fc.constantFrom("0", "-1", "1.5", "1e400", "9007199254740993", "0x1", "NaN", "..", "%2e%2e", "1;DROP TABLE links", "1 OR 1=1")).filter((x) => x !== "");
+
+  it(`${N} malformed bodies, ids, query strings and auth headers → 4xx JSON errors, no rows`, async () => {
+    const before = await rows("links");
+    const cases: Case[] = [];
+    const post = (b: string, headers: Record<string, string> = { ...auth(), "content-type": "application/json" }) => ({ method: "POST", headers, body: b });
+    for (const b of fc.sample(linkBody, { numRuns: Math.round(N * 0.5), seed: SEED })) cases.push({ label: b.slice(0, 200), path: "/api/links", init: post(b) });
+    for (const b of fc.sample(linkBody, { numRuns: Math.round(N * 0.05), seed: SEED + 1 })) cases.push({ label: `bulk ${b.slice(0, 200)}`, path: "/api/links/bulk", init: post(b) });
+    for (const [id, b, m] of fc.sample(fc.tuple(badId, linkBody, fc.constantFrom("GET", "PATCH", "DELETE")), { numRuns: Math.round(N * 0.15), seed: SEED })) {
+      cases.push({ label: `${m} ${id}`, path: `/api/links/${encodeURIComponent(id.replace(/[\uD800-\uDFFF]/g, "\uFFFD"))}`, init: m === "PATCH" ? { ...post(b), method: "PATCH" } : { method: m, headers: auth() } });
+    }
+    const badList = fc.oneof(
+      fc.tuple(fc.constant("limit"), fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 101 }), fc.constantFrom("x", "1.5", "", "1e9")).map(String)),
+      fc.tuple(fc.constant("archived"), junkString.filter((x) => !["false", "true", "all"].includes(x))),
+      fc.tuple(fc.constant("sort"), junkString.filter((x) => !["-created_at", "created_at"].includes(x))),
+      fc.tuple(fc.constantFrom("q", "cursor"), fc.constant("q".repeat(201))),
+    );
+    for (const [p, extra, path] of fc.sample(fc.tuple(badList, noise, fc.constantFrom("/api/links", "/api/links/export")), { numRuns: Math.round(N * 0.2), seed: SEED })) {
+      if (path.endsWith("export") && (p[0] === "limit" || p[0] === "cursor")) p[0] = "sort";
+      cases.push({ label: `${path} ${p.join("=")}`, path: path + query([p], extra), init: { headers: auth() } });
+    }
+    for (const a of fc.sample(badAuth, { numRuns: N - cases.length, seed: SEED })) {
+      cases.push({ label: `auth ${JSON.stringify(a)}`, path: "/api/links", init: post(JSON.stringify({ url: "https://example.com/x" }), { "content-type": "application/json", ...(a === undefined ? {} : { Authorization: a }) }) });
+    }
+    expect(cases.length).toBeGreaterThanOrEqual(N);
+    expect(await fire(cases)).toEqual([]);
+    expect(await rows("links")).toBe(before);
+    expect(seen.get(400)).toBeGreaterThan(N / 2);
+    expect(seen.get(401)).toBeGreaterThan(N / 20);
+  });
+});
+
+describe("fuzz: the stats API", () => {
+  // Without a pipeline this process has no ClickHouse (a valid query answers 503): this fuzzes
+  // the query validation, which answers 400 before ClickHouse is asked.
+  const badStats = fc.oneof(
+    fc.tuple(fc.constant("interval"), junkString.filter((x) => !["minute", "hour", "day"].includes(x))),
+    fc.tuple(fc.constant("bots"), junkString.filter((x) => !["exclude", "include", "only"].includes(x))),
+    fc.tuple(fc.constant("group_by"), junkString),
+    fc.tuple(fc.constant("limit"), fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 1001 }), fc.constantFrom("x", "1.5", "", "Infinity")).map(String)),
+    fc.tuple(fc.constant("tz"), fc.oneof(junkString, fc.constantFrom("Mars/Olympus", "../../etc/passwd", "UTC'; DROP TABLE x", "Europe/Berlin\u0000"))),
+    fc.tuple(fc.constantFrom("from", "to"), fc.oneof(junkString, fc.constantFrom("2026-13-01T00:00:00Z", "2026-01-01", "now()", "1700000000"))),
+    fc.tuple(fc.constant("link"), fc.oneof(fc.integer({ max: 0 }).map(String), fc.constantFrom("x", "1.5", "1 OR 1=1", "1;DROP TABLE links"))),
+    fc.tuple(fc.constant("qr"), junkString.filter((x) => !["true", "false"].includes(x))),
+    fc.tuple(fc.constantFrom("country", "city", "referer_host", "utm_source"), fc.constant("x".repeat(2001))),
+    fc.tuple(fc.constant("tag"), fc.constantFrom("", "t".repeat(101))),
+  );
+  it(`${N} malformed query strings and auth headers → 4xx JSON errors (no 503: validation comes first)`, async () => {
+    const cases: Case[] = [];
+    for (const [p, extra, path] of fc.sample(fc.tuple(badStats, noise, fc.constantFrom("/api/stats", "/api/stats", "/api/stats/live")), { numRuns: Math.round(N * 0.9), seed: SEED })) {
+      if (path.endsWith("live") && !["bots", "link", "tag"].includes(p[0])) p[0] = "bots";
+      // group_by junk could name a dimension: make it certainly not one
+      if (p[0] === "group_by") p[1] = `x${p[1]}`;
+      // tz junk could be a real zone ("UTC", "GMT"): make it certainly not one
+      if (p[0] === "tz") p[1] = `${p[1]}/\u00a7`;
+      // from/to junk: certainly not an ISO datetime
+      if (p[0] === "from" || p[0] === "to") p[1] = `~${p[1]}`;
+      cases.push({ label: `${path} ${p.join("=")}`, path: path + query([p], extra), init: { headers: auth() } });
+    }
+    for (const a of fc.sample(badAuth, { numRuns: N - cases.length, seed: SEED })) {
+      cases.push({ label: `auth ${JSON.stringify(a)}`, path: "/api/stats?interval=day", init: { headers: a === undefined ? {} : { Authorization: a } } });
+    }
+    expect(cases.length).toBeGreaterThanOrEqual(N);
+    expect(await fire(cases)).toEqual([]);
+    expect(seen.get(400)).toBeGreaterThan(N / 2);
   });
 });
