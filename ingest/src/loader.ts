@@ -172,10 +172,48 @@ export function createLoader(o: LoaderOptions) {
     }
     if (now - lastRenew < RENEW_MS) return;
     lastRenew = now;
-    const held = await o.sql<{ shard_id: string; sequence_number: string | null }[]>`
-      UPDATE loader_checkpoints SET owner = ${o.owner}, lease_until = now() + make_interval(secs => ${LEASE_S})
-      WHERE stream = ${o.stream} AND NOT finished AND (owner = ${o.owner} OR lease_until < now())
+    type Lease = { shard_id: string; sequence_number: string | null };
+    const lease = () => o.sql`now() + make_interval(secs => ${LEASE_S})`;
+    const renewed = await o.sql<Lease[]>`
+      UPDATE loader_checkpoints SET lease_until = ${lease()}
+      WHERE stream = ${o.stream} AND NOT finished AND owner = ${o.owner}
       RETURNING shard_id, sequence_number`;
+    // Balance (like the Kinesis Client Library): aim at an equal share of the open shards among
+    // the live loaders (those holding an unexpired lease, and this one).
+    const [counts] = await o.sql<{ others: number; total: number }[]>`
+      SELECT count(DISTINCT owner) FILTER (WHERE owner <> ${o.owner} AND lease_until >= now())::int AS others, count(*)::int AS total
+      FROM loader_checkpoints WHERE stream = ${o.stream} AND NOT finished`;
+    const target = Math.ceil(counts!.total / (counts!.others + 1));
+    // Expired (or released) leases first: a dead loader's shards resume from their checkpoints.
+    const taken =
+      renewed.length < target
+        ? await o.sql<Lease[]>`
+            UPDATE loader_checkpoints SET owner = ${o.owner}, lease_until = ${lease()}
+            WHERE (stream, shard_id) IN (
+              SELECT stream, shard_id FROM loader_checkpoints
+              WHERE stream = ${o.stream} AND NOT finished AND lease_until < now()
+              ORDER BY shard_id LIMIT ${target - renewed.length} FOR UPDATE SKIP LOCKED)
+            RETURNING shard_id, sequence_number`
+        : [];
+    // Still short of a share and nothing free: take one shard from the busiest loader when it
+    // holds at least two more than this one (so shares converge and never swap back and forth).
+    // Its rows read but not yet checkpointed are read again here: duplicates, never gaps (its
+    // checkpoint update requires ownership).
+    const mine = renewed.length + taken.length;
+    const stolen =
+      mine < target && !taken.length
+        ? await o.sql<Lease[]>`
+            UPDATE loader_checkpoints SET owner = ${o.owner}, lease_until = ${lease()}
+            WHERE (stream, shard_id) IN (
+              SELECT c.stream, c.shard_id FROM loader_checkpoints c
+              JOIN (SELECT owner, count(*) AS n FROM loader_checkpoints
+                    WHERE stream = ${o.stream} AND NOT finished AND lease_until >= now() AND owner <> ${o.owner}
+                    GROUP BY owner ORDER BY n DESC, owner LIMIT 1) busiest ON busiest.owner = c.owner
+              WHERE c.stream = ${o.stream} AND NOT c.finished AND busiest.n >= ${mine + 2}
+              ORDER BY c.shard_id DESC LIMIT 1 FOR UPDATE OF c SKIP LOCKED)
+            RETURNING shard_id, sequence_number`
+        : [];
+    const held = [...renewed, ...taken, ...stolen];
     const ids = new Set(held.map((h) => h.shard_id));
     for (const id of shards.keys()) if (!ids.has(id)) shards.delete(id); // lease lost
     for (const h of held) if (!shards.has(h.shard_id)) shards.set(h.shard_id, { id: h.shard_id, fetched: h.sequence_number ?? undefined, closed: false });

@@ -108,22 +108,35 @@ export async function scenario(name: string): Promise<Scenario> {
 export class IngestProcess {
   private child?: ReturnType<typeof spawnTsx>;
   starts = 0;
-  constructor(private s: Scenario) {}
+  /** `over`: another port, data folder (chDB: one per process) or settings, for extra processes. */
+  constructor(
+    private s: Scenario,
+    private over: { port?: number; dataDir?: string; env?: NodeJS.ProcessEnv } = {},
+  ) {}
+
+  get url() {
+    return this.over.port ? `http://127.0.0.1:${this.over.port}` : this.s.url;
+  }
+
+  get pid() {
+    return this.child?.proc.pid;
+  }
 
   env(): NodeJS.ProcessEnv {
     return {
       ...baseEnv(),
       DATABASE_URL: this.s.databaseUrl,
-      PORT: String(this.s.port),
+      PORT: String(this.over.port ?? this.s.port),
       EDGE_SECRET,
       ADMIN_API_KEY: this.s.adminKey,
       EDGE_ADMIN_URL: "",
-      DATA_DIR: this.s.dataDir,
+      DATA_DIR: this.over.dataDir ?? this.s.dataDir,
       KINESIS_ENDPOINT: `http://127.0.0.1:${this.s.kinesisProxy.port}`,
       KINESIS_STREAM: this.s.stream,
       LOG_LEVEL: "warn",
       BREAKER_RESET_MS: "1000",
       LOADER_BATCH_MS: "200",
+      ...this.over.env,
     };
   }
 
@@ -134,7 +147,7 @@ export class IngestProcess {
     this.child = c;
     this.starts++;
     const until = t0 + timeoutMs;
-    while (!c.lines.some((l) => l.includes(`ingest listening on ${this.s.url}`))) {
+    while (!c.lines.some((l) => l.includes(`ingest listening on ${this.url}`))) {
       if (c.proc.exitCode !== null || c.proc.signalCode !== null) throw new Error(`ingest exited during start-up:\n${c.output()}`);
       if (Date.now() > until) {
         c.proc.kill("SIGKILL");
@@ -316,8 +329,8 @@ export async function postgresIds(s: Scenario): Promise<Map<string, number>> {
  * (chDB allows one process per folder): distinct ids and the raw row count (redeliveries not yet
  * merged away by the ReplacingMergeTree).
  */
-export async function clickhouseIds(s: Scenario): Promise<{ ids: Set<string>; rows: number; distinct: number }> {
-  const c = spawnTsx("test/faults/chdb-dump.ts", baseEnv(), [join(s.dataDir, "chdb")]);
+export async function clickhouseIds(s: Scenario, dataDir = s.dataDir): Promise<{ ids: Set<string>; rows: number; distinct: number }> {
+  const c = spawnTsx("test/faults/chdb-dump.ts", baseEnv(), [join(dataDir, "chdb")]);
   const code = await Promise.race([c.exited, sleep(60_000).then(() => "timeout" as const)]);
   if (code !== 0) {
     c.proc.kill("SIGKILL");
