@@ -85,10 +85,16 @@ export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>
       },
     }),
     async (c) => {
-      if (!/^application\/json\b/i.test(c.req.header("content-type") ?? ""))
+      // Exactly application/json (parameters allowed): not application/json-patch+json, -seq…
+      if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? ""))
         throw new ApiError(415, "unsupported_media_type", "beacons must be sent as application/json");
       const raw = await c.req.text();
-      const check = await verify(secret, c.req.header(SIGNATURE_HEADER), raw);
+      const header = c.req.header(SIGNATURE_HEADER);
+      // Two X-Signature headers arrive joined ("t=…,v1=…, t=…,v1=…"), and verify() would take the
+      // last of each: ambiguous, so refused (found by test/security/beacon.test.ts).
+      if (header && (header.match(/(?:^|,)\s*(?:t|v1)\s*=/g)?.length ?? 0) > 2)
+        throw new ApiError(401, "bad_signature", "beacon signature malformed (more than one)");
+      const check = await verify(secret, header, raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
       const inserted = await store(events.map(storable));
