@@ -130,7 +130,9 @@ export function createLoader(o: LoaderOptions) {
   const shards = new Map<string, Shard>();
   let buffer: Pending[] = [];
   /** Sequence numbers read per shard since the last checkpoint (incl. dead-lettered ones). */
-  const upTo = new Map<string, string>();
+  const upTo = new Map<string, string | null>();
+  /** Each listed shard's parents (a split's one, a merge's two), from ListShards. */
+  const parents = new Map<string, string[]>();
   let firstAt = 0;
   let attempts = 0;
   let lastRenew = 0;
@@ -164,7 +166,10 @@ export function createLoader(o: LoaderOptions) {
       let token: string | undefined;
       do {
         const out = await o.kinesis.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: o.stream }));
-        for (const s of out.Shards ?? []) ids.push(s.ShardId!);
+        for (const s of out.Shards ?? []) {
+          ids.push(s.ShardId!);
+          parents.set(s.ShardId!, [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string => !!p));
+        }
         token = out.NextToken;
       } while (token);
       if (ids.length)
@@ -180,9 +185,16 @@ export function createLoader(o: LoaderOptions) {
       RETURNING shard_id, sequence_number`;
     // Balance (like the Kinesis Client Library): aim at an equal share of the open shards among
     // the live loaders (those holding an unexpired lease, and this one).
+    // A resharded stream: a child shard waits until its parents are read to their end (finished),
+    // so a key's records are loaded in order across the split or merge. A parent no longer
+    // listed (past retention) blocks nothing.
+    const finished = new Set(
+      (await o.sql<{ shard_id: string }[]>`SELECT shard_id FROM loader_checkpoints WHERE stream = ${o.stream} AND finished`).map((r) => r.shard_id),
+    );
+    const blocked = [...parents].filter(([, ps]) => ps.some((p) => parents.has(p) && !finished.has(p))).map(([id]) => id);
     const [counts] = await o.sql<{ others: number; total: number }[]>`
       SELECT count(DISTINCT owner) FILTER (WHERE owner <> ${o.owner} AND lease_until >= now())::int AS others, count(*)::int AS total
-      FROM loader_checkpoints WHERE stream = ${o.stream} AND NOT finished`;
+      FROM loader_checkpoints WHERE stream = ${o.stream} AND NOT finished AND shard_id <> ALL(${blocked}::text[])`;
     const target = Math.ceil(counts!.total / (counts!.others + 1));
     // Expired (or released) leases first: a dead loader's shards resume from their checkpoints.
     const taken =
@@ -191,7 +203,7 @@ export function createLoader(o: LoaderOptions) {
             UPDATE loader_checkpoints SET owner = ${o.owner}, lease_until = ${lease()}
             WHERE (stream, shard_id) IN (
               SELECT stream, shard_id FROM loader_checkpoints
-              WHERE stream = ${o.stream} AND NOT finished AND lease_until < now()
+              WHERE stream = ${o.stream} AND NOT finished AND lease_until < now() AND shard_id <> ALL(${blocked}::text[])
               ORDER BY shard_id LIMIT ${target - renewed.length} FOR UPDATE SKIP LOCKED)
             RETURNING shard_id, sequence_number`
         : [];
@@ -264,7 +276,10 @@ export function createLoader(o: LoaderOptions) {
         n += out.Records?.length ?? 0;
         o.metrics.shardLagMs.set({ shard: s.id }, out.MillisBehindLatest ?? 0);
         s.iterator = out.NextShardIterator;
-        if (!s.iterator) s.closed = true; // a resharded (closed) shard, read to its end
+        if (!s.iterator) {
+          s.closed = true; // a resharded (closed) shard, read to its end: checkpointed as finished
+          upTo.set(s.id, s.fetched ?? null);
+        }
       } catch (err) {
         s.iterator = undefined; // expired or broken iterator: start again after what we read
         throw err;
