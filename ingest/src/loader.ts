@@ -44,11 +44,15 @@ export interface LoaderOptions {
   owner: string;
   /** What a valid record is (tests swap in a newer schema to show a DLQ replay after a fix). */
   schema?: z.ZodType<ClickRecord>;
+  /** Lease length (s), renewal and ListShards periods (ms); tests shorten them. */
+  leaseS?: number;
+  renewMs?: number;
+  listShardsMs?: number;
 }
 
-const LEASE_S = 15;
-const RENEW_MS = 5_000;
-const LIST_SHARDS_MS = 10_000;
+const DEFAULT_LEASE_S = 15;
+const DEFAULT_RENEW_MS = 5_000;
+const DEFAULT_LIST_SHARDS_MS = 10_000;
 const IDLE_POLL_MS = 200;
 
 // ClickHouse error codes that mean "this data is wrong", not "ClickHouse is unavailable".
@@ -127,6 +131,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export function createLoader(o: LoaderOptions) {
   const schema = o.schema ?? recordSchema;
+  const LEASE_S = o.leaseS ?? DEFAULT_LEASE_S;
+  const RENEW_MS = o.renewMs ?? DEFAULT_RENEW_MS;
+  const LIST_SHARDS_MS = o.listShardsMs ?? DEFAULT_LIST_SHARDS_MS;
   const shards = new Map<string, Shard>();
   let buffer: Pending[] = [];
   /** Sequence numbers read per shard since the last checkpoint (incl. dead-lettered ones). */
@@ -347,6 +354,11 @@ export function createLoader(o: LoaderOptions) {
     start() {
       running = true;
       loop = run();
+    },
+    /** Test hook: stops reading without releasing the leases, as a crash would (they expire). */
+    async crash() {
+      running = false;
+      await loop;
     },
     async stop() {
       running = false;
