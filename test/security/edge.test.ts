@@ -128,4 +128,22 @@ describe("security headers on the worker's pages", () => {
       expect(p.headers.get("cache-control")?.[0]).toBe("no-store");
     }
   });
+
+  it("the password form's 303 goes back to the same path (relative), whatever the query; a wrong password gets the same headers", async () => {
+    const post = (query: string, password: string) =>
+      s.edge!.mf.dispatchFetch(`http://localhost/locked${query}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `password=${password}`, redirect: "manual" });
+    for (const q of ["?next=//evil.example", "?x=%0d%0aLocation:%20https://evil.example", "?@evil.example", ""]) {
+      const res = await post(q, "pw-123456");
+      expect(res.status, q).toBe(303);
+      const loc = res.headers.get("location")!;
+      expect(loc.startsWith("/locked"), `${q} → ${loc}`).toBe(true);
+      expect(/[\r\n]/.test(loc)).toBe(false);
+      await res.arrayBuffer();
+    }
+    const wrong = await post("", "nope");
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("content-security-policy")).toMatch(/frame-ancestors 'none'/);
+    expect(wrong.headers.get("x-content-type-options")).toBe("nosniff");
+    await wrong.arrayBuffer();
+  });
 });
