@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../../ingest/src/keys.ts";
 import { clickEvent, postBeacon } from "../fixtures.ts";
-import { DATABASE_URL, EDGE_SECRET, testSchema } from "../helpers.ts";
+import { body, DATABASE_URL, EDGE_SECRET, testSchema } from "../helpers.ts";
 
 /**
  * No secret in the logs: ingest as its own process (`node --import tsx ingest/src/main.ts`) at
@@ -54,16 +54,16 @@ const api = (path: string, method: string, b?: unknown, key = adminKey) =>
 describe("secrets in logs", () => {
   it("the admin key, created keys, EDGE_SECRET and link passwords never appear in debug output", async () => {
     const secrets = [adminKey, EDGE_SECRET];
-    const key = await (await api("/api/keys", "POST", { name: "ci", scopes: ["links:write", "links:read"] })).json();
+    const key = await body(await api("/api/keys", "POST", { name: "ci", scopes: ["links:write", "links:read"] }));
     expect(typeof key.key).toBe("string");
     secrets.push(key.key);
-    const ws = await (await api("/api/workspaces", "POST", { name: "other" })).json();
+    const ws = await body(await api("/api/workspaces", "POST", { name: "other" }));
     if (ws.admin_key?.key) secrets.push(ws.admin_key.key);
 
     const pw = "pw-Sup3r-s3cret-" + Math.random().toString(36).slice(2);
     const pw2 = "pw-Another-s3cret-" + Math.random().toString(36).slice(2);
     secrets.push(pw, pw2);
-    const link = await (await api("/api/links", "POST", { url: "https://example.com/locked", password: pw }, key.key)).json();
+    const link = await body(await api("/api/links", "POST", { url: "https://example.com/locked", password: pw }, key.key));
     expect(link.has_password).toBe(true);
     expect((await api(`/api/links/${link.id}`, "PATCH", { password: pw2 }, key.key)).status).toBe(200);
     // Errors: a bad password value, bad keys (one close to a real one), a bad beacon, a 404.
