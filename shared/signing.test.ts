@@ -32,4 +32,9 @@ describe("beacon signing", () => {
     expect(await verify(SECRET, header, requestMessage("GET", "/v1/resolve/abd?domain="))).toMatchObject({ ok: false });
     expect(await verify(SECRET, header, requestMessage("get", "/v1/resolve/abc?domain="))).toEqual({ ok: true });
   });
+
+  it("refuses a header carrying two signatures (joined duplicate headers)", async () => {
+    const a = await sign(SECRET, "body");
+    expect(await verify(SECRET, `${a}, ${a}`, "body")).toEqual({ ok: false, reason: "malformed" });
+  });
 });

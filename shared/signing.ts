@@ -49,12 +49,13 @@ export async function verify(
   nowS = Math.floor(Date.now() / 1000),
 ): Promise<VerifyResult> {
   if (!header) return { ok: false, reason: "missing" };
-  const parts = new Map(
-    header.split(",").map((p) => {
-      const i = p.indexOf("=");
-      return [p.slice(0, i).trim(), p.slice(i + 1).trim()] as const;
-    }),
-  );
+  const pairs = header.split(",").map((p) => {
+    const i = p.indexOf("=");
+    return [p.slice(0, i).trim(), p.slice(i + 1).trim()] as const;
+  });
+  const parts = new Map(pairs);
+  // Two signature headers arrive joined ("t=…,v1=…, t=…,v1=…"): refuse rather than pick one.
+  if (parts.size !== pairs.length) return { ok: false, reason: "malformed" };
   const t = Number(parts.get("t"));
   const mac = fromHex(parts.get("v1") ?? "");
   if (!Number.isSafeInteger(t) || !mac || mac.length !== 32) return { ok: false, reason: "malformed" };
