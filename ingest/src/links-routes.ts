@@ -72,8 +72,19 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
   const write = requireScope(sql, "links:write");
   const present = (r: Parameters<typeof presentLink>[0]): Link => presentLink(r, shortBaseUrl);
 
-  /** Creates each item on its own: one bad item never fails the others. */
+  /**
+   * Creates each item on its own: one bad item never fails the others. Items run a few at a
+   * time, so a slug repeated within the batch is settled up front: the first occurrence takes
+   * it, the later ones get 409 (not whichever insert happened to commit first).
+   */
   async function createMany(ws: number, items: unknown[]) {
+    const firstOf = new Map<string, number>();
+    const slugKey = (d: { slug?: string; domain?: string }) => (d.slug === undefined ? undefined : `${d.domain ?? ""}\n${d.slug}`);
+    items.forEach((item, index) => {
+      const parsed = LinkCreateSchema.safeParse(item);
+      const key = parsed.success ? slugKey(parsed.data) : undefined;
+      if (key !== undefined && !firstOf.has(key)) firstOf.set(key, index);
+    });
     const results = await mapLimit(items, BULK_CONCURRENCY, async (item, index): Promise<ItemResult> => {
       const parsed = LinkCreateSchema.safeParse(item);
       if (!parsed.success) {
@@ -81,6 +92,9 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
         const field = issue.path.map(String).join(".");
         return { index, status: 400, error: { status: 400, code: "invalid_body", message: field ? `${field}: ${issue.message}` : issue.message, ...(field ? { field } : {}) } };
       }
+      const key = slugKey(parsed.data);
+      if (key !== undefined && (firstOf.get(key) ?? index) !== index)
+        return { index, status: 409, error: { status: 409, code: "slug_taken", message: `the slug '${parsed.data.slug}' is already in use (row ${firstOf.get(key)})`, field: "slug" } };
       try {
         return { index, status: 201, link: present(await store.create(ws, parsed.data)) };
       } catch (err) {
