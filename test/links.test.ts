@@ -64,7 +64,9 @@ describe("links API", () => {
     expect(none.status).toBe(401);
     expect((await body(none)).error.code).toBe("unauthorized");
     expect((await create({ url: "https://example.com/" }, "lf_AAAAAAAA_wrongwrongwrongwrong")).status).toBe(401);
-    expect((await create({ url: "https://example.com/" }, s.adminKey.slice(0, -1) + "x")).status).toBe(401);
+    // The right prefix with a wrong secret (the last character changed, whatever it was).
+    const wrong = s.adminKey.slice(0, -1) + (s.adminKey.endsWith("x") ? "y" : "x");
+    expect((await create({ url: "https://example.com/" }, wrong)).status).toBe(401);
     const rows = await s.sql`SELECT prefix, key_hash FROM api_keys`;
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) {
