@@ -278,15 +278,9 @@ export class BeaconLoad {
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
-export interface PipelineStatus {
-  postgres_clicks: number;
-  kinesis_sent: number;
-  clickhouse_clicks: number | null;
-  clickhouse_rows: number;
-  outbox_backlog: number;
-  dlq: number;
-  breakers: Record<string, string>;
-}
+/** What GET /api/pipeline answers (the type ingest itself declares). */
+export type { PipelineStatus } from "../../ingest/src/pipeline.ts";
+import type { PipelineStatus } from "../../ingest/src/pipeline.ts";
 
 export async function pipelineStatus(s: Scenario): Promise<PipelineStatus> {
   const res = await fetch(`${s.url}/api/pipeline`, { headers: { Authorization: `Bearer ${s.adminKey}` }, signal: AbortSignal.timeout(10_000) });
