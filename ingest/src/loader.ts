@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import {
   GetRecordsCommand,
   GetShardIteratorCommand,
@@ -124,6 +125,15 @@ interface Pending {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Test hook for the fault suite (test/faults/clickhouse-outage.test.ts), where chDB lives inside
+ * the ingest child process and cannot be taken away from outside: while the file named by
+ * LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE exists, every insert fails as an unavailable ClickHouse
+ * would. Unset (always, outside that suite): no effect.
+ */
+const CLICKHOUSE_FAULT_FILE = process.env.LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE;
+const injectedClickHouseFault = () => !!CLICKHOUSE_FAULT_FILE && existsSync(CLICKHOUSE_FAULT_FILE);
+
+/**
  * Kinesis → ClickHouse. Reads every shard it holds a lease on, batches rows (by count and by
  * time), inserts them, and only then checkpoints each shard's last sequence number in
  * PostgreSQL. A crash re-reads from the checkpoint: duplicates, collapsed by ClickHouse.
@@ -148,6 +158,7 @@ export function createLoader(o: LoaderOptions) {
   const insert = new Breaker(
     "clickhouse",
     async (rows: Row[]) => {
+      if (injectedClickHouseFault()) throw new Error("ClickHouse unavailable (test fault injected)");
       await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow" });
     },
     { failures: o.breakerFailures, resetMs: o.breakerResetMs, isFailure: (err) => !isDataError(err) },
