@@ -36,6 +36,16 @@ export const EXPORT_COLUMNS = [
 
 export const MAX_IMPORT_ROWS = 5000;
 
+/**
+ * CSV formula injection (OWASP): a spreadsheet opening the export runs a cell that starts with
+ * = + - @ (or a tab/CR before one) as a formula — a title like `=HYPERLINK(...)` would. The export
+ * prefixes such cells with a single quote, which spreadsheets show as text; the import takes that
+ * quote off again, so an export re-imports unchanged.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+export const csvSafe = (v: string): string => (FORMULA_START.test(v) ? `'${v}` : v);
+export const csvUnsafe = (v: string): string => (v.startsWith("'") && FORMULA_START.test(v.slice(1)) ? v.slice(1) : v);
+
 const headerKey = (h: string) => h.trim().toLowerCase().replace(/[\s-]+/g, "_");
 const splitTags = (s: string) =>
   s
@@ -94,7 +104,7 @@ export function parseImport(text: string, workspaceDomains: Set<string>): { form
   const items = rows.map((cells) => {
     const row: Record<string, string> = {};
     keys.forEach((k, i) => {
-      const v = cells[i] ?? "";
+      const v = csvUnsafe(cells[i] ?? "");
       if (v !== "" && !(k in row)) row[k] = v;
     });
     const out: Record<string, unknown> = {};
@@ -161,5 +171,6 @@ export function exportCsv(rows: LinkRow[], shortBaseUrl: string, header: boolean
     short_url: shortUrl(shortBaseUrl, r.domain, r.code),
     created_at: new Date(r.created_at).toISOString(),
   }));
-  return stringify(records, { header, columns: [...EXPORT_COLUMNS] });
+  const safe = records.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === "string" ? csvSafe(v) : v])));
+  return stringify(safe, { header, columns: [...EXPORT_COLUMNS] });
 }
