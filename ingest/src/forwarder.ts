@@ -9,6 +9,8 @@ interface OutboxRow {
   id: string;
   partition_key: string;
   data: Buffer;
+  /** Claims of this row so far, this one included (> 1: an earlier attempt may have reached Kinesis). */
+  attempts: number;
 }
 
 export interface ForwarderOptions {
@@ -68,17 +70,25 @@ export function createForwarder(o: ForwarderOptions) {
       UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
       WHERE id IN (
         SELECT id FROM outbox WHERE claimed_until < now() ORDER BY id LIMIT ${o.batch} FOR UPDATE SKIP LOCKED)
-      RETURNING id, partition_key, data`;
+      RETURNING id, partition_key, data, attempts`;
     if (!claimed.length) return 0;
     claimed.sort((a, b) => Number(a.id) - Number(b.id));
 
     const sent: string[] = [];
     let pending: OutboxRow[] = [...claimed];
+    // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
+    o.metrics.kinesisResent.inc(claimed.filter((r) => r.attempts > 1).length);
     try {
       for (let round = 0; pending.length && round < RECORD_ROUNDS; round++) {
-        if (round > 0) await sleep(backoff(round));
+        if (round > 0) {
+          await sleep(backoff(round));
+          o.metrics.kinesisResent.inc(pending.length);
+        }
         const results: PutRecordsResultEntry[] = await put.fire(pending);
-        if (o.duplicateDelivery) await put.fire(pending);
+        if (o.duplicateDelivery) {
+          o.metrics.kinesisResent.inc(pending.length);
+          await put.fire(pending);
+        }
         const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
         for (const [i, r] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) sent.push(r.id);
         o.metrics.kinesisFailed.inc(refused.length);

@@ -15,6 +15,10 @@ export function createMetrics() {
     }),
     clicksStored: new Counter({ name: "linkflow_clicks_stored_total", help: "Clicks committed to PostgreSQL (new ones)", registers: [registry] }),
     kinesisSent: new Counter({ name: "linkflow_kinesis_records_sent_total", help: "Outbox records accepted by Kinesis", registers: [registry] }),
+    // Every record put again after an earlier attempt (refused by Kinesis, a row whose earlier
+    // claim expired or failed, the duplicate-delivery test hook): records read back from the
+    // stream beyond the distinct clicks must not exceed this (test/faults/multi-ingest.test.ts).
+    kinesisResent: new Counter({ name: "linkflow_kinesis_records_resent_total", help: "Records sent to Kinesis again after an earlier attempt (retries that may duplicate)", registers: [registry] }),
     kinesisFailed: new Counter({ name: "linkflow_kinesis_records_failed_total", help: "Records Kinesis refused (FailedRecordCount) or calls that failed", registers: [registry] }),
     loaderRows: new Counter({ name: "linkflow_loader_rows_total", help: "Rows inserted into ClickHouse (duplicates included)", registers: [registry] }),
     loaderLag: new Histogram({
