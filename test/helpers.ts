@@ -86,14 +86,42 @@ export class Proxy {
 }
 
 /**
+ * Forwards `from` to `to` with every chunk held back `delayMs()` ms (read per chunk, so the delay
+ * can change under live keep-alive connections); a FIFO, so bytes never overtake each other.
+ */
+function delayedPipe(from: Socket, to: Socket, delayMs: () => number) {
+  const q: { at: number; chunk: Buffer | "end" | "close" }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const drain = () => {
+    timer = undefined;
+    while (q.length && q[0]!.at <= Date.now()) {
+      const { chunk } = q.shift()!;
+      if (to.destroyed) return;
+      if (chunk === "end") to.end();
+      else if (chunk === "close") to.destroy();
+      else to.write(chunk);
+    }
+    if (q.length) timer = setTimeout(drain, q[0]!.at - Date.now());
+  };
+  const push = (chunk: Buffer | "end" | "close") => {
+    q.push({ at: Date.now() + delayMs(), chunk });
+    if (!timer) drain();
+  };
+  // A close travels as late as the bytes before it, so they are delivered first.
+  from.on("data", (c: Buffer) => push(c)).on("end", () => push("end")).on("close", () => push("close"));
+}
+
+/**
  * A TCP fault-injection proxy: `down()` drops every connection and refuses new ones (the
- * dependency is "unreachable"), `up()` restores it. Used in front of kinesalite.
+ * dependency is "unreachable"), `up()` restores it. Used in front of kinesalite (and, in the
+ * fault suite, PostgreSQL and ingest). With `{ delayMs }` it is a slow network instead: each
+ * chunk is held back `delayMs` ms in each direction (settable at any time, 0 = no delay).
  */
 export class TcpProxy {
   private sockets = new Set<Socket>();
   private server = createTcpServer((client) => {
     if (this.isDown) return void client.destroy();
-    const upstream = tcpConnect(this.targetPort, "127.0.0.1");
+    const upstream = tcpConnect(this.targetPort, this.opts.host ?? "127.0.0.1");
     this.sockets.add(client).add(upstream);
     const close = () => {
       client.destroy();
@@ -101,12 +129,27 @@ export class TcpProxy {
       this.sockets.delete(client);
       this.sockets.delete(upstream);
     };
-    client.on("error", close).on("close", close).pipe(upstream);
-    upstream.on("error", close).on("close", close).pipe(client);
+    if (this.opts.delayMs === undefined) {
+      client.on("error", close).on("close", close).pipe(upstream);
+      upstream.on("error", close).on("close", close).pipe(client);
+    } else {
+      const forget = (sock: Socket) => () => this.sockets.delete(sock);
+      client.on("error", close).on("close", forget(client));
+      upstream.on("error", close).on("close", forget(upstream));
+      delayedPipe(client, upstream, () => this.delayMs);
+      delayedPipe(upstream, client, () => this.delayMs);
+    }
   });
   isDown = false;
   port = 0;
-  constructor(private targetPort: number) {}
+  /** Added latency per chunk and direction (only with the `delayMs` option). */
+  delayMs: number;
+  constructor(
+    private targetPort: number,
+    private opts: { host?: string; delayMs?: number } = {},
+  ) {
+    this.delayMs = opts.delayMs ?? 0;
+  }
   async listen(): Promise<this> {
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.port = (this.server.address() as AddressInfo).port;

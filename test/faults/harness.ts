@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -58,6 +59,10 @@ export interface Scenario {
   name: string;
   dbName: string;
   databaseUrl: string;
+  /** What ingest connects to: `databaseUrl`, or the same database through `pgProxy`. */
+  ingestDatabaseUrl: string;
+  /** With `{ pgProxy: true }`: a TCP fault-injection proxy between ingest and PostgreSQL. */
+  pgProxy?: TcpProxy;
   /** Admin connection to the scenario's database (direct checks). */
   pg: postgres.Sql;
   kinesisProxy: TcpProxy;
@@ -70,7 +75,7 @@ export interface Scenario {
 }
 
 let seq = 0;
-export async function scenario(name: string): Promise<Scenario> {
+export async function scenario(name: string, opts: { pgProxy?: boolean } = {}): Promise<Scenario> {
   const dbName = `linkflow_fault_${process.pid}_${++seq}_${randomBytes(3).toString("hex")}`;
   const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
   await admin.unsafe(`CREATE DATABASE ${dbName}`);
@@ -82,10 +87,15 @@ export async function scenario(name: string): Promise<Scenario> {
   const kinesisProxy = await new TcpProxy(Number(new URL(kinesis.endpoint).port)).listen();
   const dataDir = await mkdtemp(join(tmpdir(), "linkflow-fault-"));
   const port = await freePort();
+  const pgProxy = opts.pgProxy ? await new TcpProxy(Number(u.port || 5432), { host: u.hostname }).listen() : undefined;
+  const viaProxy = new URL(databaseUrl);
+  if (pgProxy) (viaProxy.hostname = "127.0.0.1"), (viaProxy.port = String(pgProxy.port));
   return {
     name,
     dbName,
     databaseUrl,
+    ingestDatabaseUrl: viaProxy.toString(),
+    pgProxy,
     pg,
     kinesisProxy,
     dataDir,
@@ -95,6 +105,7 @@ export async function scenario(name: string): Promise<Scenario> {
     stream: `clicks-${dbName.replaceAll("_", "-")}`,
     close: async () => {
       await pg.end({ timeout: 5 });
+      await pgProxy?.close();
       await kinesisProxy.close();
       await kinesis.stop();
       await rm(dataDir, { recursive: true, force: true });
@@ -125,7 +136,7 @@ export class IngestProcess {
   env(): NodeJS.ProcessEnv {
     return {
       ...baseEnv(),
-      DATABASE_URL: this.s.databaseUrl,
+      DATABASE_URL: this.s.ingestDatabaseUrl,
       PORT: String(this.over.port ?? this.s.port),
       EDGE_SECRET,
       ADMIN_API_KEY: this.s.adminKey,
@@ -338,17 +349,35 @@ export async function clickhouseIds(s: Scenario, dataDir = s.dataDir): Promise<{
 
 export interface Report {
   scenario: string;
+  /** Clicks ingest acknowledged (202) to the direct beacon load. */
   acked: number;
+  /** Scenarios with the worker: redirects served (302) under load, each one click to count. */
+  redirects?: number;
   lost: number;
   duplicated: number;
   recoveryS: number;
   notes: string;
 }
 
+const TABLE_HEAD = [
+  "| scenario | clicks acknowledged | redirects served | lost | duplicated in stats | recovery time (fault end → drained) |",
+  "|---|---:|---:|---:|---:|---:|",
+];
+const tableLine = (r: Report) =>
+  `| ${r.scenario} | ${r.acked} | ${r.redirects ?? "–"} | ${r.lost} | ${r.duplicated} | ${r.recoveryS.toFixed(1)} s |`;
+
+/** The combined table of a whole `npm run test:faults` run (printed by its global teardown). */
+export function reportTable(rows: Report[]): string {
+  return [...TABLE_HEAD, ...rows.map(tableLine), "", ...rows.filter((r) => r.notes).map((r) => `- ${r.scenario}: ${r.notes}`)].join("\n");
+}
+
+/**
+ * Prints the scenario's row, and appends it to the run's report file (set by the suite's global
+ * setup, test/faults/report-setup.ts) so the whole table is printed once at the end.
+ */
 export function printReport(r: Report) {
-  const header = "| scenario | clicks acknowledged | lost | duplicated in stats | recovery time (fault end → drained) |";
-  const line = `| ${r.scenario} | ${r.acked} | ${r.lost} | ${r.duplicated} | ${r.recoveryS.toFixed(1)} s |`;
-  console.log(["", header, "|---|---:|---:|---:|---:|", line, r.notes ? `  ${r.notes}` : "", ""].join("\n"));
+  console.log(["", ...TABLE_HEAD, tableLine(r), r.notes ? `  ${r.notes}` : "", ""].join("\n"));
+  if (process.env.LINKFLOW_FAULTS_REPORT) appendFileSync(process.env.LINKFLOW_FAULTS_REPORT, JSON.stringify(r) + "\n");
 }
 
 export { rand };
@@ -363,6 +392,8 @@ export interface Verdict {
   /** PostgreSQL click_ids with more than one row. */
   pgDuplicateRows: number;
   ch: { rows: number; distinct: number };
+  /** With `edge`: the link's distinct clicks in PostgreSQL vs the redirects served. */
+  edge?: { served: number; stored: number; lost: number; extra: number };
 }
 
 /**
@@ -377,21 +408,32 @@ export async function verify(
   status: PipelineStatus,
   recoveryMs: number,
   notes: string,
+  /**
+   * Scenarios with the worker: `served` redirects of link `code` were answered 302. Their click
+   * ids are not known to the client, so the link's rows in PostgreSQL stand for them (expected:
+   * exactly `served`); each must then be in ClickHouse exactly once, like an acknowledged click.
+   */
+  edge?: { code: string; served: number },
 ): Promise<Verdict> {
   const pg = await postgresIds(s);
+  const edgeIds = edge ? await edgeClickIds(s, edge.code) : [];
   await ingest.kill("SIGTERM");
   const ch = await clickhouseIds(s);
+  const expected = new Set([...acked, ...edgeIds]);
   const missingPg = [...acked].filter((id) => !pg.has(id));
-  const missingCh = [...acked].filter((id) => !ch.ids.has(id));
-  const extraPg = [...pg.keys()].filter((id) => !acked.has(id));
-  const extraCh = [...ch.ids].filter((id) => !acked.has(id));
+  const missingCh = [...expected].filter((id) => !ch.ids.has(id));
+  const extraPg = [...pg.keys()].filter((id) => !expected.has(id));
+  const extraCh = [...ch.ids].filter((id) => !expected.has(id));
   const pgDuplicateRows = [...pg.values()].reduce((n, c) => n + c - 1, 0);
-  const lost = new Set([...missingPg, ...missingCh]).size;
-  const over = (n: number | null) => Math.max(0, (n ?? 0) - acked.size);
-  const duplicated = over(status.postgres_clicks) + over(status.clickhouse_clicks) + pgDuplicateRows;
+  const edgeLost = edge ? Math.max(0, edge.served - edgeIds.length) : 0;
+  const edgeExtra = edge ? Math.max(0, edgeIds.length - edge.served) : 0;
+  const lost = new Set([...missingPg, ...missingCh]).size + edgeLost;
+  const over = (n: number | null) => Math.max(0, (n ?? 0) - expected.size);
+  const duplicated = over(status.postgres_clicks) + over(status.clickhouse_clicks) + pgDuplicateRows + edgeExtra;
   const report: Report = {
     scenario: s.name,
     acked: acked.size,
+    redirects: edge?.served,
     lost,
     duplicated,
     recoveryS: recoveryMs / 1000,
@@ -400,5 +442,144 @@ export async function verify(
       `uniqExact ${ch.distinct} (${ch.rows - ch.distinct} redelivered rows collapsed); /api/pipeline ${JSON.stringify({ ...status, shards: undefined })}`,
   };
   printReport(report);
-  return { report, missingPg, missingCh, extraPg, extraCh, pgDuplicateRows, ch: { rows: ch.rows, distinct: ch.distinct } };
+  return {
+    report,
+    missingPg,
+    missingCh,
+    extraPg,
+    extraCh,
+    pgDuplicateRows,
+    ch: { rows: ch.rows, distinct: ch.distinct },
+    edge: edge && { served: edge.served, stored: edgeIds.length, lost: edgeLost, extra: edgeExtra },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker: scenarios where visitors go through the edge (workerd via Miniflare, in this
+// test process) and the clicks reach ingest as the worker's own beacons.
+
+/** Creates a link through ingest's API (admin key); returns its id and code. */
+export async function createLink(ingestUrl: string, s: Scenario, link: Record<string, unknown>): Promise<{ id: number; code: string }> {
+  const res = await fetch(`${ingestUrl}/api/links`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${s.adminKey}`, "content-type": "application/json" },
+    body: JSON.stringify(link),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (res.status !== 201) throw new Error(`POST /api/links answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as { id: number; code: string };
+}
+
+/** The distinct click ids PostgreSQL holds for one link code (clicks from the worker). */
+export async function edgeClickIds(s: Scenario, code: string): Promise<string[]> {
+  const rows = await s.pg<{ id: string }[]>`SELECT DISTINCT click_id::text AS id FROM clicks WHERE code = ${code}`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Waits until the worker's beacons have settled: the link's clicks in PostgreSQL reach `served`,
+ * or stop changing for `quietMs` (longer than the worker's largest retry gap plus an attempt's
+ * timeout), bounded by `ms`. Returns the count and how long it took.
+ */
+export async function settleEdgeClicks(s: Scenario, code: string, served: number, { quietMs = 20_000, ms = 90_000 } = {}) {
+  const t0 = Date.now();
+  let last = -1;
+  let changedAt = Date.now();
+  for (;;) {
+    const n = (await edgeClickIds(s, code)).length;
+    if (n !== last) (last = n), (changedAt = Date.now());
+    if (n >= served || Date.now() - changedAt > quietMs || Date.now() - t0 > ms) return { stored: n, ms: Date.now() - t0, complete: n >= served };
+    await sleep(250);
+  }
+}
+
+export interface RedirectSample {
+  /** When the request started (epoch ms) and how long the answer took. */
+  at: number;
+  ms: number;
+  /** HTTP status, or the network error / timeout. */
+  status: number | string;
+  location: string | null;
+}
+
+/**
+ * Steady visitors of one short URL: `rate` requests per second (redirect: "manual", the redirect
+ * itself is the answer), at most `maxInFlight` at once (a slot is skipped beyond that), each
+ * bounded by `timeoutMs`. Every answer is kept as a sample.
+ */
+export class RedirectLoad {
+  readonly samples: RedirectSample[] = [];
+  skipped = 0;
+  private inflight = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private t0 = 0;
+  private slots = 0;
+
+  constructor(
+    private url: string,
+    private opts: { rate: number; maxInFlight: number; timeoutMs?: number } = { rate: 40, maxInFlight: 16 },
+  ) {}
+
+  start() {
+    this.t0 = Date.now();
+    this.timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - this.t0) / 1000) * this.opts.rate) - this.slots;
+      for (let i = 0; i < due; i++) {
+        this.slots++;
+        if (this.inflight.size >= this.opts.maxInFlight) {
+          this.skipped++;
+          continue;
+        }
+        const p = this.visit();
+        this.inflight.add(p);
+        void p.finally(() => this.inflight.delete(p));
+      }
+    }, 20);
+    return this;
+  }
+
+  private async visit() {
+    const at = Date.now();
+    try {
+      const res = await fetch(this.url, {
+        redirect: "manual",
+        headers: { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 linkflow-fault-suite" },
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+      });
+      await res.arrayBuffer();
+      this.samples.push({ at, ms: Date.now() - at, status: res.status, location: res.headers.get("location") });
+    } catch (err) {
+      this.samples.push({ at, ms: Date.now() - at, status: String((err as Error).name ?? err), location: null });
+    }
+  }
+
+  /** Stops starting requests and waits for those in flight. */
+  async stop() {
+    clearInterval(this.timer);
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+    return this;
+  }
+
+  /** Samples of requests started in [from, to). */
+  between(from: number, to: number) {
+    return this.samples.filter((r) => r.at >= from && r.at < to);
+  }
+
+  get served() {
+    return this.samples.filter((r) => r.status === 302).length;
+  }
+
+  /** Status → count, e.g. { "302": 2400 }. */
+  statuses(samples = this.samples) {
+    const out: Record<string, number> = {};
+    for (const r of samples) out[r.status] = (out[r.status] ?? 0) + 1;
+    return out;
+  }
+}
+
+/** The p-th percentile (0–100, nearest rank) of some numbers. */
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
