@@ -17,7 +17,46 @@ interface WranglerToml {
   compatibility_date: string;
   compatibility_flags?: string[];
   kv_namespaces?: { binding: string }[];
+  queues?: { producers?: QueueProducerToml[]; consumers?: QueueConsumerToml[] };
   vars?: Record<string, string>;
+}
+interface QueueProducerToml {
+  binding: string;
+  queue: string;
+  delivery_delay?: number;
+}
+interface QueueConsumerToml {
+  queue: string;
+  max_batch_size?: number;
+  max_batch_timeout?: number;
+  max_retries?: number;
+  retry_delay?: number;
+  dead_letter_queue?: string;
+}
+
+type QueueConsumerOptions = Exclude<WorkerOptions["queueConsumers"], string[] | undefined>[string];
+
+/** wrangler.toml's queue tables as Miniflare's options (same meaning, camelCase names). */
+export function queueOptions(cfg: WranglerToml): Pick<WorkerOptions, "queueProducers" | "queueConsumers"> {
+  const producers = cfg.queues?.producers ?? [];
+  const consumers = cfg.queues?.consumers ?? [];
+  return {
+    queueProducers: Object.fromEntries(
+      producers.map((p) => [p.binding, { queueName: p.queue, ...(p.delivery_delay !== undefined && { deliveryDelay: p.delivery_delay }) }]),
+    ),
+    queueConsumers: Object.fromEntries(
+      consumers.map((c): [string, QueueConsumerOptions] => [
+        c.queue,
+        {
+          maxBatchSize: c.max_batch_size,
+          maxBatchTimeout: c.max_batch_timeout,
+          maxRetries: c.max_retries,
+          retryDelay: c.retry_delay,
+          deadLetterQueue: c.dead_letter_queue,
+        },
+      ]),
+    ),
+  };
 }
 
 export const wranglerConfig = (): WranglerToml => parse(readFileSync(root + "wrangler.toml", "utf8")) as unknown as WranglerToml;
@@ -65,6 +104,13 @@ export interface EdgeOptions {
   verbose?: boolean;
   /** More workers in the same workerd, each reached through its `routes` (bench baselines). */
   extraWorkers?: WorkerOptions[];
+  /**
+   * Bind CLICKS_QUEUE and consume it, as wrangler.toml says (default true). false leaves the
+   * queue out: a deployment without Queues, whose undeliverable clicks are lost.
+   */
+  queues?: boolean;
+  /** Receives the worker's console output (workerd's structured logs) instead of stdout/stderr. */
+  onLog?: (log: { level: string; message: string }) => void;
 }
 
 export interface Edge {
@@ -73,10 +119,11 @@ export interface Edge {
   close: () => Promise<void>;
 }
 
-/** The edge worker as wrangler.toml declares it, with `vars` over its [vars]. */
-export async function edgeWorker(vars: Record<string, string> = {}, name = "linkflow-edge"): Promise<WorkerOptions> {
+/** The edge worker as wrangler.toml declares it, with `vars` over its [vars]; `queues: false` leaves its queues out. */
+export async function edgeWorker(vars: Record<string, string> = {}, name = "linkflow-edge", opts: { queues?: boolean } = {}): Promise<WorkerOptions> {
   const cfg = wranglerConfig();
   return {
+    ...(opts.queues !== false && queueOptions(cfg)),
     name,
     modules: true,
     script: await bundleWorker(),
@@ -87,10 +134,23 @@ export async function edgeWorker(vars: Record<string, string> = {}, name = "link
   };
 }
 
+/**
+ * A queue has one consumer (Miniflare refuses a second): an extra worker built by edgeWorker
+ * (bench baselines) keeps its producer bindings, but the main worker consumes the queues.
+ */
+function withoutConsumersOf(w: WorkerOptions, main: WorkerOptions): WorkerOptions {
+  const taken = main.queueConsumers && !Array.isArray(main.queueConsumers) ? Object.keys(main.queueConsumers) : [];
+  if (!w.queueConsumers || Array.isArray(w.queueConsumers) || !taken.length) return w;
+  return { ...w, queueConsumers: Object.fromEntries(Object.entries(w.queueConsumers).filter(([q]) => !taken.includes(q))) };
+}
+
 export async function startEdge(opts: EdgeOptions = {}): Promise<Edge> {
+  const main = await edgeWorker(opts.vars, undefined, { queues: opts.queues });
   const mf = new Miniflare({
     // The first worker answers every request no other worker's routes claim.
-    workers: [await edgeWorker(opts.vars), ...(opts.extraWorkers ?? [])],
+    workers: [main, ...(opts.extraWorkers ?? []).map((w) => withoutConsumersOf(w, main))],
+    // Miniflare checks that its handler returns nothing: wrap whatever the caller passed.
+    ...(opts.onLog && { handleStructuredLogs: (l: { level: string; message: string }) => void opts.onLog!(l) }),
     kvPersist: opts.persistDir ?? false,
     cf: opts.cf ?? DEV_CF,
     host: opts.host ?? "127.0.0.1",

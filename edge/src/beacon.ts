@@ -7,50 +7,162 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Statuses worth another try; any other 4xx means the beacon itself is wrong. */
 const retryable = (status: number) => status >= 500 || status === 429 || status === 408;
 
+/**
+ * A refused signature is not the clicks' fault but this worker's (EDGE_SECRET out of step with
+ * ingest's, e.g. during a rotation): retrying at once or splitting the batch cannot help, but
+ * the same clicks go through once the secrets agree, so they are kept for the queue.
+ */
+const signatureRefused = (status: number) => status === 401 || status === 403;
+
 /** Longest pause between two attempts, so all of them fit in waitUntil's ~30 s. */
 const MAX_DELAY_MS = 8_000;
+/** Longest wait for one attempt's answer. */
+const ATTEMPT_TIMEOUT_MS = 5_000;
+/**
+ * Time the direct attempts of one batch may take in all. waitUntil lets work run ~30 s after
+ * the response; five attempts that each time out would take ~38 s, and the hand-over to the
+ * queue after them would never run. 20 s leaves the queue send its time.
+ */
+const DIRECT_BUDGET_MS = 20_000;
+
+/** What a delivery left undone. */
+export interface Delivery {
+  /** Clicks ingest did not take but may take later (unreachable, 5xx, 429, signature refused). */
+  undelivered: ClickEvent[];
+  /** Clicks ingest refused for good (invalid): sending them again would never succeed. */
+  refused: number;
+}
+
+const DONE: Delivery = { undelivered: [], refused: 0 };
+const bytes = (s: string) => new TextEncoder().encode(s).length;
+export const beaconAttempts = (env: Env) => Math.max(1, num(env.BEACON_ATTEMPTS, 5));
 
 /**
- * Sends one signed beacon (a click, or a batch of them) to ingest. Runs inside
- * ctx.waitUntil, after the redirect went out; retries with exponential backoff and jitter,
- * re-signing each attempt so the signature stays inside ingest's window. Ingest ignores
- * click_ids it already has, so a retry after a lost answer is harmless.
+ * Sends one signed beacon (a click, or a batch of them) to ingest, making up to `attempts`
+ * attempts with exponential backoff and jitter, re-signing each attempt so the signature stays
+ * inside ingest's window. Ingest ignores click_ids it already has, so a retry after a lost
+ * answer is harmless. Runs inside ctx.waitUntil after the redirect went out (BEACON_ATTEMPTS
+ * attempts), or in the queue consumer (one attempt: the queue does the retrying).
  */
-export async function sendBeacon(env: Env, events: ClickEvent | ClickEvent[]): Promise<boolean> {
+export async function sendBeacon(
+  env: Env,
+  events: ClickEvent | ClickEvent[],
+  attempts = beaconAttempts(env),
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<Delivery> {
+  const list = Array.isArray(events) ? events : [events];
   const body = JSON.stringify(events);
   // Over ingest's body limit: send it in halves (a click is far below the limit on its own).
-  if (Array.isArray(events) && events.length > 1 && new TextEncoder().encode(body).length > MAX_BEACON_BYTES) return sendHalves(env, events);
-  const attempts = Math.max(1, num(env.BEACON_ATTEMPTS, 5));
+  if (list.length > 1 && bytes(body) > MAX_BEACON_BYTES) return sendHalves(env, list, attempts, deadline);
   const base = num(env.BEACON_BASE_DELAY_MS, 250);
   for (let i = 0; i < attempts; i++) {
-    if (i > 0) await sleep(Math.min(MAX_DELAY_MS, base * 4 ** (i - 1)) * (0.5 + Math.random() / 2));
+    const delay = i > 0 ? Math.min(MAX_DELAY_MS, base * 4 ** (i - 1)) * (0.5 + Math.random() / 2) : 0;
+    // No attempt that could not get its answer before the deadline (the first always runs).
+    const timeout = Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now() - delay);
+    if (i > 0 && timeout < 1_000) break;
+    if (delay) await sleep(delay);
     try {
       const res = await fetch(`${env.INGEST_URL}/v1/clicks`, {
         method: "POST",
         headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(env.EDGE_SECRET, body) },
         body,
-        signal: AbortSignal.timeout(5000),
+        signal: AbortSignal.timeout(Math.max(1_000, timeout)),
       });
-      if (res.ok) return true;
+      if (res.ok) return DONE;
+      if (signatureRefused(res.status)) {
+        console.error(`beacon signature refused: ${res.status} (EDGE_SECRET differs from ingest's?)`);
+        return { undelivered: list, refused: 0 };
+      }
       if (!retryable(res.status)) {
         // One bad click must not take the others of its batch with it: split until it is alone.
-        if (Array.isArray(events) && events.length > 1) return sendHalves(env, events);
+        if (list.length > 1) return sendHalves(env, list, attempts, deadline);
         console.error(`beacon refused: ${res.status} ${await res.text()}`);
-        return false;
+        return { undelivered: [], refused: 1 };
       }
     } catch {
       // network error or timeout: retry
     }
   }
-  const n = Array.isArray(events) ? events.length : 1;
-  console.error(`beacon with ${n} click(s) undelivered after ${attempts} attempts`);
-  return false;
+  return { undelivered: list, refused: 0 };
 }
 
-async function sendHalves(env: Env, events: ClickEvent[]): Promise<boolean> {
+async function sendHalves(env: Env, events: ClickEvent[], attempts: number, deadline: number): Promise<Delivery> {
   const mid = Math.ceil(events.length / 2);
-  const [a, b] = await Promise.all([sendBeacon(env, events.slice(0, mid)), sendBeacon(env, events.slice(mid))]);
-  return a && b;
+  const [a, b] = await Promise.all([
+    sendBeacon(env, events.slice(0, mid), attempts, deadline),
+    sendBeacon(env, events.slice(mid), attempts, deadline),
+  ]);
+  return { undelivered: [...a.undelivered, ...b.undelivered], refused: a.refused + b.refused };
+}
+
+/** Cloudflare's sendBatch limits: 100 messages and 256 KB in all. */
+const QUEUE_BATCH_MESSAGES = 100;
+/** Below 256 KB, leaving room for the per-message overhead the platform counts. */
+const QUEUE_BATCH_BYTES = 200_000;
+
+/** Splits clicks into sendBatch calls within the platform's limits (order kept). */
+export function queueChunks(events: ClickEvent[]): ClickEvent[][] {
+  const chunks: ClickEvent[][] = [];
+  let chunk: ClickEvent[] = [];
+  let size = 0;
+  for (const e of events) {
+    const n = bytes(JSON.stringify(e));
+    if (chunk.length && (chunk.length >= QUEUE_BATCH_MESSAGES || size + n > QUEUE_BATCH_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(e);
+    size += n;
+  }
+  if (chunk.length) chunks.push(chunk);
+  return chunks;
+}
+
+/** Puts clicks on the queue; returns those it could not (the queue itself failing). */
+export async function enqueue(queue: Queue<ClickEvent>, events: ClickEvent[]): Promise<ClickEvent[]> {
+  const chunks = queueChunks(events);
+  for (let i = 0; i < chunks.length; i++) {
+    try {
+      // JSON, not the default v8 serialisation: a consumer of another version reads it too.
+      await queue.sendBatch(chunks[i]!.map((body) => ({ body, contentType: "json" as const })));
+    } catch (e) {
+      console.error(`CLICKS_QUEUE send failed: ${e instanceof Error ? e.message : String(e)}`);
+      return chunks.slice(i).flat();
+    }
+  }
+  return [];
+}
+
+/**
+ * Delivers a batch of clicks the way BEACON_TRANSPORT says.
+ * - "direct" (default): a beacon to ingest with BEACON_ATTEMPTS attempts; what it could not
+ *   deliver goes to CLICKS_QUEUE when bound (its consumer keeps trying for hours), else is lost.
+ * - "queue": everything goes to CLICKS_QUEUE and the consumer posts it; only if the queue
+ *   itself refuses the send are the clicks posted directly, rather than lost.
+ * Without a CLICKS_QUEUE binding "queue" behaves as "direct": the binding is optional.
+ * Loss is logged with its count only (a click holds IPs and user agents: no PII in logs).
+ */
+export async function deliver(env: Env, events: ClickEvent[]): Promise<void> {
+  const queue = env.CLICKS_QUEUE;
+  const viaQueue = env.BEACON_TRANSPORT === "queue" && queue !== undefined;
+  let pending = events;
+  if (viaQueue) {
+    pending = await enqueue(queue, pending);
+    if (!pending.length) return;
+  }
+  const attempts = beaconAttempts(env);
+  // A lone click goes as an object, as ingest has always accepted it.
+  pending = (await sendBeacon(env, pending.length === 1 ? pending[0]! : pending, attempts, Date.now() + DIRECT_BUDGET_MS)).undelivered;
+  if (!pending.length) return;
+  if (queue && !viaQueue) {
+    const n = pending.length;
+    pending = await enqueue(queue, pending);
+    if (pending.length < n) console.warn(`${n - pending.length} click(s) handed to CLICKS_QUEUE after ${attempts} failed attempt(s)`);
+    if (!pending.length) return;
+  }
+  const why = queue ? "and CLICKS_QUEUE refused them" : "and no CLICKS_QUEUE is bound";
+  console.error(`${pending.length} click(s) lost: undelivered after ${attempts} attempt(s) ${why}`);
 }
 
 /** Clicks of this isolate waiting for the next beacon (plain data, shared by its requests). */
@@ -61,18 +173,18 @@ const queued: ClickEvent[] = [];
  * ctx.waitUntil. Clicks that arrive within BEACON_BATCH_MS of each other share one beacon (up
  * to BEACON_BATCH_MAX), so a busy edge sends a few requests a second instead of one per
  * redirect; a lone click waits only that window. With BEACON_BATCH_MS=0 every click is its
- * own beacon.
+ * own beacon. The same batches go to CLICKS_QUEUE in queue mode (one sendBatch each).
  *
  * Each request sends from its own context and never waits on another request's promise
  * (workerd cancels continuations across request contexts): after the window, whichever
  * request wakes first takes everything queued and sends it; the others find the queue empty.
  */
-export async function queueClick(env: Env, event: ClickEvent): Promise<boolean> {
+export async function queueClick(env: Env, event: ClickEvent): Promise<void> {
   const windowMs = num(env.BEACON_BATCH_MS, 20);
-  if (windowMs <= 0) return sendBeacon(env, event);
+  if (windowMs <= 0) return deliver(env, [event]);
   const max = Math.min(MAX_BATCH, Math.max(1, num(env.BEACON_BATCH_MAX, 100)));
   queued.push(event);
   if (queued.length < max) await sleep(windowMs);
   const batch = queued.splice(0, max);
-  return batch.length ? sendBeacon(env, batch) : true;
+  if (batch.length) await deliver(env, batch);
 }

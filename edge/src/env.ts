@@ -1,6 +1,14 @@
+import type { ClickEvent } from "../../shared/event.ts";
+
 /** The worker's bindings: mirrors wrangler.toml ([vars] are strings) plus the EDGE_SECRET secret. */
 export interface Env {
   LINKS: KVNamespace;
+  /**
+   * Producer side of the `linkflow-clicks` queue (this worker is also its consumer). Optional: a
+   * deployment without Queues works on the direct path alone, and then loses the clicks whose
+   * beacon fails every attempt.
+   */
+  CLICKS_QUEUE?: Queue<ClickEvent>;
   INGEST_URL: string;
   EDGE_SECRET: string;
   PRIMARY_HOSTS: string;
@@ -12,6 +20,10 @@ export interface Env {
   BEACON_BASE_DELAY_MS: string;
   BEACON_BATCH_MS: string;
   BEACON_BATCH_MAX: string;
+  /** "direct" (default): POST beacons, the queue only for what they could not deliver; "queue": every click through CLICKS_QUEUE. */
+  BEACON_TRANSPORT: string;
+  /** First redelivery delay (s) of a queued click ingest did not take; doubles per attempt up to 300 s. */
+  BEACON_QUEUE_RETRY_S: string;
   /** "off" stops click beacons: only for benchmarks and emergencies (clicks are then not counted). */
   BEACONS: string;
 }

@@ -1,7 +1,9 @@
 import { Hono, type Context } from "hono";
+import type { ClickEvent } from "../../shared/event.ts";
 import { admin } from "./admin.ts";
 import { queueClick } from "./beacon.ts";
 import { buildClick } from "./click.ts";
+import { consumeClicks } from "./consumer.ts";
 import { decide, type Decision } from "./decide.ts";
 import type { Env } from "./env.ts";
 import { requestFacts } from "./facts.ts";
@@ -94,4 +96,5 @@ app.post("/:code", (c) => visit(c, true));
 
 app.notFound(() => pages.notFound());
 
-export default app;
+// fetch: redirects and the admin API; queue: the CLICKS_QUEUE consumer (edge/src/consumer.ts).
+export default { fetch: app.fetch, queue: consumeClicks } satisfies ExportedHandler<Env, ClickEvent>;

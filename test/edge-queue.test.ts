@@ -1,0 +1,137 @@
+/**
+ * The CLICKS_QUEUE path (edge/src/beacon.ts deliver, edge/src/consumer.ts): queue mode, the
+ * direct path's fallback to the queue during an ingest outage, and the loss without a queue.
+ * Real workerd queues (Miniflare's broker), real ingest and PostgreSQL; the outage is the
+ * stack's proxy between worker and ingest dropping every connection.
+ *
+ * Each stack runs ingest through startStack but starts its own worker (same wiring: the
+ * stack's proxy as INGEST_URL), because startStack's worker can neither leave the queue out
+ * nor hand its console output to the test; the worker's logs are how a test knows the direct
+ * attempts are over before it ends the outage.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEdge, type Edge } from "../edge/miniflare.ts";
+import { body, EDGE_SECRET, eventually, json, startStack, type Stack } from "./helpers.ts";
+
+const UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 queue-test";
+
+interface QueueStack {
+  s: Stack;
+  edge: Edge;
+  /** The worker's console output, one message per call. */
+  logs: string[];
+  close: () => Promise<void>;
+}
+
+async function start(queues: boolean, vars: Record<string, string>): Promise<QueueStack> {
+  const s = await startStack({ edge: false });
+  const logs: string[] = [];
+  const edge = await startEdge({
+    queues,
+    onLog: (l) => logs.push(l.message),
+    vars: {
+      INGEST_URL: s.proxy.url,
+      EDGE_SECRET,
+      // The link stays in the isolate through the outage (its origin is behind the same proxy).
+      ISOLATE_TTL_MS: "600000",
+      BEACON_BASE_DELAY_MS: "50",
+      BEACON_QUEUE_RETRY_S: "1",
+      ...vars,
+    },
+  });
+  return { s, edge, logs, close: async () => (await edge.close(), await s.close()) };
+}
+
+async function createLink(s: Stack, url: string) {
+  const res = await fetch(`${s.ingest.url}/api/links`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify({ url }) });
+  expect(res.status).toBe(201);
+  return (await body(res)) as { id: number; code: string };
+}
+
+const visit = (q: QueueStack, code: string) => fetch(`${q.edge.url}/${code}`, { redirect: "manual", headers: { "user-agent": UA } });
+const rows = (s: Stack, code: string) => s.sql`SELECT click_id, code, link_id, user_agent FROM clicks WHERE code = ${code}`;
+const count = async (s: Stack, code: string) => (await rows(s, code)).length;
+/** Sum of the counts in the worker's log lines matching `re` (its first group is the count). */
+const logged = (q: QueueStack, re: RegExp) => q.logs.reduce((n, l) => n + Number(re.exec(l)?.[1] ?? 0), 0);
+
+/** Warms the isolate with one visit (resolved from the origin) and waits for its click. */
+async function warm(q: QueueStack, code: string) {
+  expect((await visit(q, code)).status).toBe(302);
+  expect(await eventually(async () => (await count(q.s, code)) === 1, 15_000)).toBe(true);
+}
+
+describe("BEACON_TRANSPORT=queue", () => {
+  let q: QueueStack;
+  // One click per message (no in-isolate batching): any batching seen at ingest is the queue's.
+  beforeAll(async () => (q = await start(true, { BEACON_TRANSPORT: "queue", BEACON_BATCH_MS: "0" })));
+  afterAll(() => q.close());
+
+  it("sends every click through CLICKS_QUEUE; the consumer posts them in batches, each stored once", async () => {
+    const N = 40;
+    const link = await createLink(q.s, "https://example.com/queued");
+    await warm(q, link.code);
+    const before = q.s.proxy.count("/v1/clicks");
+    const res = await Promise.all(Array.from({ length: N }, () => visit(q, link.code)));
+    expect(res.map((r) => r.status)).toEqual(Array(N).fill(302));
+    expect(await eventually(async () => (await count(q.s, link.code)) >= N + 1, 20_000)).toBe(true);
+    const stored = await rows(q.s, link.code);
+    expect(stored).toHaveLength(N + 1);
+    expect(new Set(stored.map((r) => r.click_id)).size).toBe(N + 1);
+    expect(stored.every((r) => r.user_agent === UA && Number(r.link_id) === link.id)).toBe(true);
+    // Direct delivery with BEACON_BATCH_MS=0 would have been one beacon per click.
+    const beacons = q.s.proxy.count("/v1/clicks") - before;
+    expect(beacons).toBeGreaterThanOrEqual(1);
+    expect(beacons).toBeLessThan(N / 4);
+    expect(q.s.proxy.hits.filter((h) => h.path.startsWith("/v1/clicks")).every((h) => h.status === 202)).toBe(true);
+  });
+});
+
+describe("direct mode during an ingest outage", () => {
+  let q: QueueStack;
+  beforeAll(async () => (q = await start(true, { BEACON_ATTEMPTS: "2" })));
+  afterAll(() => q.close());
+
+  it("hands undelivered clicks to CLICKS_QUEUE; the consumer delivers each once when ingest is back", async () => {
+    const N = 20;
+    const link = await createLink(q.s, "https://example.com/outage");
+    await warm(q, link.code);
+    q.s.proxy.down = true;
+    for (let i = 0; i < N; i++) expect((await visit(q, link.code)).status).toBe(302);
+    // The direct attempts are over and every click is on the queue …
+    expect(await eventually(async () => logged(q, /^(\d+) click\(s\) handed to CLICKS_QUEUE/) === N, 20_000)).toBe(true);
+    // … whose consumer found ingest unreachable too, and will try again.
+    expect(await eventually(async () => logged(q, /^CLICKS_QUEUE: (\d+) click\(s\) not taken/) >= 1, 20_000)).toBe(true);
+    expect(await count(q.s, link.code)).toBe(1);
+    expect(q.logs.some((l) => l.includes("lost"))).toBe(false);
+
+    q.s.proxy.down = false;
+    expect(await eventually(async () => (await count(q.s, link.code)) >= N + 1, 30_000)).toBe(true);
+    const stored = await rows(q.s, link.code);
+    expect(stored).toHaveLength(N + 1);
+    expect(new Set(stored.map((r) => r.click_id)).size).toBe(N + 1);
+  });
+});
+
+describe("direct mode during an ingest outage, no queue bound", () => {
+  let q: QueueStack;
+  beforeAll(async () => (q = await start(false, { BEACON_ATTEMPTS: "2" })));
+  afterAll(() => q.close());
+
+  it("loses the clicks whose attempts all failed, and logs how many (no visitor data)", async () => {
+    const N = 20;
+    const link = await createLink(q.s, "https://example.com/lost");
+    await warm(q, link.code);
+    q.s.proxy.down = true;
+    for (let i = 0; i < N; i++) expect((await visit(q, link.code)).status).toBe(302);
+    expect(await eventually(async () => logged(q, /^(\d+) click\(s\) lost/) === N, 20_000)).toBe(true);
+    const lines = q.logs.filter((l) => l.includes("lost"));
+    expect(lines.join("\n")).toMatch(/no CLICKS_QUEUE is bound/);
+    expect(lines.join("\n")).not.toMatch(/127\.0\.0\.1|Firefox|queue-test|example\.com/);
+
+    // Ingest is back: a new click arrives, the lost ones never do (nothing holds them).
+    q.s.proxy.down = false;
+    expect((await visit(q, link.code)).status).toBe(302);
+    expect(await eventually(async () => (await count(q.s, link.code)) === 2, 15_000)).toBe(true);
+    expect(await count(q.s, link.code)).toBe(2);
+  });
+});
