@@ -1,20 +1,56 @@
 import { readFileSync } from "node:fs";
 import { parse } from "smol-toml";
 import { expect, it } from "vitest";
+import { queueOptions, wranglerConfig } from "../edge/miniflare.ts";
 
-/** wrangler.toml: environments do not inherit [vars] or KV bindings, so each must list them all. */
+interface Queues {
+  producers: { binding: string; queue: string }[];
+  consumers: { queue: string; max_batch_size: number; max_batch_timeout: number; max_retries: number; retry_delay: number; dead_letter_queue: string }[];
+}
+type Bindings = { vars: Record<string, string>; kv_namespaces: { binding: string }[]; queues: Queues };
+
+const cfg = parse(readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8")) as unknown as Bindings & {
+  env: Record<string, Bindings & { routes: unknown[] }>;
+};
+
+/** wrangler.toml: environments do not inherit [vars], KV or queue bindings, so each must list them all. */
 it("gives every deployment environment the same bindings as the local worker", () => {
-  const cfg = parse(readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8")) as {
-    vars: Record<string, string>;
-    kv_namespaces: { binding: string }[];
-    env: Record<string, { vars: Record<string, string>; kv_namespaces: { binding: string }[]; routes: unknown[] }>;
-  };
   const envInterface = readFileSync(new URL("../edge/src/env.ts", import.meta.url), "utf8");
   for (const name of Object.keys(cfg.vars)) expect(envInterface).toContain(`${name}: string;`);
+  for (const p of cfg.queues.producers) expect(envInterface).toContain(`${p.binding}?: Queue`);
   expect(Object.keys(cfg.env).sort()).toEqual(["production", "staging"]);
   for (const [name, env] of Object.entries(cfg.env)) {
     expect(Object.keys(env.vars).sort(), name).toEqual(Object.keys(cfg.vars).sort());
     expect(env.kv_namespaces.map((k) => k.binding), name).toEqual(cfg.kv_namespaces.map((k) => k.binding));
+    expect(env.queues?.producers.map((p) => p.binding), name).toEqual(cfg.queues.producers.map((p) => p.binding));
+    // The consumer settings are the same everywhere; only the queue names may differ.
+    const settings = (q: Queues) => q.consumers.map(({ queue: _q, dead_letter_queue: _d, ...rest }) => rest);
+    expect(settings(env.queues), name).toEqual(settings(cfg.queues));
     expect(env.routes.length, name).toBeGreaterThan(0);
   }
+});
+
+/** The worker consumes the queue it produces to, and what it cannot deliver ends in a dead-letter queue. */
+it("consumes CLICKS_QUEUE in the same worker, with a dead-letter queue, in every environment", () => {
+  for (const [name, q] of [["top level", cfg.queues] as const, ...Object.entries(cfg.env).map(([n, e]) => [n, e.queues] as const)]) {
+    const clicks = q.producers.find((p) => p.binding === "CLICKS_QUEUE");
+    expect(clicks, name).toBeDefined();
+    const consumer = q.consumers.find((c) => c.queue === clicks!.queue);
+    expect(consumer, name).toBeDefined();
+    expect(consumer!.max_batch_size, name).toBeLessThanOrEqual(100); // the platform's limit, and one beacon per batch
+    expect(consumer!.max_retries, name).toBeGreaterThanOrEqual(50);
+    expect(consumer!.dead_letter_queue, name).toMatch(/dlq/);
+    expect(consumer!.dead_letter_queue, name).not.toBe(clicks!.queue);
+  }
+  // A queue has one consumer: two environments sharing a queue would steal each other's clicks.
+  const names = Object.values(cfg.env).map((e) => e.queues.producers.find((p) => p.binding === "CLICKS_QUEUE")!.queue);
+  expect(new Set(names).size).toBe(names.length);
+});
+
+it("maps the queue tables to Miniflare's options", () => {
+  const o = queueOptions(wranglerConfig());
+  expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks" } });
+  expect(o.queueConsumers).toEqual({
+    "linkflow-clicks": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq" },
+  });
 });

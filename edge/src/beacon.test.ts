@@ -1,0 +1,20 @@
+import { expect, it } from "vitest";
+import type { ClickEvent } from "../../shared/event.ts";
+import { queueChunks } from "./beacon.ts";
+
+const click = (i: number, pad = 0) => ({ click_id: `c${i}`, user_agent: "x".repeat(pad) }) as unknown as ClickEvent;
+
+it("keeps sendBatch calls within 100 messages, in order", () => {
+  const chunks = queueChunks(Array.from({ length: 250 }, (_, i) => click(i)));
+  expect(chunks.map((c) => c.length)).toEqual([100, 100, 50]);
+  expect(chunks.flat().map((c) => c.click_id)).toEqual(Array.from({ length: 250 }, (_, i) => `c${i}`));
+  expect(queueChunks([])).toEqual([]);
+});
+
+it("keeps sendBatch calls under the platform's 256 KB however large the clicks", () => {
+  const big = Array.from({ length: 60 }, (_, i) => click(i, 10_000));
+  const chunks = queueChunks(big);
+  expect(chunks.length).toBeGreaterThan(1);
+  for (const c of chunks) expect(new TextEncoder().encode(c.map((e) => JSON.stringify(e)).join("")).length).toBeLessThan(256_000);
+  expect(chunks.flat()).toHaveLength(60);
+});
