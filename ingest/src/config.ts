@@ -13,6 +13,7 @@ const envSchema = z.object({
   EDGE_SECRET: z.string().min(16).default("dev-edge-secret-change-me"),
   /** Where ingest pushes link records for KV (the worker's admin route). Empty: no push. */
   EDGE_ADMIN_URL: z.string().default("http://127.0.0.1:8787"),
+  EDGE_SYNC_RETRY_MS: z.coerce.number().int().min(50).default(5_000),
   /** Base of the short links it hands out (the worker's public origin). */
   SHORT_BASE_URL: z.url().default("http://localhost:8787"),
   /** The worker's primary hostnames (as in wrangler.toml): destinations there would loop. */

@@ -63,7 +63,8 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
   };
   const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, poolMax - 3) });
-  const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log);
+  const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log, { sql, retryMs: config.EDGE_SYNC_RETRY_MS });
+  pushEdge.start();
   const enforcer =
     pipeline.roles.has("maintenance") && pipeline.ch
       ? createEnforcer({
@@ -109,6 +110,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     close: async () => {
       await new Promise<void>((r) => server.close(() => r()));
       await enforcer?.stop();
+      await pushEdge.stop();
       await pipeline.stop();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
