@@ -144,14 +144,13 @@ describe("click beacon delivery", () => {
   it("loses no click under a burst of load (every 302 becomes exactly one row)", async () => {
     const link = await createLink({ url: "https://example.com/load" });
     const CONNECTIONS = 16;
-    const r = await autocannon({ url: `${edgeUrl}/${link.code}`, connections: CONNECTIONS, duration: 2 });
+    // A fixed number of requests (not a duration): the burst is the same size however busy the machine is.
+    const r = await autocannon({ url: `${edgeUrl}/${link.code}`, connections: CONNECTIONS, amount: 1500 });
     const redirects = r["3xx"];
-    expect(redirects).toBeGreaterThan(500);
+    expect(redirects).toBe(1500);
     const n = async () => Number((await s.sql`SELECT count(*) AS n FROM clicks WHERE code = ${link.code}`)[0]!.n);
     await eventually(async () => (await n()) >= redirects, 20_000, 200);
-    // Requests cut off when the load stopped may have been served (and counted) without a reply.
-    expect(await n()).toBeGreaterThanOrEqual(redirects);
-    expect(await n()).toBeLessThanOrEqual(redirects + CONNECTIONS);
+    expect(await n()).toBe(redirects);
     const [d] = await s.sql`SELECT count(DISTINCT click_id)::int AS n FROM clicks WHERE code = ${link.code}`;
     expect(d!.n).toBe(await n());
   }, 40_000);
