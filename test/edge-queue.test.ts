@@ -11,6 +11,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
+import { linkKey, type ClickEvent } from "../shared/event.ts";
+import { clickEvent } from "./fixtures.ts";
 import { body, EDGE_SECRET, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 const UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 queue-test";
@@ -83,6 +85,43 @@ describe("BEACON_TRANSPORT=queue", () => {
     expect(beacons).toBeGreaterThanOrEqual(1);
     expect(beacons).toBeLessThan(N / 4);
     expect(q.s.proxy.hits.filter((h) => h.path.startsWith("/v1/clicks")).every((h) => h.status === 202)).toBe(true);
+  });
+});
+
+describe("the CLICKS_QUEUE consumer", () => {
+  let q: QueueStack;
+  beforeAll(async () => (q = await start(true, { BEACON_TRANSPORT: "queue" })));
+  afterAll(() => q.close());
+
+  it("stores the good clicks of a batch and acks (logs, never retries) one ingest refuses as invalid", async () => {
+    const link = await createLink(q.s, "https://example.com/mixed");
+    const good = clickEvent({ code: link.code, link_id: link.id, user_agent: UA });
+    const bad = clickEvent({ code: link.code, link_id: link.id, ip_address: "not-an-ip" });
+    const queue = await q.edge.mf.getQueueProducer<ClickEvent>("CLICKS_QUEUE");
+    await queue.sendBatch([good, bad].map((body) => ({ body, contentType: "json" as const })));
+    expect(await eventually(async () => logged(q, /^CLICKS_QUEUE: (\d+) click\(s\) refused/) === 1, 15_000)).toBe(true);
+    expect((await rows(q.s, link.code)).map((r) => r.click_id)).toEqual([good.click_id]);
+    // Ingest said 400 to the bad click alone (the batch was split), and the consumer did not ask for it again.
+    expect(q.s.proxy.hits.filter((h) => h.path.startsWith("/v1/clicks")).map((h) => h.status).sort()).toEqual([202, 400, 400]);
+    expect(q.logs.some((l) => l.includes("not taken"))).toBe(false);
+  });
+});
+
+describe("a worker whose EDGE_SECRET ingest does not accept", () => {
+  let q: QueueStack;
+  beforeAll(async () => (q = await start(true, { EDGE_SECRET: "not-the-edge-secret-0123456789", BEACON_ATTEMPTS: "2" })));
+  afterAll(() => q.close());
+
+  it("keeps the refused clicks on the queue (retried) instead of dropping them", async () => {
+    // The link is served from KV: resolving it from the origin needs the secret too.
+    const code = "wrong-secret";
+    await (await q.edge.mf.getKVNamespace("LINKS")).put(linkKey("", code), JSON.stringify({ id: 1, domain: "", code, url: "https://example.com/s", status: 302 }));
+    for (let i = 0; i < 3; i++) expect((await visit(q, code)).status).toBe(302);
+    expect(await eventually(async () => logged(q, /^(\d+) click\(s\) handed to CLICKS_QUEUE/) === 3, 15_000)).toBe(true);
+    expect(await eventually(async () => logged(q, /^CLICKS_QUEUE: (\d+) click\(s\) not taken/) >= 3, 15_000)).toBe(true);
+    expect(q.s.proxy.hits.filter((h) => h.path.startsWith("/v1/clicks")).every((h) => h.status === 401)).toBe(true);
+    expect(q.logs.some((l) => /refused by ingest as invalid|lost/.test(l))).toBe(false);
+    expect(await count(q.s, code)).toBe(0);
   });
 });
 
