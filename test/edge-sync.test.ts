@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 const visit = (code: string) => fetch(`${s.edge!.url}/${code}`, { redirect: "manual" });
-const kvRecord = (code: string) => s.edge!.mf.getKVNamespace("LINKS").then((kv) => kv.get<EdgeLink>(linkKey("", code), "json"));
+const kvRecord = async (code: string) => (await (await s.edge!.mf.getKVNamespace("LINKS")).get(linkKey("", code), "json")) as EdgeLink | null;
 const api = async (path: string, method: string, payload?: object) =>
   fetch(`${s.ingest.url}${path}`, { method, headers: json(s.adminKey), body: payload ? JSON.stringify(payload) : undefined });
 
