@@ -1,20 +1,75 @@
 /**
  * `npm start`: the whole stack on embedded defaults. Ingest (with PGlite unless DATABASE_URL)
  * on PORT (8788), the worker in workerd on EDGE_PORT (8787) with KV persisted under DATA_DIR.
+ *
+ * `npm start -- --loaders N`: N loader processes (ingest/src/main.ts, PIPELINE_ROLES=loader, each
+ * with DATA_DIR/loader-<i>) besides ingest, which then runs its other roles. They share the
+ * Kinesis stream (kinesalite is then started here, so every process reaches the same one),
+ * PostgreSQL (shard leases) and the ClickHouse server (CLICKHOUSE_URL, required).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
-import { startEdge } from "../edge/miniflare.ts";
-import { loadConfig } from "../ingest/src/config.ts";
-import { startIngest } from "../ingest/src/server.ts";
+import { parseStartArgs, rolesWithoutLoader } from "./start-args.ts";
+
+const args = parseStartArgs(process.argv.slice(2), process.env);
+if (!args.ok) {
+  console.error(args.message);
+  process.exit(args.exitCode);
+}
+// Loaded after the argument check, so a refusal is immediate (workerd, chDB and the AWS SDK take
+// seconds to load).
+const { startEdge } = await import("../edge/miniflare.ts");
+const { loadConfig } = await import("../ingest/src/config.ts");
+const { startEmbeddedKinesis } = await import("../ingest/src/embedded-kinesis.ts");
+const { startIngest } = await import("../ingest/src/server.ts");
+const loaders = args.loaders;
+let stopping = false;
 
 const edgePort = Number(process.env.EDGE_PORT ?? 8787);
 // The worker is ours here, so its URLs follow EDGE_PORT unless set explicitly.
 process.env.SHORT_BASE_URL ??= `http://localhost:${edgePort}`;
 process.env.EDGE_ADMIN_URL ??= `http://127.0.0.1:${edgePort}`;
+let stopKinesis: (() => Promise<void>) | undefined;
+if (loaders > 0) {
+  // Every process must reach the same stream: kinesalite here (not inside ingest) when no real
+  // Kinesis is configured.
+  if (!process.env.KINESIS_ENDPOINT && !process.env.AWS_REGION) {
+    const k = await startEmbeddedKinesis(resolve(join(process.env.DATA_DIR ?? "data", "kinesis")));
+    process.env.KINESIS_ENDPOINT = k.endpoint;
+    stopKinesis = k.stop;
+  }
+  process.env.PIPELINE_ROLES = rolesWithoutLoader(process.env.PIPELINE_ROLES ?? "forwarder,loader,archiver,maintenance");
+}
 const config = loadConfig();
 const host = config.HOST;
 
 const ingest = await startIngest(config);
+
+/** Loader processes: `node --import tsx ingest/src/main.ts`, waiting for each one's "listening" line. */
+const children: { proc: ChildProcess; url: string; dataDir: string }[] = [];
+for (let i = 0; i < loaders; i++) {
+  const dataDir = join(config.DATA_DIR, `loader-${i}`);
+  const proc = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "../ingest/src/main.ts")], {
+    env: { ...process.env, PIPELINE_ROLES: "loader", PORT: "0", DATA_DIR: dataDir, ADMIN_API_KEY: ingest.adminKey },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((done, fail) => {
+    let out = "";
+    const read = (d: Buffer) => {
+      out += d;
+      const m = /ingest listening on (\S+)/.exec(out);
+      if (m) {
+        proc.stdout!.off("data", read);
+        done(m[1]!);
+      }
+    };
+    proc.stdout!.on("data", read);
+    proc.once("exit", (code) => fail(new Error(`loader ${i} exited during start-up (${code}):\n${out}`)));
+  });
+  proc.stdout!.pipe(process.stdout);
+  proc.once("exit", (code, signal) => !stopping && console.error(`loader ${i} (pid ${proc.pid}) exited (${code ?? signal}); its shards pass to the others when its leases expire`));
+  children.push({ proc, url, dataDir });
+}
 const edge = await startEdge({
   port: edgePort,
   host,
@@ -32,21 +87,34 @@ Linkflow is running
   PostgreSQL         ${config.DATABASE_URL ? masked : `${masked}   (embedded PGlite in ${join(config.DATA_DIR, "pglite")})`}
   admin API key      ${ingest.adminKeyGenerated ? `${ingest.adminKey}   (generated, kept in ${join(config.DATA_DIR, "admin-key")})` : "from ADMIN_API_KEY"}
 
-Try:
+${
+  loaders
+    ? `Processes (${loaders + 1}):
+  ingest             pid ${process.pid}  roles ${config.PIPELINE_ROLES || "(HTTP only)"}
+${children.map((c, i) => `  loader ${i}           pid ${c.proc.pid}  ${c.url}/metrics  data ${c.dataDir}`).join("\n")}
+  Kinesis            ${config.KINESIS_ENDPOINT ?? `AWS ${config.AWS_REGION}`}   ClickHouse ${config.CLICKHOUSE_URL}
+
+`
+    : ""
+}Try:
   curl -s -X POST ${ingest.url}/api/links -H "Authorization: Bearer ${ingest.adminKeyGenerated ? ingest.adminKey : "$ADMIN_API_KEY"}" \\
        -H 'content-type: application/json' -d '{"url":"https://example.com"}'
   curl -sI ${edge.url}/<code>
 Ctrl-C stops everything.
 `);
 
-let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping…`);
   // Edge first, so no new beacons arrive while ingest drains its last requests.
   await edge.close().catch(() => {});
+  // Loaders release their shard leases on SIGTERM.
+  await Promise.all(
+    children.map((c) => (c.proc.exitCode !== null || c.proc.signalCode !== null ? undefined : new Promise((r) => c.proc.once("exit", r).kill("SIGTERM")))),
+  );
   await ingest.close().catch(() => {});
+  await stopKinesis?.().catch(() => {});
   process.exit(0);
 }
 // Miniflare's own SIGINT handler kills workerd and exits at once (code 130), before ingest could
