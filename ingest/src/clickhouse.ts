@@ -68,6 +68,16 @@ const ADDED_CLICK_COLUMNS = [
   "visitor_hash String DEFAULT ''",
 ];
 
+/**
+ * Settings of the loader's inserts. On a cluster `clicks` is a Distributed table, and by default an
+ * insert into it is acknowledged once it is queued on the node that received it, then forwarded
+ * to the shards in the background: the loader would checkpoint Kinesis past rows no shard holds
+ * yet (gone with that node's queue). `insert_distributed_sync` (alias of
+ * distributed_foreground_insert) answers only after the shards wrote them, so the checkpoint
+ * follows data that is really there. It changes nothing for a single node's MergeTree table.
+ */
+export const LOADER_INSERT_SETTINGS = { insert_distributed_sync: 1 } as const;
+
 /** The Replicated engines' ZooKeeper/Keeper path and replica name (macros of each server). */
 export const REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
 

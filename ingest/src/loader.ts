@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { clickEventSchema } from "../../shared/event.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
-import { chTime, type ClickHouseClient } from "./clickhouse.ts";
+import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "./clickhouse.ts";
 import { bump } from "./counters.ts";
 import { enrich } from "./enrich.ts";
 import type { Sql } from "./db.ts";
@@ -159,7 +159,7 @@ export function createLoader(o: LoaderOptions) {
     "clickhouse",
     async (rows: Row[]) => {
       if (injectedClickHouseFault()) throw new Error("ClickHouse unavailable (test fault injected)");
-      await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow" });
+      await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
     },
     { failures: o.breakerFailures, resetMs: o.breakerResetMs, isFailure: (err) => !isDataError(err) },
   );
@@ -316,7 +316,7 @@ export function createLoader(o: LoaderOptions) {
         o.log.warn({ err: String(err) }, "batch refused by ClickHouse; inserting row by row to find the poison");
         for (const p of buffer) {
           try {
-            await o.ch.insert({ table: `${o.database}.clicks`, values: [p.row], format: "JSONEachRow" });
+            await o.ch.insert({ table: `${o.database}.clicks`, values: [p.row], format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
           } catch (rowErr) {
             if (!isDataError(rowErr)) throw rowErr;
             await deadLetter(p.shard, p.seq, p.row.code, p.payload, `clickhouse refused: ${String(rowErr)}`);
