@@ -5,8 +5,13 @@
  *    commit), vs the same-run ceiling of a no-op Hono/Node endpoint parsing the same JSON;
  *  - batched beacons (100 clicks a request) vs the same-run ceiling of the same PostgreSQL:
  *    COPY of the same rows from this process.
- * Ingest runs as its own process with PIPELINE_ROLES="" (the durable write path only; the
- * pipeline workers run in other processes at scale). Prints a table, returns the figures.
+ * Ingest runs as BENCH_INGEST_PROCS processes (default 2: one per core here) with
+ * PIPELINE_ROLES="" (the durable write path only; the pipeline workers run in another process,
+ * as deployed), each on its own port, and the load spreads its connections over them; the
+ * no-op ceiling is measured the same way (as many no-op processes), so the ratio compares like
+ * with like. One process of each is measured too (what the second core buys). PostgreSQL side:
+ * transactions committed during the single-click load (pg_stat_database), so clicks per flush.
+ * Prints a table, returns the figures.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
@@ -15,11 +20,12 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import autocannon from "autocannon";
 import postgres from "postgres";
+import { cpuMs, mib, procStatusKb } from "./proc.ts";
 
 const SECRET = "bench-edge-secret-0123456789";
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve) => {
     const srv = createServer().listen(0, "127.0.0.1", () => {
       const { port } = srv.address() as { port: number };
@@ -27,7 +33,7 @@ const freePort = () =>
     });
   });
 
-async function startChild(args: string[], env: Record<string, string>, ready: string): Promise<ChildProcess> {
+export async function startChild(args: string[], env: Record<string, string>, ready: string): Promise<ChildProcess> {
   const proc = spawn(process.execPath, ["--import", "tsx", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     proc.stdout!.on("data", (d: Buffer) => d.toString().includes(ready) && resolve());
@@ -54,25 +60,34 @@ const event = (now: string) => ({
 });
 const signed = (body: string) => `t=${Math.floor(Date.now() / 1000)},v1=${createHmac("sha256", SECRET).update(`${Math.floor(Date.now() / 1000)}.${body}`).digest("hex")}`;
 
-/** autocannon POSTing fresh signed beacons of `perRequest` clicks; returns requests/s with 202. */
-async function beaconLoad(url: string, perRequest: number, connections: number, durationS: number) {
-  const r = await autocannon({
-    url: `${url}/v1/clicks`,
-    connections,
-    duration: durationS,
-    requests: [
-      {
-        method: "POST",
-        setupRequest: (req) => {
-          const now = new Date().toISOString();
-          const body = JSON.stringify(perRequest === 1 ? event(now) : Array.from({ length: perRequest }, () => event(now)));
-          return { ...req, body, headers: { "content-type": "application/json", "x-signature": signed(body) } };
-        },
-      },
-    ],
-  });
-  const ok = r["2xx"] ?? 0;
-  return { rps: ok / durationS, non2xx: r.non2xx, p50: r.latency.p50, p99: r.latency.p99 };
+/**
+ * autocannon POSTing fresh signed beacons of `perRequest` clicks, `connections` spread over
+ * `urls` (one autocannon per server, run together); returns requests/s answered 2xx.
+ */
+export async function beaconLoad(urls: string | string[], perRequest: number, connections: number, durationS: number) {
+  const list = [urls].flat();
+  const runs = await Promise.all(
+    list.map((url) =>
+      autocannon({
+        url: `${url}/v1/clicks`,
+        connections: Math.ceil(connections / list.length),
+        duration: durationS,
+        requests: [
+          {
+            method: "POST",
+            setupRequest: (req) => {
+              const now = new Date().toISOString();
+              const body = JSON.stringify(perRequest === 1 ? event(now) : Array.from({ length: perRequest }, () => event(now)));
+              return { ...req, body, headers: { "content-type": "application/json", "x-signature": signed(body) } };
+            },
+          },
+        ],
+      }),
+    ),
+  );
+  const ok = runs.reduce((a, r) => a + (r["2xx"] ?? 0), 0);
+  const p = (k: "p50" | "p99") => Math.max(...runs.map((r) => r.latency[k]));
+  return { rps: ok / durationS, non2xx: runs.reduce((a, r) => a + r.non2xx, 0), p50: p("p50"), p99: p("p99") };
 }
 
 /** COPY of click rows (as ingest writes them) into a same-shape table, for `durationS`. */
@@ -97,40 +112,90 @@ async function copyCeiling(sql: postgres.Sql, durationS: number, perChunk = 1000
 
 export async function benchIngest(quick: boolean) {
   const durationS = quick ? 3 : 10;
+  const procs = Math.max(1, Number(process.env.BENCH_INGEST_PROCS ?? 2));
   const dbName = `linkflow_bench_ingest_${process.pid}`;
   const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
   await admin`CREATE DATABASE ${admin(dbName)}`;
   const dbUrl = Object.assign(new URL(DATABASE_URL), { pathname: `/${dbName}` }).toString();
-  const [ingestPort, noopPort] = [await freePort(), await freePort()];
-  const ingest = await startChild(["ingest/src/main.ts"], { DATABASE_URL: dbUrl, PORT: String(ingestPort), EDGE_SECRET: SECRET, ADMIN_API_KEY: "bench-admin-key-0123456789", EDGE_ADMIN_URL: "", LOG_LEVEL: "warn", PIPELINE_ROLES: "" }, "listening");
-  const noop = await startChild(["bench/noop-server.ts"], { PORT: String(noopPort) }, "listening");
+  const ingestEnv = { DATABASE_URL: dbUrl, EDGE_SECRET: SECRET, ADMIN_API_KEY: "bench-admin-key-0123456789", EDGE_ADMIN_URL: "", LOG_LEVEL: "warn", PIPELINE_ROLES: "" };
+  const ingests: ChildProcess[] = [];
+  const noops: ChildProcess[] = [];
+  const ingestUrls: string[] = [];
+  const noopUrls: string[] = [];
+  // One at a time: the first runs the migrations, the others find them applied.
+  for (let i = 0; i < procs; i++) {
+    const [ingestPort, noopPort] = [await freePort(), await freePort()];
+    ingests.push(await startChild(["ingest/src/main.ts"], { ...ingestEnv, PORT: String(ingestPort) }, "listening"));
+    noops.push(await startChild(["bench/noop-server.ts"], { PORT: String(noopPort) }, "listening"));
+    ingestUrls.push(`http://127.0.0.1:${ingestPort}`);
+    noopUrls.push(`http://127.0.0.1:${noopPort}`);
+  }
   const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
+  const xacts = async () => Number((await sql`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n);
+  const clicks = async () => Number((await sql`SELECT count(*) AS n FROM clicks`)[0]!.n);
+  // CPU time per click (ingest processes, and the PostgreSQL backends serving this database):
+  // unlike req/s it barely moves when other work shares the cores, so it says what bounds us.
+  const backends = async () => (await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).map((r) => r.pid);
+  const cpuOf = async (pids: number[]) => new Map(await Promise.all(pids.map(async (p) => [p, await cpuMs(p)] as const)));
+  const cpu = async <T>(pids: number[], work: () => Promise<T>) => {
+    const [own0, pg0] = [await cpuOf(pids), await cpuOf(await backends())];
+    const result = await work();
+    const [own1, pg1] = [await cpuOf(pids), await cpuOf(await backends())];
+    const delta = (a: Map<number, number>, b: Map<number, number>) => [...b].reduce((t, [p, ms]) => t + ms - (a.get(p) ?? 0), 0);
+    return { ...result, cpuMs: delta(own0, own1), pgCpuMs: delta(pg0, pg1) };
+  };
+  const perK = (ms: number, n: number) => (n ? Math.round((ms / n) * 1000 * 10) / 10 : null); // CPU ms per 1000
   try {
-    const ceiling = await beaconLoad(`http://127.0.0.1:${noopPort}`, 1, 256, durationS);
-    const single = await beaconLoad(`http://127.0.0.1:${ingestPort}`, 1, 256, durationS);
-    const batch = await beaconLoad(`http://127.0.0.1:${ingestPort}`, 100, 32, durationS);
-    const stored = Number((await sql`SELECT count(*) AS n FROM clicks`)[0]!.n);
+    const ceiling1 = await cpu([noops[0]!.pid!], () => beaconLoad(noopUrls[0]!, 1, 256, durationS));
+    const single1 = await beaconLoad(ingestUrls[0]!, 1, 256, durationS);
+    const ceiling = procs > 1 ? await cpu(noops.map((p) => p.pid!), () => beaconLoad(noopUrls, 1, 256, durationS)) : ceiling1;
+    const [x0, c0] = [await xacts(), await clicks()];
+    const single = await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 1, 256, durationS));
+    // pg_stat_database counts a backend's transactions when it reports (at most every 500 ms
+    // while busy, at once when idle): read after the load, once the last ones have reported.
+    await new Promise((r) => setTimeout(r, 1000));
+    const [x1, c1] = [await xacts(), await clicks()];
+    const flushes = x1 - x0;
+    const batch = await beaconLoad(ingestUrls, 100, 32, durationS);
+    const stored = await clicks();
+    const rss = await Promise.all(ingests.map(async (p) => mib(await procStatusKb(p.pid!, "VmHWM"))));
     const pgCeiling = await copyCeiling(sql, durationS);
     const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
     const out = {
       ingest_single_cps: Math.round(single.rps),
       http_ceiling_rps: Math.round(ceiling.rps),
       ingest_single_ratio: ratio(single.rps, ceiling.rps),
+      ingest_single_p50_ms: single.p50,
+      ingest_single_p99_ms: single.p99,
+      ingest_procs: procs,
+      ingest_single_1proc_cps: Math.round(single1.rps),
+      http_ceiling_1proc_rps: Math.round(ceiling1.rps),
+      ingest_single_1proc_ratio: ratio(single1.rps, ceiling1.rps),
+      ingest_single_clicks_per_flush: flushes ? Math.round(((c1 - c0) / flushes) * 10) / 10 : null,
+      ingest_single_flushes_per_s: flushes ? Math.round(flushes / durationS) : null,
+      // CPU ms per 1000 single-click beacons: ingest processes, their PostgreSQL backends, and a no-op server per request.
+      ingest_cpu_ms_per_1k: perK(single.cpuMs, c1 - c0),
+      pg_cpu_ms_per_1k: perK(single.pgCpuMs, c1 - c0),
+      noop_cpu_ms_per_1k: perK(ceiling.cpuMs, ceiling.rps * durationS),
       ingest_batch_cps: Math.round(batch.rps * 100),
       pg_ceiling_cps: Math.round(pgCeiling),
       ingest_batch_ratio: ratio(batch.rps * 100, pgCeiling),
+      ingest_http_rss_mib: Math.max(...rss.map((r) => r ?? 0)),
     };
-    console.log(`\ndurable beacon ingest (${durationS}s each; ingest and the no-op server in their own processes):`);
-    console.log(`  no-op Hono endpoint, 256 conns        ${out.http_ceiling_rps} req/s (p99 ${ceiling.p99} ms)`);
-    console.log(`  ingest, single-click beacons          ${out.ingest_single_cps} clicks/s (p99 ${single.p99} ms, non-2xx ${single.non2xx})  ratio ${out.ingest_single_ratio}`);
-    console.log(`  ingest, 100-click beacons, 32 conns   ${out.ingest_batch_cps} clicks/s (p99 ${batch.p99} ms, non-2xx ${batch.non2xx})`);
-    console.log(`  PostgreSQL COPY ceiling (same rows)   ${out.pg_ceiling_cps} rows/s  ratio ${out.ingest_batch_ratio}`);
-    console.log(`  clicks committed by ingest: ${stored}`);
+    console.log(`\ndurable beacon ingest (${durationS}s each; ${procs} ingest process(es) with PIPELINE_ROLES="", and as many no-op servers, load spread over their ports):`);
+    console.log(`  no-op Hono endpoint, 1 process, 256 conns      ${out.http_ceiling_1proc_rps} req/s (p99 ${ceiling1.p99} ms)`);
+    console.log(`  ingest, 1 process, single-click beacons        ${out.ingest_single_1proc_cps} clicks/s (p99 ${single1.p99} ms, non-2xx ${single1.non2xx})  ratio ${out.ingest_single_1proc_ratio}`);
+    console.log(`  no-op Hono endpoint, ${procs} processes, 256 conns    ${out.http_ceiling_rps} req/s (p99 ${ceiling.p99} ms)`);
+    console.log(`  ingest, ${procs} processes, single-click beacons      ${out.ingest_single_cps} clicks/s (p50 ${single.p50} ms, p99 ${single.p99} ms, non-2xx ${single.non2xx})  ratio ${out.ingest_single_ratio}`);
+    console.log(`    PostgreSQL: ${out.ingest_single_flushes_per_s} transactions/s, ${out.ingest_single_clicks_per_flush} clicks per flush`);
+    console.log(`    CPU per 1000 clicks: ingest ${out.ingest_cpu_ms_per_1k} ms, PostgreSQL backends ${out.pg_cpu_ms_per_1k} ms (no-op server: ${out.noop_cpu_ms_per_1k} ms per 1000 requests)`);
+    console.log(`  ingest, ${procs} processes, 100-click beacons, 32 conns  ${out.ingest_batch_cps} clicks/s (p99 ${batch.p99} ms, non-2xx ${batch.non2xx})`);
+    console.log(`  PostgreSQL COPY ceiling (same rows)            ${out.pg_ceiling_cps} rows/s  ratio ${out.ingest_batch_ratio}`);
+    console.log(`  clicks committed by ingest: ${stored}; peak RSS per ingest process: ${rss.join(", ")} MiB`);
     return out;
   } finally {
     await sql.end();
-    await stop(ingest);
-    await stop(noop);
+    for (const p of [...ingests, ...noops]) await stop(p);
     await admin`DROP DATABASE ${admin(dbName)} WITH (FORCE)`;
     await admin.end();
   }

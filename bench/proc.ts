@@ -33,3 +33,18 @@ export function rssSampler(pid: number, ms = 250) {
   }, ms);
   return { stop: () => (clearInterval(timer), max) };
 }
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; 0 if gone. */
+export async function cpuMs(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces) start at ") ": utime and stime are the 14th and 15th.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+/** Linux's USER_HZ: /proc times are in these ticks (100 on every mainstream kernel). */
+const CLK_TCK = 100;
+

@@ -52,3 +52,44 @@ it("gathers many concurrent beacons into few transactions", async () => {
   // pg_stat counts every transaction of the database (other test files too): a loose upper bound.
   expect(after - before).toBeLessThan(150);
 });
+
+it("writes every column, the outbox record as the event plus received_at, and the running total, in one statement", async () => {
+  const store = groupCommitter(db.sql, { maxInFlight: 1 });
+  const counted = async () => Number((await db.sql`SELECT sum(value) AS n FROM pipeline_counters WHERE name = 'postgres_clicks'`)[0]!.n);
+  const before = await counted();
+  const odd = clickEvent({
+    // Characters that need escaping in an array literal, in JSON and in SQL.
+    user_agent: `Mozilla/5.0 "quoted" \\back, {braces} 'single' ünïcödé 😀`,
+    referer: "",
+    ip_address: "",
+    geo_location: { country: "JP", latitude: -33.5, asn: 13335 },
+    timestamp: "2026-03-01T10:00:00.123+09:00",
+    qr: true,
+    dnt: true,
+    redirect_status: 308,
+    cache_tier: "origin",
+  });
+  const plain = clickEvent();
+  // A click and its retry in one group (the retry racing the original): one row, one record.
+  const results = await Promise.all([store([odd]), store([plain]), store([{ ...plain }])]);
+  expect(results).toEqual([new Set([odd.click_id]), new Set([plain.click_id]), new Set()]);
+
+  const [row] = await db.sql`SELECT * FROM clicks WHERE click_id = ${odd.click_id}`;
+  expect(row).toMatchObject({
+    user_agent: odd.user_agent, referer: "", ip_address: "", geo_location: odd.geo_location, qr: true, dnt: true,
+    redirect_status: 308, cache_tier: "origin", code: odd.code, domain: "", short_url: odd.short_url, original_url: odd.original_url,
+  });
+  expect((row!.ts as Date).toISOString()).toBe("2026-03-01T01:00:00.123Z");
+  expect((await db.sql`SELECT qr, dnt FROM clicks WHERE click_id = ${plain.click_id}`)[0]).toEqual({ qr: false, dnt: false });
+
+  const outbox = await db.sql<{ partition_key: string; data: Buffer }[]>`
+    SELECT partition_key, data FROM outbox WHERE convert_from(data, 'UTF8')::jsonb->>'click_id' = ANY(${[odd.click_id, plain.click_id]}::text[]) ORDER BY id`;
+  expect(outbox).toHaveLength(2);
+  for (const [i, e] of [odd, plain].entries()) {
+    const { received_at } = (await db.sql`SELECT received_at FROM clicks WHERE click_id = ${e.click_id}`)[0] as { received_at: Date };
+    expect(outbox[i]!.partition_key).toBe(e.code);
+    // Byte for byte what JSON.stringify({ ...event, received_at }) gives.
+    expect(outbox[i]!.data.toString("utf8")).toBe(JSON.stringify({ ...e, received_at: received_at.toISOString() }));
+  }
+  expect((await counted()) - before).toBe(2);
+});

@@ -1,9 +1,10 @@
+import { randomInt } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
-import { SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
-import { bump } from "./counters.ts";
+import { SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { verifyBeacon } from "./beacon-signature.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { parseJson } from "./validate.ts";
@@ -32,46 +33,87 @@ const storable = <T>(v: T): T =>
       : v;
 const batchSchema = z.array(eventSchema).min(1).max(MAX_BATCH);
 
-/** Beacon events as clicks rows (column names match the table). */
-const toRow = (e: ClickEvent) => ({
-  click_id: e.click_id,
-  link_id: e.link_id,
-  domain: e.domain,
-  code: e.code,
-  short_url: e.short_url,
-  original_url: e.original_url,
-  ts: e.timestamp,
-  user_agent: e.user_agent,
-  ip_address: e.ip_address,
-  referer: e.referer,
-  geo_location: e.geo_location,
-  redirect_status: e.redirect_status,
-  cache_tier: e.cache_tier,
-  qr: e.qr ?? false,
-  dnt: e.dnt ?? false,
-});
-
 /**
- * Stores clicks and their outbox rows in one transaction; returns the click_ids that were new.
+ * Stores clicks and their outbox rows atomically; returns the click_ids that were new.
  * The events come after the privacy step (ingest/src/enrich.ts applyPrivacy, in server.ts):
  * what PostgreSQL, the outbox, Kinesis and the archive hold is the event after that step.
  * ON CONFLICT makes a retried beacon a no-op, and only new clicks reach the outbox.
  * The outbox row is the Kinesis record: the event plus the commit-side received_at.
+ *
+ * One statement (so its own transaction, one round trip): the rows travel as one array per
+ * column through unnest(), so the statement text is the same whatever the group size and
+ * PostgreSQL prepares it once per connection (a multi-row VALUES list is a new statement for
+ * every size). The outbox rows are built from the insert's RETURNING, in the same statement,
+ * and so is the `postgres_clicks` running total, on `slot`: the group committer gives each of
+ * its concurrent flushes a slot of its own, so flushes never wait on each other's row lock
+ * (a shared random slot of 16 made two flushes in flight queue behind one another's commit).
  */
-export async function storeClicks(sql: Sql, events: ClickEvent[]): Promise<Set<string>> {
-  return sql.begin(async (tx) => {
-    const inserted = await tx<{ click_id: string; received_at: Date }[]>`
-      INSERT INTO clicks ${tx(events.map(toRow))} ON CONFLICT DO NOTHING RETURNING click_id, received_at`;
-    if (!inserted.length) return new Set<string>();
-    const byId = new Map(events.map((e) => [e.click_id, e]));
-    const outbox = inserted.map((r) => {
-      const e = byId.get(r.click_id)!;
-      return { partition_key: e.code, data: Buffer.from(JSON.stringify({ ...e, received_at: r.received_at.toISOString() })) };
-    });
-    await tx`INSERT INTO outbox ${tx(outbox)}`;
-    await bump(tx, "postgres_clicks", inserted.length);
-    return new Set(inserted.map((r) => r.click_id));
-  });
+export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomInt(16)): Promise<Set<string>> {
+  const cols = {
+    click_id: [] as string[], link_id: [] as number[], domain: [] as string[], code: [] as string[],
+    short_url: [] as string[], original_url: [] as string[], ts: [] as string[], user_agent: [] as string[],
+    ip_address: [] as string[], referer: [] as string[], geo: [] as string[], status: [] as number[],
+    tier: [] as string[], qr: [] as number[], dnt: [] as number[], doc: [] as string[],
+  };
+  // A click in two beacons of one group (a retry racing its original) is one row and gets one
+  // outbox record: the later copy is the one kept, as before.
+  const unique = new Map<string, ClickEvent>();
+  for (const e of events) unique.set(`${e.click_id} ${e.timestamp}`, e);
+  for (const e of unique.values()) {
+    cols.click_id.push(e.click_id);
+    cols.link_id.push(e.link_id);
+    cols.domain.push(e.domain);
+    cols.code.push(e.code);
+    cols.short_url.push(e.short_url);
+    cols.original_url.push(e.original_url);
+    cols.ts.push(e.timestamp);
+    cols.user_agent.push(e.user_agent);
+    cols.ip_address.push(e.ip_address);
+    cols.referer.push(e.referer);
+    cols.geo.push(JSON.stringify(e.geo_location));
+    cols.status.push(e.redirect_status);
+    cols.tier.push(e.cache_tier);
+    cols.qr.push(e.qr ? 1 : 0);
+    cols.dnt.push(e.dnt ? 1 : 0);
+    // The record is the event then received_at (what `{ ...e, received_at }` serialises to);
+    // PostgreSQL appends the timestamp, in toISOString()'s format.
+    cols.doc.push(JSON.stringify(e).slice(0, -1) + ',"received_at":"');
+  }
+  const c = cols;
+  // Every array goes as text or int and is cast in SQL: PostgreSQL then describes the parameter
+  // as text[]/int[], so postgres.js sends the strings as they are (typed jsonb[] or bool[] it
+  // would JSON-encode the strings again, and a JS boolean array would be typed as one boolean).
+  const inserted = await sql<{ click_id: string }[]>`
+    WITH ev AS (
+      SELECT * FROM unnest(
+        ${c.click_id}::text[]::uuid[], ${c.link_id}::bigint[], ${c.domain}::text[], ${c.code}::text[],
+        ${c.short_url}::text[], ${c.original_url}::text[], ${c.ts}::text[]::timestamptz[], ${c.user_agent}::text[],
+        ${c.ip_address}::text[], ${c.referer}::text[], ${c.geo}::text[]::jsonb[], ${c.status}::smallint[],
+        ${c.tier}::text[], ${c.qr}::int[]::boolean[], ${c.dnt}::int[]::boolean[], ${c.doc}::text[]
+      ) WITH ORDINALITY AS e(click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
+                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, doc, n)
+    ), ins AS (
+      INSERT INTO clicks (click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
+                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt)
+      SELECT click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
+             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt
+      FROM ev
+      ON CONFLICT DO NOTHING
+      RETURNING click_id, ts
+    ), ob AS (
+      INSERT INTO outbox (partition_key, data)
+      SELECT ev.code, convert_to(ev.doc || stamp.s, 'UTF8')
+      FROM ins JOIN ev USING (click_id, ts),
+           -- received_at is now(), the transaction's start: the same for every row, formatted once.
+           (SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"}' AS s) stamp
+      ORDER BY ev.n
+    ), counted AS (
+      INSERT INTO pipeline_counters (name, slot, value)
+      SELECT 'postgres_clicks', ${slot}::smallint, count(*) FROM ins HAVING count(*) > 0
+      ON CONFLICT (name, slot) DO UPDATE SET value = pipeline_counters.value + excluded.value
+    )
+    SELECT click_id FROM ins`;
+  return new Set(inserted.map((r) => r.click_id));
 }
 
 /** POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. */
@@ -94,7 +136,7 @@ export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>
       // last of each: ambiguous, so refused (found by test/security/beacon.test.ts).
       if (header && (header.match(/(?:^|,)\s*(?:t|v1)\s*=/g)?.length ?? 0) > 2)
         throw new ApiError(401, "bad_signature", "beacon signature malformed (more than one)");
-      const check = await verify(secret, header, raw);
+      const check = verifyBeacon(secret, header, raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
       const inserted = await store(events.map(storable));
