@@ -19,6 +19,7 @@
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import postgres from "postgres";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickhouseClient, ensureSchema, rows } from "../ingest/src/clickhouse.ts";
@@ -205,6 +206,7 @@ async function clickhouse() {
     // 1. Through the real path (records as ingest writes them, rows as the loader makes them, the
     //    loader's batch size): the Kinesis record size and one loader's throughput.
     let recordBytes = 0;
+    let archiveBytes = 0;
     let insertMs = 0;
     let prepareMs = 0;
     const sample = Math.min(LOADER_SAMPLE, CH_CLICKS);
@@ -219,6 +221,14 @@ async function clickhouse() {
         recordBytes += data.length;
         records.push(data);
       }
+      // The archive's lines are these records without the visitor hash, gzip'ed (archiver.ts:
+      // default level); a 10k-line chunk compresses as an hour file does (32 KiB window).
+      archiveBytes += gzipSync(
+        records.map((d) => {
+          const { visitor_hash: _, ...line } = JSON.parse(d.toString("utf8")) as Record<string, unknown>;
+          return JSON.stringify(line) + "\n";
+        }).join(""),
+      ).length;
       // What the loader does per record: parse, validate, enrich into the row.
       const p0 = performance.now();
       const batch = records.map((d) => toClickHouseRow(recordSchema.parse(JSON.parse(d.toString("utf8")))));
@@ -273,6 +283,7 @@ async function clickhouse() {
       links_clicked: num(check?.links),
       days: DAYS,
       record_bytes_avg: recordBytes / sample,
+      archive_gzip_bytes_per_click: archiveBytes / sample,
       loader_insert_rows_per_s: sample / (insertMs / 1000),
       loader_prepare_rows_per_s: sample / (prepareMs / 1000),
       loader_rows_per_s: sample / ((insertMs + prepareMs) / 1000),
@@ -399,7 +410,7 @@ console.log(
   `| **all** | | ${fmt(chr.compressed_per_click, 1)} B/click | ${fmt(chr.uncompressed_per_click, 1)} B/click | **${fmt(chr.on_disk_per_click, 1)} B/click** | 3 years × 1B: ${fmt(chr.three_years_on_disk_gb)} GB |`,
 );
 console.log(
-  `Kinesis record (JSON event + received_at + visitor_hash): ${fmt(chr.record_bytes_avg, 0)} B average; ` +
+  `Kinesis record (JSON event + received_at + visitor_hash): ${fmt(chr.record_bytes_avg, 0)} B average; archive (gzip NDJSON): ${fmt(chr.archive_gzip_bytes_per_click, 0)} B/click; ` +
     `loader (${fmt(chr.loader_path_clicks)} records): ${fmt(chr.loader_rows_per_s)} rows/s (parse + enrich ${fmt(chr.loader_prepare_rows_per_s)} rows/s, chDB insert with the views ${fmt(chr.loader_insert_rows_per_s)} rows/s)`,
 );
 console.log(`\nPostgreSQL (${fmt(pgr.clicks)} clicks + outbox rows, ${pgr.write_batch}-click transactions, 2 in flight: ${fmt(pgr.write_clicks_per_s)} clicks/s from this loop)`);
