@@ -166,7 +166,39 @@ export class IngestProcess {
       }
       await sleep(25);
     }
+    void c.exited.then(() => this.exitedOnItsOwn(c));
     return Date.now() - t0;
+  }
+
+  /** Exits nobody asked for (a crash), with when and the output's last lines. */
+  readonly crashes: { at: number; upAgainAt?: number; tail: string }[] = [];
+  private supervised = false;
+  private restarting?: Promise<void>;
+
+  /**
+   * From now on, an ingest that exits on its own is recorded in `crashes` and started again
+   * (retrying until it comes up), as a process supervisor would. kill() ends the supervision.
+   */
+  supervise() {
+    this.supervised = true;
+    return this;
+  }
+
+  private exitedOnItsOwn(c: ReturnType<typeof spawnTsx>) {
+    if (this.child !== c || !this.supervised) return;
+    const crash: (typeof this.crashes)[number] = { at: Date.now(), tail: c.output().split("\n").slice(-12).join("\n") };
+    this.crashes.push(crash);
+    this.restarting = (async () => {
+      while (this.supervised) {
+        try {
+          await this.start();
+          crash.upAgainAt = Date.now();
+          return;
+        } catch {
+          await sleep(500); // e.g. its dependency still down: migrations cannot run yet
+        }
+      }
+    })();
   }
 
   get running() {
@@ -174,6 +206,8 @@ export class IngestProcess {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL", timeoutMs = 20_000): Promise<void> {
+    this.supervised = false;
+    await this.restarting;
     const c = this.child;
     if (!c || !this.running) return;
     c.proc.kill(signal);
@@ -392,14 +426,39 @@ export interface Verdict {
   /** PostgreSQL click_ids with more than one row. */
   pgDuplicateRows: number;
   ch: { rows: number; distinct: number };
-  /** With `edge`: the link's distinct clicks in PostgreSQL vs the redirects served. */
-  edge?: { served: number; stored: number; lost: number; extra: number };
+  /** Per `edge` link: its distinct clicks in PostgreSQL vs the redirects served. */
+  edges: EdgeVerdict[];
+  /** The first (usually only) entry of `edges`. */
+  edge?: EdgeVerdict;
+}
+
+/**
+ * Scenarios with the worker: `served` redirects of link `code` were answered 302. Their click
+ * ids are not known to the client, so the link's rows in PostgreSQL stand for them (expected:
+ * exactly `served`); each must then be in ClickHouse exactly once, like an acknowledged click.
+ * With a `label`, the link gets its own row in the table ("<scenario>: <label>").
+ */
+export interface EdgeCheck {
+  code: string;
+  served: number;
+  label?: string;
+  notes?: string;
+}
+export interface EdgeVerdict {
+  code: string;
+  served: number;
+  stored: number;
+  /** Redirects without a stored click, and stored clicks beyond the redirects. */
+  lost: number;
+  extra: number;
+  /** Of the link's stored clicks, those ClickHouse does not have. */
+  missingCh: number;
 }
 
 /**
  * The end of every scenario: compares the acknowledged ids with PostgreSQL (queried directly)
  * and, after a graceful ingest stop, with ClickHouse (chDB folder read by a separate process);
- * prints the scenario's table row.
+ * prints the scenario's table row(s).
  */
 export async function verify(
   s: Scenario,
@@ -408,50 +467,57 @@ export async function verify(
   status: PipelineStatus,
   recoveryMs: number,
   notes: string,
-  /**
-   * Scenarios with the worker: `served` redirects of link `code` were answered 302. Their click
-   * ids are not known to the client, so the link's rows in PostgreSQL stand for them (expected:
-   * exactly `served`); each must then be in ClickHouse exactly once, like an acknowledged click.
-   */
-  edge?: { code: string; served: number },
+  edge?: EdgeCheck | EdgeCheck[],
 ): Promise<Verdict> {
+  const checks = edge === undefined ? [] : Array.isArray(edge) ? edge : [edge];
   const pg = await postgresIds(s);
-  const edgeIds = edge ? await edgeClickIds(s, edge.code) : [];
+  const edgeIds = await Promise.all(checks.map((c) => edgeClickIds(s, c.code)));
   await ingest.kill("SIGTERM");
   const ch = await clickhouseIds(s);
-  const expected = new Set([...acked, ...edgeIds]);
+  const expected = new Set([...acked, ...edgeIds.flat()]);
   const missingPg = [...acked].filter((id) => !pg.has(id));
   const missingCh = [...expected].filter((id) => !ch.ids.has(id));
   const extraPg = [...pg.keys()].filter((id) => !expected.has(id));
   const extraCh = [...ch.ids].filter((id) => !expected.has(id));
   const pgDuplicateRows = [...pg.values()].reduce((n, c) => n + c - 1, 0);
-  const edgeLost = edge ? Math.max(0, edge.served - edgeIds.length) : 0;
-  const edgeExtra = edge ? Math.max(0, edgeIds.length - edge.served) : 0;
-  const lost = new Set([...missingPg, ...missingCh]).size + edgeLost;
+  const edges: EdgeVerdict[] = checks.map((c, i) => ({
+    code: c.code,
+    served: c.served,
+    stored: edgeIds[i]!.length,
+    lost: Math.max(0, c.served - edgeIds[i]!.length),
+    extra: Math.max(0, edgeIds[i]!.length - c.served),
+    missingCh: edgeIds[i]!.filter((id) => !ch.ids.has(id)).length,
+  }));
   const over = (n: number | null) => Math.max(0, (n ?? 0) - expected.size);
-  const duplicated = over(status.postgres_clicks) + over(status.clickhouse_clicks) + pgDuplicateRows + edgeExtra;
-  const report: Report = {
-    scenario: s.name,
-    acked: acked.size,
-    redirects: edge?.served,
-    lost,
-    duplicated,
-    recoveryS: recoveryMs / 1000,
-    notes:
-      `${notes}; PostgreSQL rows ${[...pg.values()].reduce((a, b) => a + b, 0)} (ids ${pg.size}); ClickHouse rows ${ch.rows}, ` +
-      `uniqExact ${ch.distinct} (${ch.rows - ch.distinct} redelivered rows collapsed); /api/pipeline ${JSON.stringify({ ...status, shards: undefined })}`,
-  };
-  printReport(report);
-  return {
-    report,
-    missingPg,
-    missingCh,
-    extraPg,
-    extraCh,
-    pgDuplicateRows,
-    ch: { rows: ch.rows, distinct: ch.distinct },
-    edge: edge && { served: edge.served, stored: edgeIds.length, lost: edgeLost, extra: edgeExtra },
-  };
+  // Counted twice anywhere: in PostgreSQL or ClickHouse beyond the expected ids, a repeated row.
+  const duplicatedAnywhere = over(status.postgres_clicks) + over(status.clickhouse_clicks) + pgDuplicateRows + extraCh.length;
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const where =
+    `PostgreSQL rows ${sum([...pg.values()])} (ids ${pg.size}); ClickHouse rows ${ch.rows}, ` +
+    `uniqExact ${ch.distinct} (${ch.rows - ch.distinct} redelivered rows collapsed); /api/pipeline ${JSON.stringify({ ...status, shards: undefined })}`;
+  const reports: Report[] = checks.some((c) => c.label)
+    ? edges.map((e, i) => ({
+        scenario: `${s.name}: ${checks[i]!.label ?? checks[i]!.code}`,
+        acked: i === 0 ? acked.size : 0,
+        redirects: e.served,
+        lost: e.lost + e.missingCh + (i === 0 ? missingPg.length + missingCh.length - sum(edges.map((x) => x.missingCh)) : 0),
+        duplicated: e.extra + (i === 0 ? duplicatedAnywhere : 0),
+        recoveryS: recoveryMs / 1000,
+        notes: [checks[i]!.notes, i === 0 ? `${notes}; ${where}` : ""].filter(Boolean).join("; "),
+      }))
+    : [
+        {
+          scenario: s.name,
+          acked: acked.size,
+          redirects: checks.length ? sum(checks.map((c) => c.served)) : undefined,
+          lost: new Set([...missingPg, ...missingCh]).size + sum(edges.map((e) => e.lost)),
+          duplicated: duplicatedAnywhere + sum(edges.map((e) => e.extra)),
+          recoveryS: recoveryMs / 1000,
+          notes: `${notes}; ${where}`,
+        },
+      ];
+  for (const r of reports) printReport(r);
+  return { report: reports[0]!, missingPg, missingCh, extraPg, extraCh, pgDuplicateRows, ch: { rows: ch.rows, distinct: ch.distinct }, edges, edge: edges[0] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -570,7 +636,7 @@ export class RedirectLoad {
   }
 
   /** Status → count, e.g. { "302": 2400 }. */
-  statuses(samples = this.samples) {
+  statuses(samples: { status: number | string }[] = this.samples) {
     const out: Record<string, number> = {};
     for (const r of samples) out[r.status] = (out[r.status] ?? 0) + 1;
     return out;
