@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEdge, type Edge } from "../../edge/miniflare.ts";
+import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { clickEvent } from "../fixtures.ts";
+import { EDGE_SECRET } from "../helpers.ts";
+import {
+  BeaconLoad,
+  createLink,
+  IngestProcess,
+  percentile,
+  RedirectLoad,
+  scenario,
+  settleEdgeClicks,
+  sleep,
+  verify,
+  waitDrained,
+  type Scenario,
+} from "./harness.ts";
+
+/**
+ * PostgreSQL unreachable for 10 s (a TCP proxy between ingest and the server drops every
+ * connection) under two loads: visitors following a link at the real worker (workerd, default
+ * settings: 5 beacon attempts, 250 ms base, CLICKS_QUEUE bound), and signed beacons straight to
+ * ingest. Checks that every redirect is still a 302 (the link is served from the isolate cache
+ * and KV: availability does not depend on ingest or PostgreSQL), that ingest answers beacons and
+ * the API with 503 and no request hangs (each probe answered within a bound), and that
+ * afterwards one click per redirect served and every acknowledged direct beacon are in
+ * PostgreSQL and in ClickHouse, once.
+ *
+ * Measured here (README "Fault suite"): ingest does not fail fast, its 503s take several seconds
+ * (postgres.js waits for connections that cannot be made); and postgres.js 3.4.9 can throw an
+ * uncaught TypeError from a write scheduled on a connection that has just closed
+ * (porsager/postgres#1208), which kills ingest. A supervisor restarts it in production; the
+ * harness does the same, and the crash is reported in the table (and excused for the probes
+ * it met, never for a lost or double-counted click).
+ */
+const OUTAGE_MS = 10_000;
+/** A bound on each answer during the outage (not a performance figure): no request hangs. */
+const ANSWER_BOUND_MS = 30_000;
+
+let s: Scenario;
+let ingest: IngestProcess;
+let edge: Edge;
+beforeAll(async () => {
+  s = await scenario("PostgreSQL down 10 s", { pgProxy: true });
+  ingest = new IngestProcess(s);
+  await ingest.start();
+  ingest.supervise();
+  edge = await startEdge({ vars: { INGEST_URL: ingest.url, EDGE_SECRET } });
+});
+afterAll(async () => {
+  await edge?.close();
+  await ingest?.kill("SIGKILL").catch(() => {});
+  await s?.close();
+});
+
+interface Probe {
+  what: "beacon" | "api";
+  at: number;
+  ms: number;
+  status: number | string;
+  click_id?: string;
+}
+
+/** One bounded request; what ingest answered (or the network error) and how fast. */
+async function timed(what: Probe["what"], req: () => Promise<Response>, click_id?: string): Promise<Probe> {
+  const t0 = Date.now();
+  try {
+    const res = await req();
+    await res.arrayBuffer();
+    return { what, at: t0, ms: Date.now() - t0, status: res.status, click_id };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code;
+    return { what, at: t0, ms: Date.now() - t0, status: cause ?? String((err as Error).name ?? err), click_id };
+  }
+}
+
+/** A signed beacon and an API call. */
+function probe(): Promise<Probe>[] {
+  const e = clickEvent({ code: "probe" });
+  const raw = JSON.stringify(e);
+  const signal = () => AbortSignal.timeout(ANSWER_BOUND_MS);
+  return [
+    timed(
+      "beacon",
+      async () =>
+        fetch(`${s.url}/v1/clicks`, {
+          method: "POST",
+          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) },
+          body: raw,
+          signal: signal(),
+        }),
+      e.click_id,
+    ),
+    timed("api", () => fetch(`${s.url}/api/links?limit=1`, { headers: { Authorization: `Bearer ${s.adminKey}` }, signal: signal() })),
+  ];
+}
+
+describe("fault: PostgreSQL outage", () => {
+  it("keeps redirecting, answers 503 without hanging, and counts every click after a 10 s outage", async () => {
+    const link = await createLink(s.url, s, { url: "https://example.com/pg-outage", slug: "pg-outage" });
+    const target = `${edge.url}/${link.code}`;
+    // Warm the edge: this first visit resolves at the origin and writes the record to KV.
+    const warm = await fetch(target, { redirect: "manual" });
+    expect(warm.status).toBe(302);
+    expect(warm.headers.get("x-cache-tier")).toBe("origin");
+
+    const visitors = new RedirectLoad(target, { rate: 40, maxInFlight: 16 }).start();
+    const beacons = new BeaconLoad(s.url, { rate: 50, maxInFlight: 32 }).start();
+    await sleep(5_000);
+
+    s.pgProxy!.down();
+    const downAt = Date.now();
+    // Probes start once the cut is certain (none can have committed before it), one pair every
+    // 500 ms without waiting for the previous answers, so a slow answer cannot hide the others.
+    await sleep(500);
+    const pending: Promise<Probe>[] = [];
+    while (Date.now() - downAt < OUTAGE_MS - 1_000) {
+      pending.push(...probe());
+      await sleep(500);
+    }
+    while (Date.now() - downAt < OUTAGE_MS) await sleep(50);
+    s.pgProxy!.up();
+    const upAt = Date.now();
+    await sleep(5_000); // both loads go on after PostgreSQL is back
+    await visitors.stop();
+    const stats = await beacons.stop(30_000);
+    const probes = await Promise.all(pending);
+    // A probe beacon answered after the recovery may have been stored: then it counts like any other.
+    const acked = new Set([...stats.acked, ...probes.filter((p) => p.status === 202).map((p) => p.click_id!)]);
+
+    const served = visitors.served + 1; // + the warm-up visit
+    // Clicks whose direct attempts all failed come back through CLICKS_QUEUE (redelivery 5 s, doubling).
+    const settled = await settleEdgeClicks(s, link.code, served, { quietMs: Infinity, ms: 120_000 });
+    const drain = await waitDrained(s, acked.size + settled.stored, 120_000);
+    const recoveryMs = Date.now() - upAt;
+    if (!drain.drained) throw new Error(`pipeline did not drain to ${acked.size} + ${settled.stored}: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
+
+    const outage = visitors.between(downAt, upAt);
+    const outageMs = outage.map((r) => r.ms);
+    const answered = (what: Probe["what"]) => probes.filter((p) => p.what === what);
+    const figures = (what: Probe["what"]) => {
+      const ms = answered(what).map((p) => p.ms);
+      return `${what} ${JSON.stringify(visitors.statuses(answered(what)))} in p50 ${percentile(ms, 50)} / max ${Math.max(...ms)} ms`;
+    };
+    // A probe that met a crashed ingest (between its exit and its restart) was refused or cut, not answered.
+    const metCrash = (p: Probe) => ingest.crashes.some((c) => p.at + p.ms >= c.at && p.at <= (c.upAgainAt ?? Infinity));
+    if (ingest.crashes.length) {
+      s.name += ` (ingest crashed ${ingest.crashes.length}×, restarted)`;
+      console.warn(`ingest crashed ${ingest.crashes.length}× during the PostgreSQL outage:\n${ingest.crashes.map((c) => c.tail).join("\n---\n")}`);
+    }
+    const crashNote = ingest.crashes.length
+      ? `ingest CRASHED ${ingest.crashes.length}× (${ingest.crashes.map((c) => `${((c.at - downAt) / 1000).toFixed(1)} s into the outage, up again after ${(((c.upAgainAt ?? NaN) - c.at) / 1000).toFixed(1)} s`).join("; ")}): ` +
+        `${/TypeError[^\n]*/.exec(ingest.crashes[0]!.tail)?.[0] ?? "see output"} (postgres.js nextWrite on a closed socket, porsager/postgres#1208); `
+      : "ingest stayed up; ";
+    const v = await verify(
+      s,
+      ingest,
+      acked,
+      drain.status,
+      recoveryMs,
+      crashNote +
+        `${outage.length} redirects during the outage (${JSON.stringify(visitors.statuses(outage))}, p50/p99 ${percentile(outageMs, 50)}/${percentile(outageMs, 99)} ms); ` +
+        `probes sent during the outage: ${figures("beacon")}, ${figures("api")}; worker clicks all stored ${(settled.ms / 1000).toFixed(1)} s after the load stopped; ` +
+        `direct beacons: ${stats.generated} sent, ${stats.failedAttempts} failed attempts retried (${stats.retriedIds} ids), ${stats.duplicateAcks} answered "duplicate"`,
+      { code: link.code, served },
+    );
+
+    // Redirects never depended on PostgreSQL or ingest.
+    expect(outage.length).toBeGreaterThan(0);
+    expect(visitors.statuses()).toEqual({ 302: visitors.samples.length });
+    // No request hung: each probe was answered within the bound, with 503 (or, sent during the
+    // outage and answered after it, with success); a crashed ingest refused or cut the connection.
+    expect(probes.length).toBeGreaterThan(0);
+    for (const p of probes) {
+      const ok =
+        p.status === 503 ||
+        (p.at + p.ms >= upAt && (p.status === 202 || p.status === 200)) ||
+        (metCrash(p) && (p.status === "ECONNREFUSED" || p.status === "ECONNRESET" || p.status === "UND_ERR_SOCKET"));
+      expect(ok, JSON.stringify(p)).toBe(true);
+    }
+    expect(Math.max(...probes.map((p) => p.ms))).toBeLessThan(ANSWER_BOUND_MS);
+    // The direct load saw the outage (its failed attempts were retried) and every beacon was acknowledged in the end.
+    expect(stats.failedAttempts).toBeGreaterThan(0);
+    expect(stats.refused).toEqual([]);
+    expect(stats.unacked).toEqual([]);
+    // One click per redirect served: none lost, none counted twice.
+    expect(settled.complete).toBe(true);
+    expect(v.edge).toMatchObject({ served, stored: served, lost: 0, extra: 0, missingCh: 0 });
+    expect(v.missingPg).toEqual([]);
+    expect(v.extraPg).toEqual([]);
+    expect(v.pgDuplicateRows).toBe(0);
+    expect(v.missingCh).toEqual([]);
+    expect(v.extraCh).toEqual([]);
+    expect(drain.status).toMatchObject({ postgres_clicks: acked.size + served, clickhouse_clicks: acked.size + served, outbox_backlog: 0, dlq: 0 });
+  });
+});
