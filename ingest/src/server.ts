@@ -62,7 +62,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     respectDnt: config.RESPECT_DNT === "true",
     saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
   };
-  const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, poolMax - 3) });
+  const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, Math.min(config.GROUP_COMMIT_LANES, poolMax - 3)) });
   const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log, { sql, retryMs: config.EDGE_SYNC_RETRY_MS });
   pushEdge.start();
   const enforcer =
