@@ -15,6 +15,7 @@ import { linkStore } from "./links.ts";
 import { linkRoutes } from "./links-routes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Pipeline } from "./pipeline.ts";
+import { pgGate, isUnavailable } from "./pg-gate.ts";
 import { pipelineRoutes } from "./pipeline-routes.ts";
 import { sreRoutes } from "./sre.ts";
 import { recentClickRoutes, statsRoutes } from "./stats.ts";
@@ -34,9 +35,6 @@ export interface AppDeps {
   pipeline: Pipeline;
 }
 
-// PostgreSQL SQLSTATE classes that mean "the database is unavailable", not "your input is wrong".
-const PG_UNAVAILABLE = /^(08|53|57P)/;
-const NET_UNAVAILABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
 export function createApp({ sql, config, log, pushEdge, metrics, pipeline, storeClicks }: AppDeps) {
   const app = new Hono();
@@ -46,6 +44,10 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
     await next();
     end({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
   });
+  // Everything under /v1 and /api needs PostgreSQL: during an outage it answers 503 at once.
+  const db = pgGate(sql, log);
+  app.use("/v1/*", db.middleware);
+  app.use("/api/*", db.middleware);
 
   // Prometheus scrape (the same figures as /api/pipeline, plus latency histograms).
   app.get("/metrics", async (c) => {
@@ -90,9 +92,9 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
       const code = err.status === 400 && /JSON/.test(err.message) ? "invalid_json" : err.status === 415 ? "unsupported_media_type" : "http_error";
       return c.json(errorBody(err.status, code, code === "invalid_json" ? "the body is not valid JSON" : err.message), err.status);
     }
-    const code = String((err as { code?: unknown }).code ?? "");
-    if (PG_UNAVAILABLE.test(code) || NET_UNAVAILABLE.has(code)) {
-      log.warn({ code, reqId: c.get("requestId") }, "database unavailable");
+    if (isUnavailable(err)) {
+      db.failed(err);
+      log.warn({ code: (err as { code?: unknown }).code, reqId: c.get("requestId") }, "database unavailable");
       c.header("Retry-After", "1");
       return c.json(errorBody(503, "unavailable", "the database is unavailable; retry"), 503);
     }
