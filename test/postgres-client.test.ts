@@ -26,7 +26,8 @@ describe("postgres.js client under a dying connection", () => {
 
   it("queries on a reserved connection whose backend was terminated fail; the process lives", async () => {
     const reserved = await sql.reserve();
-    const [{ pid }] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const [row] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const pid = row!.pid;
     await killer`SELECT pg_terminate_backend(${pid})`;
     const outcomes: string[] = [];
     for (let i = 0; i < 3; i++) {
