@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import type { ClickEvent } from "../../shared/event.ts";
-import { queueChunks } from "./beacon.ts";
+import { queueChunks, sendBeacon } from "./beacon.ts";
+import type { Env } from "./env.ts";
 
 const click = (i: number, pad = 0) => ({ click_id: `c${i}`, user_agent: "x".repeat(pad) }) as unknown as ClickEvent;
 
@@ -17,4 +18,20 @@ it("keeps sendBatch calls under the platform's 256 KB however large the clicks",
   expect(chunks.length).toBeGreaterThan(1);
   for (const c of chunks) expect(new TextEncoder().encode(c.map((e) => JSON.stringify(e)).join("")).length).toBeLessThan(256_000);
   expect(chunks.flat()).toHaveLength(60);
+});
+
+it("sends nothing for an empty batch (ingest would refuse `[]`, and the log would count a refused click)", async () => {
+  const calls: string[] = [];
+  const real = globalThis.fetch;
+  globalThis.fetch = (async (url: string) => {
+    calls.push(String(url));
+    return new Response(null, { status: 400 });
+  }) as typeof fetch;
+  try {
+    const env = { INGEST_URL: "http://ingest.test", EDGE_SECRET: "s", BEACON_ATTEMPTS: "1" } as unknown as Env;
+    expect(await sendBeacon(env, [])).toEqual({ undelivered: [], refused: 0 });
+    expect(calls).toEqual([]);
+  } finally {
+    globalThis.fetch = real;
+  }
 });

@@ -51,6 +51,9 @@ export async function sendBeacon(
   deadline = Number.POSITIVE_INFINITY,
 ): Promise<Delivery> {
   const list = Array.isArray(events) ? events : [events];
+  // Nothing to send (an empty queue delivery, a batch another request already took): ingest
+  // would refuse `[]` with a 400 that the log would then count as a refused click.
+  if (!list.length) return DONE;
   const body = JSON.stringify(events);
   // Over ingest's body limit: send it in halves (a click is far below the limit on its own).
   if (list.length > 1 && bytes(body) > MAX_BEACON_BYTES) return sendHalves(env, list, attempts, deadline);

@@ -4,7 +4,7 @@
  * process (it survives ingest kills) behind a TCP fault-injection proxy, chDB inside ingest.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -244,6 +244,23 @@ export interface LoadStats {
   unacked: string[];
 }
 
+const DEFAULT_CODES = ["code0", "code1", "code2", "code3", "code4"];
+
+/**
+ * `n` codes per shard of a stream of `shards` evenly split shards (Kinesis: the MD5 of the
+ * partition key — the code — as a 128-bit number picks the shard), so a load reaches every shard.
+ */
+export function codesCoveringShards(shards: number, n = 2): string[] {
+  const per = new Map<number, string[]>();
+  for (let i = 0; [...per.values()].reduce((a, l) => a + l.length, 0) < shards * n; i++) {
+    const code = `code${i}`;
+    const shard = Number((BigInt("0x" + createHash("md5").update(code).digest("hex")) * BigInt(shards)) >> 128n);
+    const list = per.get(shard) ?? [];
+    if (list.length < n) per.set(shard, [...list, code]);
+  }
+  return [...per.values()].flat();
+}
+
 export class BeaconLoad {
   readonly stats: LoadStats = { generated: 0, skipped: 0, acked: new Set(), failedAttempts: 0, retriedIds: 0, duplicateAcks: 0, refused: [], unacked: [] };
   private inflight = new Set<Promise<void>>();
@@ -254,7 +271,7 @@ export class BeaconLoad {
 
   constructor(
     private url: string,
-    private opts: { rate: number; maxInFlight: number } = { rate: 150, maxInFlight: 48 },
+    private opts: { rate: number; maxInFlight: number; codes?: string[] } = { rate: 150, maxInFlight: 48 },
   ) {}
 
   start() {
@@ -269,7 +286,8 @@ export class BeaconLoad {
           continue;
         }
         const n = this.stats.generated++;
-        const p = this.deliver(clickEvent({ link_id: 1 + (n % 5), code: `code${n % 5}` }));
+        const codes = this.opts.codes ?? DEFAULT_CODES;
+        const p = this.deliver(clickEvent({ link_id: 1 + (n % codes.length), code: codes[n % codes.length]! }));
         this.inflight.add(p);
         void p.finally(() => this.inflight.delete(p));
       }
