@@ -221,10 +221,20 @@ try {
     }));
     const raw = JSON.stringify(events);
     const p = (async () => {
-      const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, raw) }, body: raw });
-      await res.arrayBuffer();
-      if (res.status === 202) sentClicks += events.length;
-      else refused += events.length;
+      // A reused keep-alive socket the server just closed fails the fetch (ECONNRESET): send
+      // again, as the edge would (click_ids make a repeat harmless).
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, raw) }, body: raw });
+          await res.arrayBuffer();
+          if (res.status === 202) sentClicks += events.length;
+          else refused += events.length;
+          return;
+        } catch {
+          // network error: next attempt
+        }
+      }
+      refused += events.length;
     })().finally(() => inflight.delete(p));
     inflight.add(p);
   }
