@@ -6,9 +6,10 @@
  * with beacons on (delivered to a real ingest + PostgreSQL) vs off; a cold code (KV hit,
  * isolate miss) and an origin miss (code not in KV: the worker asks ingest's /v1/resolve).
  * Ingest runs as deployed: an HTTP process (PIPELINE_ROLES="": beacons, resolve, API) and a
- * pipeline process (forwarder, loader, archiver, maintenance: kinesalite and chDB embedded).
+ * pipeline process (forwarder, loader, archiver, maintenance: chDB embedded), and Kinesis is
+ * kinesalite in a process of its own (bench/kinesalite-server.ts), as a service would be.
  * The warm/off/on series runs twice: everything on the shared 2 cores, then split with taskset
- * (workerd + the load generator on core 0; both ingest processes and this database's
+ * (workerd + the load generator on core 0; both ingest processes, kinesalite and this database's
  * PostgreSQL backends on core 1, as an edge and a region would be different machines).
  * Load: autocannon on loopback, from this process, bounded in time. CPU: /proc times of
  * workerd, the ingest processes and the PostgreSQL backends during each load. Memory: peak RSS
@@ -17,7 +18,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { benchIngest, freePort } from "./ingest.ts";
+import { benchIngest, freePort, startChild } from "./ingest.ts";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -80,8 +81,12 @@ async function startIngestProc(port: number, env: Record<string, string>): Promi
   });
   return proc;
 }
+// Kinesis: kinesalite in its own process (deployed, Kinesis is a service ingest reaches over the
+// network; its CPU is measured apart, and still shares these cores).
+const kinesisPort = await freePort();
+const kinesisProc = await startChild(["bench/kinesalite-server.ts"], { PORT: String(kinesisPort), KDIR: join(dataDir, "kinesis") }, "listening");
 // The pipeline process first (it runs the migrations); it pushes links to the worker's KV.
-const pipelineProc = await startIngestProc(pipelinePort, { EDGE_ADMIN_URL: `http://127.0.0.1:${edgePort}` });
+const pipelineProc = await startIngestProc(pipelinePort, { EDGE_ADMIN_URL: `http://127.0.0.1:${edgePort}`, KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisPort}` });
 // The HTTP process: beacons, /v1/resolve and the API, no pipeline role, no KV push (so links
 // created through it reach the edge only through /v1/resolve: the origin-miss load).
 const httpProc = await startIngestProc(httpPort, { PIPELINE_ROLES: "", EDGE_ADMIN_URL: "" });
@@ -113,12 +118,12 @@ let results: Record<string, unknown> = {};
 const backends = async () => (await pg<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).map((r) => r.pid);
 /** CPU ms each group of processes used while `work` ran. */
 async function cpuDuring<T>(work: () => Promise<T>) {
-  const groups = async () => ({ workerd: workerdPid ? [workerdPid] : [], ingest: [httpProc.pid!], pipeline: [pipelineProc.pid!], postgres: await backends() });
+  const groups = async () => ({ workerd: workerdPid ? [workerdPid] : [], ingest: [httpProc.pid!], pipeline: [pipelineProc.pid!], kinesis: [kinesisProc.pid!], postgres: await backends() });
   const snap = async () => Object.fromEntries(await Promise.all(Object.entries(await groups()).map(async ([k, pids]) => [k, new Map(await Promise.all(pids.map(async (p) => [p, await cpuMs(p)] as const)))] as const)));
   const before = await snap();
   const result = await work();
   const after = await snap();
-  const cpu = Object.fromEntries(Object.entries(after).map(([k, m]) => [k, Math.round([...m].reduce((t, [p, ms]) => t + ms - (before[k]!.get(p) ?? 0), 0))])) as Record<"workerd" | "ingest" | "pipeline" | "postgres", number>;
+  const cpu = Object.fromEntries(Object.entries(after).map(([k, m]) => [k, Math.round([...m].reduce((t, [p, ms]) => t + ms - (before[k]!.get(p) ?? 0), 0))])) as Record<"workerd" | "ingest" | "pipeline" | "kinesis" | "postgres", number>;
   return { result, cpu };
 }
 /** `taskset` on every thread of a process; false if it could not (no taskset, not permitted). */
@@ -152,10 +157,10 @@ try {
     let stored = atStop;
     for (const until = Date.now() + 35_000; stored < on.result.redirects && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) stored = (await clicks()) - before;
     console.log(`\n${label}:`);
-    console.log(`${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}   CPU ms per 1000 requests: workerd / ingest HTTP / pipeline / PostgreSQL`);
+    console.log(`${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}   CPU ms per 1000 requests: workerd / ingest HTTP / pipeline / kinesalite / PostgreSQL`);
     for (const [name, { result: l, cpu }] of [["constant-302 worker (same workerd)", baseline], ["linkflow, beacons off", off], ["linkflow, beacons on", on]] as const) {
       const per = (ms: number) => ((ms / Math.max(1, l.redirects + l.non3xx)) * 1000).toFixed(0);
-      console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}   ${per(cpu.workerd)} / ${per(cpu.ingest)} / ${per(cpu.pipeline)} / ${per(cpu.postgres)}`);
+      console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}   ${per(cpu.workerd)} / ${per(cpu.ingest)} / ${per(cpu.pipeline)} / ${per(cpu.kinesis)} / ${per(cpu.postgres)}`);
     }
     console.log(`clicks stored when the load stopped: ${atStop} of ${on.result.redirects} redirects; after the retries: ${stored} (lost: ${on.result.redirects - stored})`);
     return { baseline: baseline.result, off: off.result, on: on.result, stored, onCpu: on.cpu, offCpu: off.cpu };
@@ -169,14 +174,14 @@ try {
   };
 
   console.log(`redirect load: ${CONNECTIONS} connections × ${DURATION_S}s each, autocannon on loopback`);
-  const shared = await series("all on the same 2 cores (workerd, load generator, ingest HTTP + pipeline processes, PostgreSQL)");
+  const shared = await series("all on the same 2 cores (workerd, load generator, ingest HTTP + pipeline processes, kinesalite, PostgreSQL)");
   await drained(120_000);
   // Fair split: the edge side (workerd + load generator) on core 0, the region (ingest, its
   // PostgreSQL backends) on core 1; PostgreSQL's shared processes (WAL writer…) stay unpinned.
-  const pinned = cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, pin(httpProc.pid!, "1"), pin(pipelineProc.pid!, "1"), ...(await backends()).map((p) => pin(p, "1"))].every(Boolean);
-  const split = pinned ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + this database's PostgreSQL backends on core 1") : null;
+  const pinned = cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, pin(httpProc.pid!, "1"), pin(pipelineProc.pid!, "1"), pin(kinesisProc.pid!, "1"), ...(await backends()).map((p) => pin(p, "1"))].every(Boolean);
+  const split = pinned ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + kinesalite + this database's PostgreSQL backends on core 1") : null;
   if (pinned) {
-    for (const p of [process.pid, workerdPid, httpProc.pid, pipelineProc.pid, ...(await backends())]) if (p) pin(p, allCpus);
+    for (const p of [process.pid, workerdPid, httpProc.pid, pipelineProc.pid, kinesisProc.pid, ...(await backends())]) if (p) pin(p, allCpus);
   } else console.log("\n(taskset unavailable or not permitted: no split-core series)");
   await drained(120_000);
 
@@ -259,7 +264,7 @@ try {
     worker_rss_mib: await hwm(workerdPid),
     worker_rss_sampled_mib: mib(samplers.worker?.stop() ?? null),
   };
-  console.log(`\npeak RSS: ingest HTTP ${memory.ingest_rss_mib} MiB (highest sample ${memory.ingest_rss_sampled_mib}), pipeline process (kinesalite + chDB) ${memory.pipeline_rss_mib} MiB (${memory.pipeline_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all four workers)`);
+  console.log(`\npeak RSS: ingest HTTP ${memory.ingest_rss_mib} MiB (highest sample ${memory.ingest_rss_sampled_mib}), pipeline process (chDB) ${memory.pipeline_rss_mib} MiB (${memory.pipeline_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all four workers)`);
 
   const per1k = (ms: number, n: number) => Math.round((ms / Math.max(1, n)) * 1000);
   results = {
@@ -287,6 +292,7 @@ try {
     nobeacon_workerd_cpu_ms_per_1k: per1k(shared.offCpu.workerd, off.redirects),
     beacon_ingest_cpu_ms_per_1k: per1k(shared.onCpu.ingest, on.redirects),
     beacon_pipeline_cpu_ms_per_1k: per1k(shared.onCpu.pipeline, on.redirects),
+    beacon_kinesis_cpu_ms_per_1k: per1k(shared.onCpu.kinesis, on.redirects),
     beacon_postgres_cpu_ms_per_1k: per1k(shared.onCpu.postgres, on.redirects),
     redirect_split_baseline_rps: split ? Math.round(split.baseline.rps) : null,
     redirect_split_nobeacon_rps: split ? Math.round(split.off.rps) : null,
@@ -325,7 +331,7 @@ try {
   samplers.pipeline.stop();
   samplers.worker?.stop();
   await edge.close();
-  for (const p of [httpProc, pipelineProc]) {
+  for (const p of [httpProc, pipelineProc, kinesisProc]) {
     p.kill("SIGTERM");
     await new Promise((r) => p.once("exit", r));
   }
