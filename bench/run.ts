@@ -145,12 +145,18 @@ try {
   // Warm every isolate (KV → isolate cache) before measuring.
   for (const host of ["127.0.0.1", "nobeacon.test", "baseline.test", "cold.test"]) await fetch(target, { headers: { host }, redirect: "manual" });
   const clicks = async () => Number((await pg`SELECT count(*) AS n FROM clicks`)[0]!.n);
+  /** Beacon requests the HTTP process answered so far (its /metrics request counter for /v1/clicks). */
+  const beaconsServed = async () => {
+    const text = await (await fetch(`${ingest.url}/metrics`)).text();
+    return [...text.matchAll(/^linkflow_http_request_duration_seconds_count\{[^}]*route="\/v1\/clicks"[^}]*\} (\d+)/gm)].reduce((t, m) => t + Number(m[1]), 0);
+  };
 
   /** Constant-302, ours with beacons off, ours with beacons on; CPU of each process group during each. */
   async function series(label: string) {
     const baseline = await cpuDuring(() => load(target, "baseline.test"));
     const off = await cpuDuring(() => load(target, "nobeacon.test"));
     const before = await clicks();
+    const beacons0 = await beaconsServed();
     const on = await cpuDuring(() => load(target, "127.0.0.1"));
     const atStop = (await clicks()) - before;
     // Every redirect must become a click: give the worker's retries the whole waitUntil window.
@@ -162,8 +168,10 @@ try {
       const per = (ms: number) => ((ms / Math.max(1, l.redirects + l.non3xx)) * 1000).toFixed(0);
       console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}   ${per(cpu.workerd)} / ${per(cpu.ingest)} / ${per(cpu.pipeline)} / ${per(cpu.kinesis)} / ${per(cpu.postgres)}`);
     }
-    console.log(`clicks stored when the load stopped: ${atStop} of ${on.result.redirects} redirects; after the retries: ${stored} (lost: ${on.result.redirects - stored})`);
-    return { baseline: baseline.result, off: off.result, on: on.result, stored, onCpu: on.cpu, offCpu: off.cpu };
+    const beacons = (await beaconsServed()) - beacons0;
+    const perBeacon = beacons ? Math.round((stored / beacons) * 10) / 10 : null;
+    console.log(`clicks stored when the load stopped: ${atStop} of ${on.result.redirects} redirects; after the retries: ${stored} (lost: ${on.result.redirects - stored}); ${beacons} beacons, ${perBeacon} clicks per beacon`);
+    return { baseline: baseline.result, off: off.result, on: on.result, stored, onCpu: on.cpu, offCpu: off.cpu, perBeacon };
   }
   const drained = async (ms: number) => {
     for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
@@ -287,6 +295,7 @@ try {
     beacon_redirects: on.redirects,
     beacon_clicks_stored: shared.stored,
     beacon_clicks_lost: on.redirects - shared.stored,
+    beacon_clicks_per_beacon: shared.perBeacon,
     // CPU per 1000 redirects with beacons on vs off (shared cores): what the beacons cost, and where.
     beacon_workerd_cpu_ms_per_1k: per1k(shared.onCpu.workerd, on.redirects),
     nobeacon_workerd_cpu_ms_per_1k: per1k(shared.offCpu.workerd, off.redirects),

@@ -81,6 +81,9 @@ describe("BEACON_TRANSPORT=queue", () => {
     expect(new Set(stored.map((r) => r.click_id)).size).toBe(N + 1);
     expect(stored.every((r) => r.user_agent === UA && Number(r.link_id) === link.id)).toBe(true);
     // Direct delivery with BEACON_BATCH_MS=0 would have been one beacon per click.
+    // The proxy records a beacon once its answer passed through, which can be after the rows
+    // became visible (ingest answers after the commit): wait for the record, not only the rows.
+    expect(await eventually(async () => q.s.proxy.count("/v1/clicks") > before, 5_000)).toBe(true);
     const beacons = q.s.proxy.count("/v1/clicks") - before;
     expect(beacons).toBeGreaterThanOrEqual(1);
     expect(beacons).toBeLessThan(N / 4);
