@@ -188,7 +188,8 @@ const STALE_COLLECTOR_MS = 1_000;
  * The first click of a window makes its request the collector: that request (its own
  * waitUntil, so its own context) sleeps out the window, then takes everything queued and sends
  * it. The clicks that arrive meanwhile are only pushed, and their requests are done at once: no
- * timer and no context kept alive per redirect (that was most of the beacon's cost in workerd).
+ * timer and no context kept alive per redirect (bench, split cores: the beacon's extra workerd
+ * CPU per redirect went from ~55 µs to ~24 µs).
  * No request ever waits on another request's promise (workerd cancels continuations across
  * request contexts): the queue is plain data. A full batch is sent at once by the request that
  * filled it.
