@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { clickEventSchema } from "../../shared/event.ts";
 import { applyPrivacy, enrich, truncateIp, utmOf, visitorHash } from "./enrich.ts";
 
 const base = {
@@ -42,6 +43,8 @@ describe("enrichment", () => {
     expect(a.visitor_hash).toMatch(/^[0-9a-f]{32}$/);
     expect(applyPrivacy({ ...base, timestamp: "2026-03-01T23:59:59.000Z" }, privacy).visitor_hash).toBe(a.visitor_hash);
     expect(applyPrivacy({ ...base, timestamp: "2026-03-02T00:00:00.000Z" }, privacy).visitor_hash).not.toBe(a.visitor_hash);
+    // The salt is the UTC day's, whatever offset the timestamp was written with.
+    expect(applyPrivacy({ ...base, timestamp: "2026-03-02T01:30:00.000+02:00" }, privacy).visitor_hash).toBe(a.visitor_hash);
     expect(applyPrivacy(base, { ...privacy, anonymizeIp: false }).ip_address).toBe(base.ip_address);
   });
 
@@ -52,5 +55,13 @@ describe("enrichment", () => {
     const ignored = applyPrivacy({ ...base, dnt: true }, { ...privacy, respectDnt: false });
     expect(ignored.dnt).toBe(false);
     expect(ignored.user_agent).toBe(base.user_agent);
+  });
+
+  it("keeps every field of the shared schema (the prepared event is built field by field)", () => {
+    const fields = [...Object.keys(clickEventSchema.shape), "visitor_hash"].sort();
+    expect(Object.keys(applyPrivacy(base, privacy)).sort()).toEqual(fields);
+    expect(Object.keys(applyPrivacy({ ...base, dnt: true }, privacy)).sort()).toEqual(fields);
+    const kept = applyPrivacy({ ...base, qr: true }, { ...privacy, anonymizeIp: false });
+    expect(kept).toEqual({ ...base, qr: true, dnt: false, visitor_hash: kept.visitor_hash });
   });
 });

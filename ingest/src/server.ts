@@ -91,7 +91,10 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
       const events = received.map((e) => applyPrivacy(e, privacy));
       const inserted = await commitClicks(events);
       metrics.clicksStored.inc(inserted.size);
-      for (const e of events) if (inserted.has(e.click_id)) metrics.edgeClicks.inc({ cache_tier: e.cache_tier });
+      // One inc per tier, not per click (each inc hashes its labels).
+      const tiers = new Map<string, number>();
+      for (const e of events) if (inserted.has(e.click_id)) tiers.set(e.cache_tier, (tiers.get(e.cache_tier) ?? 0) + 1);
+      for (const [cache_tier, n] of tiers) metrics.edgeClicks.inc({ cache_tier }, n);
       return inserted;
     },
     pushEdge,
