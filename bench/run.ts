@@ -70,8 +70,9 @@ const adminKey = generateKey();
 const [httpPort, pipelinePort, edgePort] = [await freePort(), await freePort(), await freePort()];
 const dataDir = await mkdtemp(join(tmpdir(), "linkflow-bench-"));
 
-async function startIngestProc(port: number, env: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "ingest/src/main.ts"], {
+/** BENCH_PIPELINE_NODE_ARGS: node flags for the pipeline process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"). */
+async function startIngestProc(port: number, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "ingest/src/main.ts"], {
     env: { ...process.env, DATABASE_URL: benchDbUrl, PORT: String(port), EDGE_SECRET: SECRET, ADMIN_API_KEY: adminKey, LOG_LEVEL: "warn", DATA_DIR: dataDir, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -86,7 +87,11 @@ async function startIngestProc(port: number, env: Record<string, string>): Promi
 const kinesisPort = await freePort();
 const kinesisProc = await startChild(["bench/kinesalite-server.ts"], { PORT: String(kinesisPort), KDIR: join(dataDir, "kinesis") }, "listening");
 // The pipeline process first (it runs the migrations); it pushes links to the worker's KV.
-const pipelineProc = await startIngestProc(pipelinePort, { EDGE_ADMIN_URL: `http://127.0.0.1:${edgePort}`, KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisPort}` });
+const pipelineProc = await startIngestProc(
+  pipelinePort,
+  { EDGE_ADMIN_URL: `http://127.0.0.1:${edgePort}`, KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisPort}` },
+  process.env.BENCH_PIPELINE_NODE_ARGS?.split(" ").filter(Boolean),
+);
 // The HTTP process: beacons, /v1/resolve and the API, no pipeline role, no KV push (so links
 // created through it reach the edge only through /v1/resolve: the origin-miss load).
 const httpProc = await startIngestProc(httpPort, { PIPELINE_ROLES: "", EDGE_ADMIN_URL: "" });

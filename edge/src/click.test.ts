@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { clickEventSchema, type EdgeLink } from "../../shared/event.ts";
-import { buildClick, clientIp, geoFrom } from "./click.ts";
+import { buildClick, clientIp, geoFrom, originOf } from "./click.ts";
 
 const link: EdgeLink = { id: 7, domain: "", code: "abc1234", url: "https://example.com/landing?x=1", status: 302 };
 
@@ -59,5 +59,14 @@ describe("buildClick", () => {
     expect(buildClick(new Request("http://localhost/abc1234", { headers: { dnt: "1" } }), base).dnt).toBe(true);
     expect(buildClick(new Request("http://localhost/abc1234", { headers: { "sec-gpc": "1" } }), base).dnt).toBe(true);
     expect(buildClick(new Request("http://localhost/abc1234", { headers: { dnt: "0" } }), base)).not.toHaveProperty("dnt");
+  });
+});
+
+describe("originOf", () => {
+  it("is what the URL parser says the origin of a request URL is", () => {
+    for (const raw of ["http://localhost:8787/abc", "https://GO.Example:443/a?b=1", "http://go.example:80/x/y", "https://xn--bcher-kva.example/c", "http://[::1]:8787/c", "http://u:p@host.example/c", "https://go.example"]) {
+      const url = new URL(raw).href; // serialised, as Request.url is (a Request cannot even carry credentials)
+      expect(originOf(url)).toBe(new URL(url).origin);
+    }
   });
 });

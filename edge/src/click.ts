@@ -17,24 +17,35 @@ export function clientIp(headers: Headers): string {
   return IPV4.test(ip) || (ip.includes(":") && IPV6.test(ip)) ? ip : "";
 }
 
-/** What request.cf says about where the visitor is (Cloudflare sends lat/long as strings). */
+/**
+ * What request.cf says about where the visitor is (Cloudflare sends lat/long as strings).
+ * Only the fields that hold a usable value are set (one assignment each: building the full
+ * object and filtering its entries cost ~3 µs a redirect).
+ */
 export function geoFrom(cf: Record<string, unknown> | undefined): Geo {
-  if (!cf) return {};
-  const geo: Geo = {
-    // ISO 3166 alpha-2 (Cloudflare also uses XX and T1); anything else is not a country code.
-    country: typeof cf.country === "string" && /^[A-Z0-9]{2}$/.test(cf.country) ? cf.country : undefined,
-    region: str(cf.region, 128),
-    region_code: str(cf.regionCode, 16),
-    city: str(cf.city, 128),
-    postal_code: str(cf.postalCode, 32),
-    continent: typeof cf.continent === "string" && /^[A-Z]{2}$/.test(cf.continent) ? cf.continent : undefined,
-    latitude: coord(cf.latitude, 90),
-    longitude: coord(cf.longitude, 180),
-    timezone: str(cf.timezone, 64),
-    colo: str(cf.colo, 8),
-    asn: typeof cf.asn === "number" && Number.isInteger(cf.asn) && cf.asn >= 0 ? cf.asn : undefined,
-  };
-  return Object.fromEntries(Object.entries(geo).filter(([, v]) => v !== undefined)) as Geo;
+  const geo: Geo = {};
+  if (!cf) return geo;
+  // ISO 3166 alpha-2 (Cloudflare also uses XX and T1); anything else is not a country code.
+  if (typeof cf.country === "string" && /^[A-Z0-9]{2}$/.test(cf.country)) geo.country = cf.country;
+  const region = str(cf.region, 128);
+  if (region !== undefined) geo.region = region;
+  const regionCode = str(cf.regionCode, 16);
+  if (regionCode !== undefined) geo.region_code = regionCode;
+  const city = str(cf.city, 128);
+  if (city !== undefined) geo.city = city;
+  const postal = str(cf.postalCode, 32);
+  if (postal !== undefined) geo.postal_code = postal;
+  if (typeof cf.continent === "string" && /^[A-Z]{2}$/.test(cf.continent)) geo.continent = cf.continent;
+  const latitude = coord(cf.latitude, 90);
+  if (latitude !== undefined) geo.latitude = latitude;
+  const longitude = coord(cf.longitude, 180);
+  if (longitude !== undefined) geo.longitude = longitude;
+  const timezone = str(cf.timezone, 64);
+  if (timezone !== undefined) geo.timezone = timezone;
+  const colo = str(cf.colo, 8);
+  if (colo !== undefined) geo.colo = colo;
+  if (typeof cf.asn === "number" && Number.isInteger(cf.asn) && cf.asn >= 0) geo.asn = cf.asn;
+  return geo;
 }
 
 /** What a redirect sent: the link, the tier that found it, where the visitor went and how. */
@@ -52,11 +63,10 @@ export interface Sent {
  * shared schema accepts: a hostile header must never make ingest refuse (and so lose) a real click.
  */
 export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEvent {
-  const url = new URL(req.url);
   const { link } = sent;
-  return {
+  const click: ClickEvent = {
     click_id: crypto.randomUUID(),
-    short_url: `${url.origin}/${encodeURIComponent(link.code)}`,
+    short_url: `${originOf(req.url)}/${encodeURIComponent(link.code)}`,
     original_url: sent.location.slice(0, 8192),
     timestamp: now.toISOString(),
     user_agent: cut(req.headers.get("user-agent"), 1024),
@@ -68,8 +78,22 @@ export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEve
     link_id: link.id,
     redirect_status: sent.status,
     cache_tier: sent.tier,
-    ...(sent.qr ? { qr: true } : {}),
-    // The visitor asked not to be tracked; ingest drops the personal fields (RESPECT_DNT) but counts the click.
-    ...(req.headers.get("dnt") === "1" || req.headers.get("sec-gpc") === "1" ? { dnt: true } : {}),
   };
+  // Set only when true (spreads of `{ qr: true }` or `{}` into the literal cost more than the rest).
+  if (sent.qr) click.qr = true;
+  // The visitor asked not to be tracked; ingest drops the personal fields (RESPECT_DNT) but counts the click.
+  if (req.headers.get("dnt") === "1" || req.headers.get("sec-gpc") === "1") click.dnt = true;
+  return click;
 }
+
+/**
+ * `new URL(url).origin` of a request's URL without parsing it again: Request.url is already
+ * serialised by the URL parser (host lower case, default port dropped). One with user info
+ * (never on a request from the network) takes the parser.
+ */
+export const originOf = (url: string) => {
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  const origin = end < 0 ? url : url.slice(0, end);
+  return start < 2 || origin.includes("@", start) ? new URL(url).origin : origin;
+};
