@@ -3,6 +3,7 @@ import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { CACHE_TIERS } from "../shared/event.ts";
+import { aggregate } from "../ingest/src/aggregate.ts";
 import { rows } from "../ingest/src/clickhouse.ts";
 import { createLoader, recordSchema } from "../ingest/src/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
@@ -25,6 +26,20 @@ afterAll(() => s.close());
 const api = async (path: string, init: RequestInit = {}) => body(await fetch(`${s.ingest.url}${path}`, { headers: json(s.adminKey), ...init }));
 const inClickHouse = async (id: string) =>
   Number((await rows<{ n: number }>(s.ingest.pipeline.ch!, "SELECT count() AS n FROM linkflow.clicks WHERE click_id = {id:UUID}", { id }))[0]!.n);
+
+it("dead-letters a bad click of an aggregated record alone; the others of the record load", async () => {
+  const kinesis = s.ingest.pipeline.kinesis!;
+  const record = (e: ReturnType<typeof clickEvent>) => Buffer.from(JSON.stringify({ ...e, received_at: new Date().toISOString() }));
+  const [a, b] = [clickEvent({ code: "agg" }), clickEvent({ code: "agg" })];
+  const poison = Buffer.from("{\"click_id\": oops");
+  const [put] = (await kinesis.send(new PutRecordsCommand({ StreamName: stream, Records: [{ PartitionKey: "agg", Data: aggregate([record(a), poison, record(b)]) }] }))).Records!;
+  expect(await eventually(async () => (await inClickHouse(a.click_id)) === 1 && (await inClickHouse(b.click_id)) === 1, 20_000, 100)).toBe(true);
+  const dlq = await api("/api/pipeline/dlq");
+  expect(dlq.items).toHaveLength(1);
+  expect(dlq.items[0]).toMatchObject({ source: "loader", sequence_number: `${put!.SequenceNumber}:1`, payload_base64: poison.toString("base64") });
+  expect(dlq.items[0].error).toMatch(/invalid JSON/);
+  await s.sql`DELETE FROM dead_letters`; // the next test counts its own
+});
 
 it("dead-letters poison, keeps the shard moving, and replays after the fix", async () => {
   const kinesis = s.ingest.pipeline.kinesis!;

@@ -1,6 +1,7 @@
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema } from "../shared/event.ts";
+import { deaggregate } from "../ingest/src/aggregate.ts";
 import { rows } from "../ingest/src/clickhouse.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
@@ -54,22 +55,35 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
     const shards = (await kinesis.send(new ListShardsCommand({ StreamName: stream }))).Shards!;
     expect(shards.length).toBe(2);
     const seen = new Set<string>();
+    let records = 0;
+    const keys = new Set<string>();
     for (const shard of shards) {
       let it = (await kinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
       for (;;) {
         const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
         for (const rec of out.Records ?? []) {
-          const data = JSON.parse(Buffer.from(rec.Data!).toString("utf8"));
-          for (const field of Object.keys(clickEventSchema.shape)) expect(data).toHaveProperty(field);
-          expect(rec.PartitionKey).toBe(data.code);
-          expect(Date.parse(data.received_at)).not.toBeNaN();
-          seen.add(data.click_id);
+          records++;
+          // A record is one click (partition key: its code) or an aggregate of several
+          // (partition key: its first outbox id, so aggregates spread over the shards).
+          const parts = deaggregate(rec.Data!);
+          if (parts) expect(rec.PartitionKey).toMatch(/^outbox-\d+$/);
+          keys.add(rec.PartitionKey!);
+          for (const part of parts ?? [Buffer.from(rec.Data!)]) {
+            const data = JSON.parse(part.toString("utf8"));
+            for (const field of Object.keys(clickEventSchema.shape)) expect(data).toHaveProperty(field);
+            if (!parts) expect(rec.PartitionKey).toBe(data.code);
+            expect(Date.parse(data.received_at)).not.toBeNaN();
+            seen.add(data.click_id);
+          }
         }
         it = out.NextShardIterator;
         if (!out.Records?.length) break;
       }
     }
     expect(seen.size).toBe(N);
+    // 10,000 concurrent beacons: the forwarder packed them (~100 a record), on both shards.
+    expect(records).toBeLessThan(N / 10);
+    expect(keys.size).toBeGreaterThan(1);
     const sent = new Set(events.map((e) => e.click_id));
     expect([...seen].every((id) => sent.has(id))).toBe(true);
   }, 180_000);

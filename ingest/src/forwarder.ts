@@ -1,5 +1,6 @@
 import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import { aggregate, packRecords } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { bump } from "./counters.ts";
 import type { Sql } from "./db.ts";
@@ -23,6 +24,11 @@ export interface ForwarderOptions {
   breakerResetMs: number;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Largest aggregated record (bytes): the claimed rows go as records of several clicks each
+   * (ingest/src/aggregate.ts). 0: one click a record.
+   */
+  aggregateBytes?: number;
   /** Batches in flight at once (each claims its own rows through the lease). */
   concurrency?: number;
   /** Test hook: send every batch twice (forced duplicate delivery). */
@@ -40,19 +46,25 @@ export const backoff = (attempt: number, baseMs = 100, capMs = 5_000) => Math.ra
 
 /**
  * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP
- * LOCKED, so concurrent forwarders never send the same row at once), PutRecords them
- * (partition key = short code), re-sends only the records Kinesis refused, and deletes rows
- * only after Kinesis accepted them. At-least-once: a crash after the put and before the
+ * LOCKED, so concurrent forwarders never send the same row at once), packs them into
+ * aggregated records (KINESIS_AGGREGATE_BYTES), PutRecords them, re-sends only the records
+ * Kinesis refused, and deletes rows only after Kinesis accepted the record holding them.
+ * Partition key: the short code for a record of one click (as before aggregation); for an
+ * aggregate, its first outbox id, so aggregates spread over all shards (one viral link is no
+ * longer capped at one shard's 1,000 records/s; per-link order is not needed: ClickHouse
+ * orders by time). At-least-once: a crash after the put and before the
  * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
  */
 export function createForwarder(o: ForwarderOptions) {
   const put = new Breaker(
     "kinesis",
-    async (records: OutboxRow[]) => {
+    async (records: OutboxRow[][]) => {
       const out = await o.kinesis.send(
         new PutRecordsCommand({
           StreamName: o.stream,
-          Records: records.map((r) => ({ PartitionKey: r.partition_key, Data: r.data })),
+          Records: records.map((g) =>
+            g.length === 1 ? { PartitionKey: g[0]!.partition_key, Data: g[0]!.data } : { PartitionKey: `outbox-${g[0]!.id}`, Data: aggregate(g.map((r) => r.data)) },
+          ),
         }),
       );
       return out.Records ?? [];
@@ -64,7 +76,7 @@ export function createForwarder(o: ForwarderOptions) {
   put.onChange((st) => (st === "open" ? o.log.warn("kinesis breaker open: backlog accumulates in the outbox") : st === "closed" && o.log.info("kinesis breaker closed: draining the outbox")));
   setGauge();
 
-  /** One batch: returns how many records Kinesis accepted (0 when the outbox is empty). */
+  /** One batch: returns how many clicks Kinesis accepted (0 when the outbox is empty). */
   async function forwardOnce(): Promise<number> {
     const claimed = await o.sql<OutboxRow[]>`
       UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
@@ -75,23 +87,24 @@ export function createForwarder(o: ForwarderOptions) {
     claimed.sort((a, b) => Number(a.id) - Number(b.id));
 
     const sent: string[] = [];
-    let pending: OutboxRow[] = [...claimed];
+    let pending: OutboxRow[][] = packRecords(claimed, o.aggregateBytes ?? 0);
+    const rows = (groups: OutboxRow[][]) => groups.reduce((n, g) => n + g.length, 0);
     // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
     o.metrics.kinesisResent.inc(claimed.filter((r) => r.attempts > 1).length);
     try {
       for (let round = 0; pending.length && round < RECORD_ROUNDS; round++) {
         if (round > 0) {
           await sleep(backoff(round));
-          o.metrics.kinesisResent.inc(pending.length);
+          o.metrics.kinesisResent.inc(rows(pending));
         }
         const results: PutRecordsResultEntry[] = await put.fire(pending);
         if (o.duplicateDelivery) {
-          o.metrics.kinesisResent.inc(pending.length);
+          o.metrics.kinesisResent.inc(rows(pending));
           await put.fire(pending);
         }
         const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
-        for (const [i, r] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) sent.push(r.id);
-        o.metrics.kinesisFailed.inc(refused.length);
+        for (const [i, g] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of g) sent.push(r.id);
+        o.metrics.kinesisFailed.inc(rows(refused));
         pending = refused;
       }
     } finally {
@@ -102,7 +115,7 @@ export function createForwarder(o: ForwarderOptions) {
           await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
           await bump(tx, "kinesis_sent", sent.length);
         }
-        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.map((r) => r.id))}`;
+        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.flat().map((r) => r.id))}`;
       });
       o.metrics.kinesisSent.inc(sent.length);
     }

@@ -9,6 +9,7 @@ import {
 import type { Logger } from "pino";
 import { z } from "zod";
 import { clickEventSchema } from "../../shared/event.ts";
+import { deaggregate } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "./clickhouse.ts";
 import { bump } from "./counters.ts";
@@ -116,10 +117,11 @@ interface Shard {
 
 interface Pending {
   row: Row;
-  /** The record as read, kept for the dead-letter table (replay sends it again). */
+  /** The click as read (the record, or its part of an aggregate), kept for the dead-letter table (replay sends it again). */
   payload: Buffer;
   receivedAt: number;
   shard: string;
+  /** Where the click was read: the record's sequence number, plus ":<index>" in an aggregate. */
   seq: string;
 }
 
@@ -262,10 +264,22 @@ export function createLoader(o: LoaderOptions) {
     return out.ShardIterator;
   }
 
-  /** Handles one record; the shard's position moves past it only once it is buffered or dead-lettered. */
+  /**
+   * Handles one record (one click, or an aggregate of them: ingest/src/aggregate.ts); the
+   * shard's position moves past it only once each of its clicks is buffered or dead-lettered.
+   * A bad click of an aggregate is dead-lettered alone, under "<sequence number>:<index>".
+   */
   async function take(s: Shard, rec: _Record) {
     const payload = Buffer.from(rec.Data ?? new Uint8Array());
     const seq = rec.SequenceNumber!;
+    const parts = deaggregate(payload);
+    if (!parts) await takeClick(s.id, seq, rec.PartitionKey ?? "", payload);
+    else for (const [i, part] of parts.entries()) await takeClick(s.id, `${seq}:${i}`, rec.PartitionKey ?? "", part);
+    s.fetched = seq;
+    upTo.set(s.id, seq);
+  }
+
+  async function takeClick(shard: string, seq: string, partitionKey: string, payload: Buffer) {
     let parsed: ReturnType<typeof schema.safeParse> | undefined;
     let error = "";
     try {
@@ -274,15 +288,15 @@ export function createLoader(o: LoaderOptions) {
     } catch (err) {
       error = `invalid JSON: ${String(err)}`;
     }
-    if (error || !parsed?.success) await deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, error);
+    if (error || !parsed?.success) await deadLetter(shard, seq, partitionKey, payload, error);
     else {
       if (!buffer.length) firstAt = Date.now();
-      buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard: s.id, seq });
+      buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard, seq });
     }
-    s.fetched = seq;
-    upTo.set(s.id, seq);
   }
 
+  /** Clicks per record in the last page read (aggregates hold many; dead letters count as none). */
+  let clicksPerRecord = 1;
   /** Reads one GetRecords page from each shard; returns how many records arrived. */
   async function poll(): Promise<number> {
     let n = 0;
@@ -291,8 +305,12 @@ export function createLoader(o: LoaderOptions) {
       try {
         s.iterator ??= await iteratorFor(s);
         if (!s.iterator) continue;
-        const out = await o.kinesis.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: Math.min(10_000, o.batchRows - buffer.length) }));
+        // Records, not clicks: an aggregate holds many, so ask for about what fills the batch.
+        const limit = Math.max(1, Math.min(10_000, Math.floor((o.batchRows - buffer.length) / clicksPerRecord)));
+        const out = await o.kinesis.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: limit }));
+        const before = buffer.length;
         for (const rec of out.Records ?? []) await take(s, rec);
+        if (out.Records?.length) clicksPerRecord = Math.max(1, (buffer.length - before) / out.Records.length);
         n += out.Records?.length ?? 0;
         o.metrics.shardLagMs.set({ shard: s.id }, out.MillisBehindLatest ?? 0);
         s.iterator = out.NextShardIterator;

@@ -105,6 +105,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       kinesis: kinesis!,
       stream: config.KINESIS_STREAM,
       batch: config.FORWARDER_BATCH,
+      aggregateBytes: config.KINESIS_AGGREGATE_BYTES,
       idleMs: config.FORWARDER_IDLE_MS,
       concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,

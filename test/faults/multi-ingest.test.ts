@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
+import { deaggregate } from "../../ingest/src/aggregate.ts";
 import { kinesisClient } from "../../ingest/src/kinesis.ts";
 import { EDGE_SECRET, json } from "../helpers.ts";
 import { clickhouseIds, freePort, IngestProcess, metricsText, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
@@ -94,7 +95,7 @@ async function closeWorld(w: Partial<World>) {
   await w.s?.close();
 }
 
-/** Every record in the stream, read back from the start of every shard. */
+/** Every click in the stream, read back from the start of every shard (`records`: clicks read, repeats included). */
 async function readStream(s: Scenario): Promise<{ records: number; ids: Map<string, number> }> {
   const k = kinesisClient({ endpoint: `http://127.0.0.1:${s.kinesisProxy.port}` });
   const ids = new Map<string, number>();
@@ -106,11 +107,13 @@ async function readStream(s: Scenario): Promise<{ records: number; ids: Map<stri
       while (it) {
         const r = await k.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
         if (!r.Records?.length) break;
-        for (const rec of r.Records) {
-          records++;
-          const id = (JSON.parse(Buffer.from(rec.Data!).toString("utf8")) as { click_id: string }).click_id;
-          ids.set(id, (ids.get(id) ?? 0) + 1);
-        }
+        // Clicks, not records: an aggregated record holds many (ingest/src/aggregate.ts).
+        for (const rec of r.Records)
+          for (const part of deaggregate(rec.Data!) ?? [Buffer.from(rec.Data!)]) {
+            records++;
+            const id = (JSON.parse(part.toString("utf8")) as { click_id: string }).click_id;
+            ids.set(id, (ids.get(id) ?? 0) + 1);
+          }
         it = r.NextShardIterator;
       }
     }
