@@ -131,7 +131,7 @@ const nodeIncoming = (c: Context): IncomingMessage | undefined => {
  * Same limit as bodyLimit (declared length first, then what actually arrives, so a chunked body
  * is cut off too), same decoding as Request.text() (UTF-8, a BOM dropped, bad bytes → U+FFFD).
  */
-function readBody(incoming: IncomingMessage): Promise<string> {
+export function readBody(incoming: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

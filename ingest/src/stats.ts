@@ -194,9 +194,10 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsQuer
   ]);
   // grouping(t) is 1 on the rows where t is aggregated away, i.e. the total.
   const series = grouped.filter((r) => num(r.is_total) === 0 && num(r.clicks) > 0);
+  const totalRow = grouped.find((r) => num(r.is_total) === 1);
   const total = daily
     ? series.reduce((a, r) => ({ clicks: a.clicks + num(r.clicks), visitors: a.visitors + num(r.visitors) }), { clicks: 0, visitors: 0 })
-    : (([t]) => ({ clicks: num(t?.clicks), visitors: num(t?.visitors) }))(grouped.filter((r) => num(r.is_total) === 1));
+    : { clicks: num(totalRow?.clicks), visitors: num(totalRow?.visitors) };
   return {
     ...base,
     totals: total,
