@@ -185,7 +185,8 @@ export async function benchIngest(quick: boolean) {
     await new Promise((r) => setTimeout(r, 1000));
     const [x1, c1] = [await xacts(), await clicks()];
     const flushes = x1 - x0;
-    const batch = await beaconLoad(ingestUrls, 100, 32, durationS);
+    const c2 = await clicks();
+    const batch = await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 100, 32, durationS));
     const stored = await clicks();
     const rss = await Promise.all(ingests.map(async (p) => mib(await procStatusKb(p.pid!, "VmHWM"))));
     const pgCeiling = await copyCeiling(dbUrl, durationS);
@@ -210,6 +211,8 @@ export async function benchIngest(quick: boolean) {
       noop_cpu_ms_per_1k: perK(ceiling.cpuMs, ceiling.rps * durationS),
       noop_raw_cpu_ms_per_1k: perK(raw.cpuMs, raw.rps * durationS),
       ingest_batch_cps: Math.round(batch.rps * 100),
+      ingest_batch_cpu_ms_per_1k: perK(batch.cpuMs, stored - c2),
+      pg_batch_cpu_ms_per_1k: perK(batch.pgCpuMs, stored - c2),
       pg_ceiling_cps: Math.round(pgCeiling),
       ingest_batch_ratio: ratio(batch.rps * 100, pgCeiling),
       ingest_http_rss_mib: Math.max(...rss.map((r) => r ?? 0)),
@@ -225,6 +228,7 @@ export async function benchIngest(quick: boolean) {
     console.log(`    PostgreSQL: ${out.ingest_single_flushes_per_s} transactions/s, ${out.ingest_single_clicks_per_flush} clicks per flush`);
     console.log(`    CPU per 1000 clicks: ingest ${out.ingest_cpu_ms_per_1k} ms, PostgreSQL backends ${out.pg_cpu_ms_per_1k} ms (no-op servers: ${out.noop_cpu_ms_per_1k} ms, raw-body ${out.noop_raw_cpu_ms_per_1k} ms per 1000 requests)`);
     console.log(`  ingest, ${procs} processes, 100-click beacons, 32 conns  ${out.ingest_batch_cps} clicks/s (p99 ${batch.p99} ms, non-2xx ${batch.non2xx})`);
+    console.log(`    CPU per 1000 clicks: ingest ${out.ingest_batch_cpu_ms_per_1k} ms, PostgreSQL backends ${out.pg_batch_cpu_ms_per_1k} ms`);
     console.log(`  PostgreSQL COPY ceiling (same rows)            ${out.pg_ceiling_cps} rows/s  ratio ${out.ingest_batch_ratio}`);
     console.log(`  clicks committed by ingest: ${stored}; peak RSS per ingest process: ${rss.join(", ")} MiB`);
     return out;

@@ -102,4 +102,23 @@ describe("POST /v1/clicks", () => {
 
     expect(await count()).toBe(before);
   });
+
+  // ingest/src/request-id.ts reads and sets the id on Node's own objects under @hono/node-server:
+  // over real HTTP, on a 202, on an error answer, and on a route outside /v1/clicks.
+  it("answers every request with an X-Request-Id: the caller's when valid, a UUID otherwise", async () => {
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const ok = await postBeacon(s.ingest.url, clickEvent(), { headers: { "x-request-id": "trace-abc_123=" } });
+    expect(ok.status).toBe(202);
+    expect(ok.headers.get("x-request-id")).toBe("trace-abc_123=");
+    const bad = await postBeacon(s.ingest.url, "{not json", { headers: { "x-request-id": "no spaces allowed" } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("x-request-id")).toMatch(uuid);
+    const tooLong = await fetch(`${s.ingest.url}/healthz`, { headers: { "x-request-id": "a".repeat(256) } });
+    expect(tooLong.headers.get("x-request-id")).toMatch(uuid);
+    const [a, b] = await Promise.all([fetch(`${s.ingest.url}/healthz`), fetch(`${s.ingest.url}/healthz`)]);
+    expect(a.status).toBe(200);
+    expect(a.headers.get("x-request-id")).toMatch(uuid);
+    expect(a.headers.get("x-request-id")).not.toBe(b.headers.get("x-request-id"));
+    expect(a.headers.get("x-request-id")!.split(",")).toHaveLength(1); // set once, not once per layer
+  });
 });

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import type { ClickEvent, EdgeLink } from "../../shared/event.ts";
 import { clickRoutes } from "./clicks.ts";
+import { requestId } from "./request-id.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";

@@ -1,6 +1,6 @@
 import { randomInt } from "node:crypto";
-import { IncomingMessage } from "node:http";
-import { Hono, type Context } from "hono";
+import type { IncomingMessage } from "node:http";
+import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
@@ -8,6 +8,7 @@ import { SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { verifyBeacon } from "./beacon-signature.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
+import { nodeOf } from "./request-id.ts";
 import { parseJson } from "./validate.ts";
 
 /**
@@ -118,11 +119,6 @@ const limit = bodyLimit({
     throw tooLarge();
   },
 });
-/** @hono/node-server's request, when the app runs under it (not under app.request() in a test). */
-const nodeIncoming = (c: Context): IncomingMessage | undefined => {
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-  return incoming instanceof IncomingMessage ? incoming : undefined;
-};
 
 /**
  * The body as text, read straight from Node's request when there is one: c.req.text() makes
@@ -155,23 +151,28 @@ export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>
   return new Hono().post(
     "/",
     (c, next) => {
-      const incoming = nodeIncoming(c);
+      const incoming = nodeOf(c)?.incoming;
       if (!incoming) return limit(c, next);
       if (Number(incoming.headers["content-length"]) > MAX_BEACON_BYTES) throw tooLarge();
       return next();
     },
     async (c) => {
+      // Under Node, headers come from Node's request (c.req.header builds a WHATWG Headers of all of them).
+      const incoming = nodeOf(c)?.incoming;
+      const header = (name: string) => {
+        const v = incoming ? incoming.headers[name] : c.req.header(name);
+        return Array.isArray(v) ? v.join(", ") : v;
+      };
       // Exactly application/json (parameters allowed): not application/json-patch+json, -seq…
-      if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? ""))
+      if (!/^application\/json\s*(;|$)/i.test(header("content-type") ?? ""))
         throw new ApiError(415, "unsupported_media_type", "beacons must be sent as application/json");
-      const incoming = nodeIncoming(c);
       const raw = incoming ? await readBody(incoming) : await c.req.text();
-      const header = c.req.header(SIGNATURE_HEADER);
+      const signature = header(SIGNATURE_HEADER.toLowerCase());
       // Two X-Signature headers arrive joined ("t=…,v1=…, t=…,v1=…"), and verify() would take the
       // last of each: ambiguous, so refused (found by test/security/beacon.test.ts).
-      if (header && (header.match(/(?:^|,)\s*(?:t|v1)\s*=/g)?.length ?? 0) > 2)
+      if (signature && (signature.match(/(?:^|,)\s*(?:t|v1)\s*=/g)?.length ?? 0) > 2)
         throw new ApiError(401, "bad_signature", "beacon signature malformed (more than one)");
-      const check = verifyBeacon(secret, header, raw);
+      const check = verifyBeacon(secret, signature, raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
       const inserted = await store(MAY_BE_UNSTORABLE.test(raw) ? events.map(storable) : events);
