@@ -8,7 +8,7 @@ import { SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { verifyBeacon } from "./beacon-signature.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
-import { nodeOf } from "./request-id.ts";
+import { nodeOf } from "./node-env.ts";
 import { parseJson } from "./validate.ts";
 
 /**

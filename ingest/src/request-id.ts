@@ -1,14 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { IncomingMessage, ServerResponse } from "node:http";
-import type { Context, MiddlewareHandler } from "hono";
-
-/** @hono/node-server's request and response, when the app runs under it (not under app.request() in a test). */
-export function nodeOf(c: Context): { incoming: IncomingMessage; outgoing: ServerResponse } | undefined {
-  const env = c.env as { incoming?: unknown; outgoing?: unknown } | undefined;
-  return env?.incoming instanceof IncomingMessage && env.outgoing instanceof ServerResponse
-    ? { incoming: env.incoming, outgoing: env.outgoing }
-    : undefined;
-}
+import type { MiddlewareHandler } from "hono";
+import { nodeOf } from "./node-env.ts";
 
 const HEADER = "X-Request-Id";
 const VALID = /^[\w\-=]{1,255}$/;
