@@ -10,6 +10,15 @@ describe("beacon signing", () => {
     expect(await verify(SECRET, header, '{"a":1}', 1_700_000_000)).toEqual({ ok: true });
   });
 
+  it("signs a body's UTF-8 bytes exactly as it signs the body as a string (the edge sends the bytes)", async () => {
+    const body = '[{"user_agent":"Mozilla/5.0 (ü, 日本, 🙂)"}]';
+    const t = 1_700_000_000;
+    const header = await sign(SECRET, new TextEncoder().encode(body), t);
+    expect(header).toBe(await sign(SECRET, body, t));
+    expect(await verify(SECRET, header, body, t)).toEqual({ ok: true });
+    expect(await sign(SECRET, new TextEncoder().encode(body + " "), t)).not.toBe(header);
+  });
+
   it("refuses a tampered body, a wrong key, a missing or malformed header", async () => {
     const header = await sign(SECRET, '{"a":1}');
     expect(await verify(SECRET, header, '{"a":2}')).toEqual({ ok: false, reason: "mismatch" });

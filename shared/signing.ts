@@ -32,10 +32,21 @@ function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
   return out;
 }
 
+/** "<t>.<message>" as UTF-8 bytes. */
+function signedBytes(nowS: number, message: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  if (typeof message === "string") return enc.encode(`${nowS}.${message}`);
+  const prefix = enc.encode(`${nowS}.`);
+  const out = new Uint8Array(prefix.length + message.length);
+  out.set(prefix);
+  out.set(message, prefix.length);
+  return out;
+}
+
 export const requestMessage = (method: string, path: string, body = "") => `${method.toUpperCase()} ${path}\n${body}`;
 
-export async function sign(secret: string, message: string, nowS = Math.floor(Date.now() / 1000)): Promise<string> {
-  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), enc.encode(`${nowS}.${message}`));
+/** The header for `message` (a string, or its UTF-8 bytes: the same signature, no second encoding). */
+export async function sign(secret: string, message: string | Uint8Array, nowS = Math.floor(Date.now() / 1000)): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), signedBytes(nowS, message));
   return `t=${nowS},v1=${toHex(mac)}`;
 }
 

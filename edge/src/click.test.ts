@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { clickEventSchema, type EdgeLink } from "../../shared/event.ts";
-import { buildClick, clientIp, geoFrom, originOf } from "./click.ts";
+import { buildClick, clientIp, geoFrom, isoTime } from "./click.ts";
 
 const link: EdgeLink = { id: 7, domain: "", code: "abc1234", url: "https://example.com/landing?x=1", status: 302 };
 
@@ -10,7 +10,7 @@ describe("buildClick", () => {
       headers: { "user-agent": "Mozilla/5.0", "cf-connecting-ip": "203.0.113.9", referer: "https://news.example/" },
     });
     Object.defineProperty(req, "cf", { value: { country: "DE", city: "Berlin", latitude: "52.52", longitude: "13.40", colo: "FRA", timezone: "Europe/Berlin" } });
-    const e = buildClick(req, { link, tier: "kv", location: link.url, status: 302, qr: false }, new Date("2026-01-02T03:04:05.000Z"));
+    const e = buildClick(req, { link, tier: "kv", location: link.url, status: 302, qr: false }, Date.parse("2026-01-02T03:04:05.000Z"));
     expect(clickEventSchema.parse(e)).toEqual(e);
     expect(e).toMatchObject({
       short_url: "http://localhost:8787/abc1234",
@@ -62,11 +62,11 @@ describe("buildClick", () => {
   });
 });
 
-describe("originOf", () => {
-  it("is what the URL parser says the origin of a request URL is", () => {
-    for (const raw of ["http://localhost:8787/abc", "https://GO.Example:443/a?b=1", "http://go.example:80/x/y", "https://xn--bcher-kva.example/c", "http://[::1]:8787/c", "http://u:p@host.example/c", "https://go.example"]) {
-      const url = new URL(raw).href; // serialised, as Request.url is (a Request cannot even carry credentials)
-      expect(originOf(url)).toBe(new URL(url).origin);
-    }
+describe("isoTime", () => {
+  it("is toISOString of the millisecond asked, also when asked again, out of order or across seconds", () => {
+    const around = Array.from({ length: 2100 }, (_, i) => 1_767_225_599_000 + i); // three seconds, every ms
+    const random = Array.from({ length: 2000 }, () => Math.floor(Math.random() * 4_102_444_800_000)); // 1970–2100
+    for (const ms of [0, 1, 9, 10, 99, 100, 999, 1000, -1, -999, -1000, 253_402_300_799_999, ...around, ...random, 1_767_225_600_123, 5])
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 });

@@ -1,4 +1,5 @@
 import type { CacheTier, ClickEvent, EdgeLink, Geo } from "../../shared/event.ts";
+import { originOf } from "./url.ts";
 
 const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
 const IPV6 = /^[0-9a-fA-F:.]{2,45}$/;
@@ -45,6 +46,23 @@ export function geoFrom(cf: Record<string, unknown> | undefined): Geo {
   return geo;
 }
 
+let second = NaN;
+let secondIso = "";
+/**
+ * `new Date(ms).toISOString()` for an integral epoch ms (Date.now()): toISOString once per
+ * second, then only the milliseconds are appended. toISOString was ~3 % of the worker's CPU
+ * per redirect (profile under load), and still ~1 % when remembered per millisecond.
+ */
+export function isoTime(ms: number): string {
+  const s = Math.floor(ms / 1000) * 1000;
+  if (s !== second) {
+    secondIso = new Date(s).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
+    second = s;
+  }
+  const m = ms - s;
+  return `${secondIso}${m < 10 ? "00" : m < 100 ? "0" : ""}${m}Z`;
+}
+
 /** What a redirect sent: the link, the tier that found it, where the visitor went and how. */
 export interface Sent {
   link: EdgeLink;
@@ -59,13 +77,13 @@ export interface Sent {
  * targeting rule's URL, or the expired link's fallback). Every field is clipped to what the
  * shared schema accepts: a hostile header must never make ingest refuse (and so lose) a real click.
  */
-export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEvent {
+export function buildClick(req: Request, sent: Sent, now = Date.now()): ClickEvent {
   const { link } = sent;
   const click: ClickEvent = {
     click_id: crypto.randomUUID(),
     short_url: `${originOf(req.url)}/${encodeURIComponent(link.code)}`,
     original_url: sent.location.slice(0, 8192),
-    timestamp: now.toISOString(),
+    timestamp: isoTime(now),
     user_agent: cut(req.headers.get("user-agent"), 1024),
     ip_address: clientIp(req.headers),
     referer: cut(req.headers.get("referer"), 2048),
@@ -82,15 +100,3 @@ export function buildClick(req: Request, sent: Sent, now = new Date()): ClickEve
   if (req.headers.get("dnt") === "1" || req.headers.get("sec-gpc") === "1") click.dnt = true;
   return click;
 }
-
-/**
- * `new URL(url).origin` of a request's URL without parsing it again: Request.url is already
- * serialised by the URL parser (host lower case, default port dropped). One with user info
- * (never on a request from the network) takes the parser.
- */
-export const originOf = (url: string) => {
-  const start = url.indexOf("//") + 2;
-  const end = url.indexOf("/", start);
-  const origin = end < 0 ? url : url.slice(0, end);
-  return start < 2 || origin.includes("@", start) ? new URL(url).origin : origin;
-};

@@ -9,10 +9,19 @@ import type { Env } from "./env.ts";
 import { requestFacts } from "./facts.ts";
 import { pages } from "./pages.ts";
 import { resolveLink } from "./resolve.ts";
+import { hostnameOf } from "./url.ts";
 import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
 
 // Codes the API could have issued (see ingest/src/codes.ts); anything else is 404 without a lookup.
 const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** PRIMARY_HOSTS as a set, parsed once per value of the var (not once per redirect). */
+let primary = { from: "", hosts: new Set<string>() };
+const primaryHosts = (env: Env) => {
+  if (primary.from !== env.PRIMARY_HOSTS)
+    primary = { from: env.PRIMARY_HOSTS, hosts: new Set(env.PRIMARY_HOSTS.split(",").map((h) => h.trim().toLowerCase())) };
+  return primary.hosts;
+};
 
 /**
  * The Host's code space: "" for the primary short domain, else the custom domain. Read from the
@@ -20,8 +29,8 @@ const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
  * dispatchFetch sets only the URL), lower case and without the port.
  */
 const domainOf = (url: string, env: Env) => {
-  const hostname = new URL(url).hostname;
-  return env.PRIMARY_HOSTS.split(",").some((h) => h.trim().toLowerCase() === hostname) ? "" : hostname;
+  const hostname = hostnameOf(url);
+  return primaryHosts(env).has(hostname) ? "" : hostname;
 };
 
 type C = Context<{ Bindings: Env }>;
@@ -74,7 +83,10 @@ async function answer(c: C, d: Decision): Promise<Response> {
     case "expired_redirect": {
       // A visitor was sent somewhere, so it is a click (the fallback of an expired link too).
       // It goes out after the response, never on the redirect's critical path.
-      if (c.env.BEACONS !== "off") c.executionCtx.waitUntil(queueClick(c.env, buildClick(c.req.raw, d)));
+      if (c.env.BEACONS !== "off") {
+        const sending = queueClick(c.env, buildClick(c.req.raw, d));
+        if (sending) c.executionCtx.waitUntil(sending);
+      }
       // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
       return new Response(null, {
         status: d.status,
