@@ -125,6 +125,19 @@ interface Pending {
   seq: string;
 }
 
+/** How far a flush takes a shard's checkpoint: the last sequence number read, and whether the shard was read to its end then. */
+interface Position {
+  seq: string | null;
+  closed: boolean;
+}
+
+/** One flush's work: rows to insert, then the shard positions to checkpoint. */
+interface Batch {
+  rows: Pending[];
+  upTo: Map<string, Position>;
+  firstAt: number;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -141,6 +154,11 @@ const injectedClickHouseFault = () => !!CLICKHOUSE_FAULT_FILE && existsSync(CLIC
  * time), inserts them, and only then checkpoints each shard's last sequence number in
  * PostgreSQL. A crash re-reads from the checkpoint: duplicates, collapsed by ClickHouse.
  * Records that do not parse or validate go to the dead-letter table and the shard moves on.
+ *
+ * Reading goes on while a batch is being inserted (one insert at a time, so checkpoints only
+ * move forward): the insert's time no longer delays the reading of the next batch, which was
+ * the largest part of the lag's tail when inserts were slow (each click waited for the insert
+ * before its own to end, then for its batch window, then for its own insert).
  */
 export function createLoader(o: LoaderOptions) {
   // Compiled (zod's generated parser; its runtime, with the same errors, when that one fails).
@@ -149,13 +167,19 @@ export function createLoader(o: LoaderOptions) {
   const RENEW_MS = o.renewMs ?? DEFAULT_RENEW_MS;
   const LIST_SHARDS_MS = o.listShardsMs ?? DEFAULT_LIST_SHARDS_MS;
   const shards = new Map<string, Shard>();
+  /** Rows read since the last flush began. */
   let buffer: Pending[] = [];
-  /** Sequence numbers read per shard since the last checkpoint (incl. dead-lettered ones). */
-  const upTo = new Map<string, string | null>();
+  /** Positions read per shard since the last flush began (incl. dead-lettered records). */
+  let upTo = new Map<string, Position>();
   /** Each listed shard's parents (a split's one, a merge's two), from ListShards. */
   const parents = new Map<string, string[]>();
   let firstAt = 0;
   let attempts = 0;
+  /** Consecutive failed steps (backoff); reset by a step that succeeds with no insert in flight, or by a flush that succeeds. */
+  let failures = 0;
+  /** The flush in flight, and the error of the last one when it failed (its rows are back in the buffer). */
+  let flushing: Promise<void> | undefined;
+  let flushError: unknown;
   let lastRenew = 0;
   let lastList = 0;
 
@@ -276,7 +300,7 @@ export function createLoader(o: LoaderOptions) {
     if (!parts) await takeClick(s.id, seq, rec.PartitionKey ?? "", payload);
     else for (const [i, part] of parts.entries()) await takeClick(s.id, `${seq}:${i}`, rec.PartitionKey ?? "", part);
     s.fetched = seq;
-    upTo.set(s.id, seq);
+    upTo.set(s.id, { seq, closed: false });
   }
 
   async function takeClick(shard: string, seq: string, partitionKey: string, payload: Buffer) {
@@ -316,7 +340,7 @@ export function createLoader(o: LoaderOptions) {
         s.iterator = out.NextShardIterator;
         if (!s.iterator) {
           s.closed = true; // a resharded (closed) shard, read to its end: checkpointed as finished
-          upTo.set(s.id, s.fetched ?? null);
+          upTo.set(s.id, { seq: s.fetched ?? null, closed: true });
         }
       } catch (err) {
         s.iterator = undefined; // expired or broken iterator: start again after what we read
@@ -326,15 +350,15 @@ export function createLoader(o: LoaderOptions) {
     return n;
   }
 
-  /** Inserts the buffer, then checkpoints. Data errors: split the batch, dead-letter the bad rows. */
-  async function flush(): Promise<void> {
-    if (buffer.length) {
+  /** Inserts a batch, then checkpoints. Data errors: split the batch, dead-letter the bad rows. */
+  async function flush(b: Batch): Promise<void> {
+    if (b.rows.length) {
       try {
-        await insert.fire(buffer.map((p) => p.row));
+        await insert.fire(b.rows.map((p) => p.row));
       } catch (err) {
         if (!isDataError(err) || ++attempts < o.maxAttempts) throw err;
         o.log.warn({ err: String(err) }, "batch refused by ClickHouse; inserting row by row to find the poison");
-        for (const p of buffer) {
+        for (const p of b.rows) {
           try {
             await o.ch.insert({ table: `${o.database}.clicks`, values: [p.row], format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
           } catch (rowErr) {
@@ -344,33 +368,63 @@ export function createLoader(o: LoaderOptions) {
         }
       }
       const now = Date.now();
-      for (const p of buffer) o.metrics.loaderLag.observe((now - p.receivedAt) / 1000);
-      o.metrics.loaderRows.inc(buffer.length);
+      for (const p of b.rows) o.metrics.loaderLag.observe((now - p.receivedAt) / 1000);
+      o.metrics.loaderRows.inc(b.rows.length);
     }
     await o.sql.begin(async (tx) => {
-      for (const [shard, seq] of upTo) {
-        const closed = shards.get(shard)?.closed ?? false;
-        await tx`UPDATE loader_checkpoints SET sequence_number = ${seq}, finished = ${closed}, updated_at = now()
+      // `closed` as it was when these rows were read: a shard read to its end after this batch
+      // began must not be checkpointed as finished before its last rows are inserted.
+      for (const [shard, p] of b.upTo)
+        await tx`UPDATE loader_checkpoints SET sequence_number = ${p.seq}, finished = ${p.closed}, updated_at = now()
                  WHERE stream = ${o.stream} AND shard_id = ${shard} AND owner = ${o.owner}`;
-      }
-      await bump(tx, "clickhouse_rows", buffer.length);
+      await bump(tx, "clickhouse_rows", b.rows.length);
     });
-    buffer = [];
-    upTo.clear();
     attempts = 0;
+  }
+
+  /**
+   * Hands what was read to a flush that runs while the loop reads on. If it fails, its rows go
+   * back in front of the buffer and its positions under those read since (which are further
+   * on, and are checkpointed only after the retried rows are inserted); the loop backs off.
+   */
+  function startFlush() {
+    const b: Batch = { rows: buffer, upTo, firstAt };
+    buffer = [];
+    upTo = new Map();
+    flushing = flush(b).then(
+      () => {
+        failures = 0;
+      },
+      (err: unknown) => {
+        if (b.rows.length) firstAt = b.firstAt;
+        buffer = b.rows.concat(buffer);
+        for (const [shard, p] of b.upTo) if (!upTo.has(shard)) upTo.set(shard, p);
+        flushError = err;
+      },
+    );
+    void flushing.finally(() => (flushing = undefined));
   }
 
   let running = false;
   let loop: Promise<void> | undefined;
   async function run() {
-    let failures = 0;
     while (running) {
       try {
+        if (flushError !== undefined) {
+          const err = flushError;
+          flushError = undefined;
+          throw err;
+        }
         await refreshLeases(Date.now());
         const n = await poll();
         const due = buffer.length >= o.batchRows || (upTo.size > 0 && (Date.now() - firstAt >= o.batchMs || !buffer.length));
-        if (due) await flush();
-        failures = 0;
+        if (due) {
+          // One insert at a time, in order. A failed one put its rows back: throw to back off.
+          await flushing;
+          if (flushError !== undefined) continue;
+          startFlush();
+        }
+        if (!flushing) failures = 0;
         if (n === 0) await sleep(buffer.length ? Math.min(IDLE_POLL_MS, Math.max(10, o.batchMs - (Date.now() - firstAt))) : IDLE_POLL_MS);
       } catch (err) {
         failures++;
@@ -378,6 +432,8 @@ export function createLoader(o: LoaderOptions) {
         await sleep(Math.max(50, backoff(failures, 100, o.breakerResetMs)));
       }
     }
+    // Stopping: the insert in flight completes and checkpoints (or fails, and is read again later).
+    await flushing;
   }
 
   return {
