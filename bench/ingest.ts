@@ -136,6 +136,8 @@ async function copyCeiling(dbUrl: string, durationS: number, lanes = 4, perChunk
 
 export async function benchIngest(quick: boolean) {
   const durationS = quick ? 3 : 10;
+  const rounds = quick ? 1 : 3;
+  const loadS = quick ? 3 : 4;
   const procs = Math.max(1, Number(process.env.BENCH_INGEST_PROCS ?? 2));
   const dbName = `linkflow_bench_ingest_${process.pid}`;
   const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -173,18 +175,46 @@ export async function benchIngest(quick: boolean) {
   };
   const perK = (ms: number, n: number) => (n ? Math.round((ms / n) * 1000 * 10) / 10 : null); // CPU ms per 1000
   try {
-    // One process of each (what the second core buys): full runs only, to keep --quick short.
-    const ceiling1 = quick ? null : await cpu([noops[0]!.pid!], () => beaconLoad(noopUrls[0]!, 1, 256, durationS));
-    const single1 = quick ? null : await beaconLoad(ingestUrls[0]!, 1, 256, durationS);
-    const ceiling = await cpu(noops.filter((_, i) => i % 2 === 0).map((p) => p.pid!), () => beaconLoad(noopUrls, 1, 256, durationS));
-    const raw = await cpu(noops.filter((_, i) => i % 2 === 1).map((p) => p.pid!), () => beaconLoad(rawUrls, 1, 256, durationS));
-    const [x0, c0] = [await xacts(), await clicks()];
-    const single = await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 1, 256, durationS));
-    // pg_stat_database counts a backend's transactions when it reports (at most every 500 ms
-    // while busy, at once when idle): read after the load, once the last ones have reported.
-    await new Promise((r) => setTimeout(r, 1000));
-    const [x1, c1] = [await xacts(), await clicks()];
-    const flushes = x1 - x0;
+    // Rounds of the single-click loads whose order rotates, so each ratio compares loads run
+    // next to each other (this machine's speed drifts by tens of percent within minutes); the
+    // ratios are the medians of the rounds' own ratios. One process of each (what the second
+    // core buys) in full runs only, to keep --quick short.
+    type Kind = "ceiling1" | "single1" | "ceiling" | "raw" | "single";
+    type Run = Awaited<ReturnType<typeof cpu<Awaited<ReturnType<typeof beaconLoad>>>>>;
+    const runs: Record<Kind, Run[]> = { ceiling1: [], single1: [], ceiling: [], raw: [], single: [] };
+    const kinds: Kind[] = quick ? ["ceiling", "raw", "single"] : ["ceiling1", "single1", "ceiling", "raw", "single"];
+    let flushes = 0;
+    let singleClicks = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of [...kinds.slice(round % kinds.length), ...kinds.slice(0, round % kinds.length)]) {
+        if (kind === "ceiling1") runs.ceiling1.push(await cpu([noops[0]!.pid!], () => beaconLoad(noopUrls[0]!, 1, 256, loadS)));
+        else if (kind === "single1") runs.single1.push(await cpu([ingests[0]!.pid!], () => beaconLoad(ingestUrls[0]!, 1, 256, loadS)));
+        else if (kind === "ceiling") runs.ceiling.push(await cpu(noops.filter((_, i) => i % 2 === 0).map((p) => p.pid!), () => beaconLoad(noopUrls, 1, 256, loadS)));
+        else if (kind === "raw") runs.raw.push(await cpu(noops.filter((_, i) => i % 2 === 1).map((p) => p.pid!), () => beaconLoad(rawUrls, 1, 256, loadS)));
+        else {
+          const [x0, c0] = [await xacts(), await clicks()];
+          runs.single.push(await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 1, 256, loadS)));
+          // pg_stat_database counts a backend's transactions when it reports (at most every 500 ms
+          // while busy, at once when idle): read after the load, once the last ones have reported.
+          await new Promise((r) => setTimeout(r, 1000));
+          const [x1, c1] = [await xacts(), await clicks()];
+          flushes += x1 - x0;
+          singleClicks += c1 - c0;
+        }
+      }
+    }
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    /** Medians of a kind's rounds; CPU summed over them. */
+    const mid = (kind: Kind) => {
+      const rs = runs[kind];
+      if (!rs.length) return null;
+      return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), non2xx: rs.reduce((t, r) => t + r.non2xx, 0), cpuMs: rs.reduce((t, r) => t + r.cpuMs, 0), pgCpuMs: rs.reduce((t, r) => t + r.pgCpuMs, 0), requests: rs.reduce((t, r) => t + r.rps * loadS, 0) };
+    };
+    const roundRatio = (a: Kind, b: Kind) => (runs[a].length ? Math.round(median(runs[a].map((r, i) => r.rps / runs[b][i]!.rps)) * 1000) / 1000 : null);
+    const [ceiling1, single1, ceiling, raw, single] = [mid("ceiling1"), mid("single1"), mid("ceiling")!, mid("raw")!, mid("single")!];
     const c2 = await clicks();
     const batch = await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 100, 32, durationS));
     const stored = await clicks();
@@ -194,22 +224,23 @@ export async function benchIngest(quick: boolean) {
     const out = {
       ingest_single_cps: Math.round(single.rps),
       http_ceiling_rps: Math.round(ceiling.rps),
-      ingest_single_ratio: ratio(single.rps, ceiling.rps),
+      ingest_single_ratio: roundRatio("single", "ceiling"),
       http_ceiling_raw_rps: Math.round(raw.rps),
-      ingest_single_raw_ratio: ratio(single.rps, raw.rps),
+      ingest_single_raw_ratio: roundRatio("single", "raw"),
+      ingest_single_rounds: rounds,
       ingest_single_p50_ms: single.p50,
       ingest_single_p99_ms: single.p99,
       ingest_procs: procs,
       ingest_single_1proc_cps: single1 && Math.round(single1.rps),
       http_ceiling_1proc_rps: ceiling1 && Math.round(ceiling1.rps),
-      ingest_single_1proc_ratio: single1 && ceiling1 && ratio(single1.rps, ceiling1.rps),
-      ingest_single_clicks_per_flush: flushes ? Math.round(((c1 - c0) / flushes) * 10) / 10 : null,
-      ingest_single_flushes_per_s: flushes ? Math.round(flushes / durationS) : null,
+      ingest_single_1proc_ratio: roundRatio("single1", "ceiling1"),
+      ingest_single_clicks_per_flush: flushes ? Math.round((singleClicks / flushes) * 10) / 10 : null,
+      ingest_single_flushes_per_s: flushes ? Math.round(flushes / (loadS * rounds)) : null,
       // CPU ms per 1000 single-click beacons: ingest processes, their PostgreSQL backends, and a no-op server per request.
-      ingest_cpu_ms_per_1k: perK(single.cpuMs, c1 - c0),
-      pg_cpu_ms_per_1k: perK(single.pgCpuMs, c1 - c0),
-      noop_cpu_ms_per_1k: perK(ceiling.cpuMs, ceiling.rps * durationS),
-      noop_raw_cpu_ms_per_1k: perK(raw.cpuMs, raw.rps * durationS),
+      ingest_cpu_ms_per_1k: perK(single.cpuMs, singleClicks),
+      pg_cpu_ms_per_1k: perK(single.pgCpuMs, singleClicks),
+      noop_cpu_ms_per_1k: perK(ceiling.cpuMs, ceiling.requests),
+      noop_raw_cpu_ms_per_1k: perK(raw.cpuMs, raw.requests),
       ingest_batch_cps: Math.round(batch.rps * 100),
       ingest_batch_cpu_ms_per_1k: perK(batch.cpuMs, stored - c2),
       pg_batch_cpu_ms_per_1k: perK(batch.pgCpuMs, stored - c2),
@@ -217,7 +248,7 @@ export async function benchIngest(quick: boolean) {
       ingest_batch_ratio: ratio(batch.rps * 100, pgCeiling),
       ingest_http_rss_mib: Math.max(...rss.map((r) => r ?? 0)),
     };
-    console.log(`\ndurable beacon ingest (${durationS}s each; ${procs} ingest process(es) with PIPELINE_ROLES="", and as many no-op servers, load spread over their ports):`);
+    console.log(`\ndurable beacon ingest (single-click loads: ${rounds} round(s) of ${loadS}s each, medians, ratios of each round's pair; batch and COPY ${durationS}s; ${procs} ingest process(es) with PIPELINE_ROLES="", and as many no-op servers, load spread over their ports):`);
     if (ceiling1 && single1) {
       console.log(`  no-op Hono endpoint, 1 process, 256 conns      ${out.http_ceiling_1proc_rps} req/s (p99 ${ceiling1.p99} ms)`);
       console.log(`  ingest, 1 process, single-click beacons        ${out.ingest_single_1proc_cps} clicks/s (p99 ${single1.p99} ms, non-2xx ${single1.non2xx})  ratio ${out.ingest_single_1proc_ratio}`);

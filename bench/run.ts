@@ -31,6 +31,9 @@ import { childPids, cpuMs, mib, procStatusKb, rssSampler } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
 const DURATION_S = quick ? 3 : 10;
+/** Redirect series: rounds of (constant-302, beacons off, beacons on), and seconds per load. */
+const ROUNDS = quick ? 1 : 3;
+const LOAD_S = quick ? 3 : 4;
 const CONNECTIONS = 32;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const SECRET = "bench-edge-secret-0123456789";
@@ -48,13 +51,13 @@ interface Load {
 }
 
 /** A timed load on one URL, or `paths` each requested once (amount-bounded: an origin miss happens once per code). */
-async function load(url: string, host: string, paths?: string[]): Promise<Load> {
+async function load(url: string, host: string, paths?: string[], seconds = LOAD_S): Promise<Load> {
   let i = 0;
   const r = await autocannon({
     url,
     connections: CONNECTIONS,
     headers: { host, "user-agent": "bench" },
-    ...(paths ? { amount: paths.length, requests: [{ setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }] } : { duration: DURATION_S }),
+    ...(paths ? { amount: paths.length, requests: [{ setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }] } : { duration: seconds }),
   });
   const non3xx = r.requests.total - (r["3xx"] ?? 0);
   return { rps: paths ? (r["3xx"] ?? 0) / (r.duration || 1) : r.requests.average, redirects: r["3xx"] ?? 0, p50: r.latency.p50, p99: r.latency.p99, non3xx };
@@ -131,6 +134,22 @@ async function cpuDuring<T>(work: () => Promise<T>) {
   const cpu = Object.fromEntries(Object.entries(after).map(([k, m]) => [k, Math.round([...m].reduce((t, [p, ms]) => t + ms - (before[k]!.get(p) ?? 0), 0))])) as Record<"workerd" | "ingest" | "pipeline" | "kinesis" | "postgres", number>;
   return { result, cpu };
 }
+/**
+ * Waits (at most 30 s) until the region is quiet: ingest, kinesalite and this database's
+ * PostgreSQL backends together under 10 % of a core over half a second. After a beacons-on
+ * load the pipeline goes on working for seconds once the clicks are in ClickHouse (its
+ * background merges), and a load started then shares the cores with that: in one run the loads
+ * right after a beacons-on load did ~half the req/s of the same loads a round later.
+ */
+async function settle() {
+  for (const until = Date.now() + 30_000; Date.now() < until; ) {
+    const pids = [httpProc.pid!, pipelineProc.pid!, kinesisProc.pid!, ...(await backends())];
+    const before = await Promise.all(pids.map(cpuMs));
+    await new Promise((r) => setTimeout(r, 500));
+    const used = (await Promise.all(pids.map(cpuMs))).reduce((t, ms, i) => t + ms - before[i]!, 0);
+    if (used < 50) return;
+  }
+}
 /** `taskset` on every thread of a process; false if it could not (no taskset, not permitted). */
 const pin = (pid: number, cpuList: string) => {
   try {
@@ -156,27 +175,78 @@ try {
     return [...text.matchAll(/^linkflow_http_request_duration_seconds_count\{[^}]*route="\/v1\/clicks"[^}]*\} (\d+)/gm)].reduce((t, m) => t + Number(m[1]), 0);
   };
 
-  /** Constant-302, ours with beacons off, ours with beacons on; CPU of each process group during each. */
-  async function series(label: string) {
-    const baseline = await cpuDuring(() => load(target, "baseline.test"));
-    const off = await cpuDuring(() => load(target, "nobeacon.test"));
-    const before = await clicks();
-    const beacons0 = await beaconsServed();
-    const on = await cpuDuring(() => load(target, "127.0.0.1"));
-    const atStop = (await clicks()) - before;
-    // Every redirect must become a click: give the worker's retries the whole waitUntil window.
-    let stored = atStop;
-    for (const until = Date.now() + 35_000; stored < on.result.redirects && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) stored = (await clicks()) - before;
-    console.log(`\n${label}:`);
-    console.log(`${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}   CPU ms per 1000 requests: workerd / ingest HTTP / pipeline / kinesalite / PostgreSQL`);
-    for (const [name, { result: l, cpu }] of [["constant-302 worker (same workerd)", baseline], ["linkflow, beacons off", off], ["linkflow, beacons on", on]] as const) {
-      const per = (ms: number) => ((ms / Math.max(1, l.redirects + l.non3xx)) * 1000).toFixed(0);
-      console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}   ${per(cpu.workerd)} / ${per(cpu.ingest)} / ${per(cpu.pipeline)} / ${per(cpu.kinesis)} / ${per(cpu.postgres)}`);
+  type Run = Awaited<ReturnType<typeof cpuDuring<Load>>>;
+  type Kind = "baseline" | "off" | "on";
+  const HOSTS: Record<Kind, string> = { baseline: "baseline.test", off: "nobeacon.test", on: "127.0.0.1" };
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  /**
+   * Constant-302, ours with beacons off, ours with beacons on, in ROUNDS rounds whose order
+   * rotates, so each ratio compares loads run next to each other (this machine's speed drifts
+   * by tens of percent within minutes: one long load of each put minutes between the two sides
+   * of a ratio). After a beacons-on load, the clicks it made are waited for (stored, then
+   * loaded into ClickHouse), and every load waits for a quiet region (settle), so no load runs
+   * while the region works off the previous one's backlog. `before()` runs before each load
+   * (the split series pins new processes there).
+   * Ratios are the medians of the per-round ratios; req/s, latency and CPU the medians of the rounds.
+   */
+  async function series(label: string, before: () => Promise<void> = async () => {}) {
+    const runs: Record<Kind, Run[]> = { baseline: [], off: [], on: [] };
+    let redirects = 0;
+    let stored = 0;
+    let atStop = 0;
+    let beacons = 0;
+    const order: Kind[] = ["baseline", "off", "on"];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const kind of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
+        await before();
+        await settle();
+        if (kind !== "on") {
+          runs[kind].push(await cpuDuring(() => load(target, HOSTS[kind])));
+          continue;
+        }
+        const clicks0 = await clicks();
+        const beacons0 = await beaconsServed();
+        const run = await cpuDuring(() => load(target, HOSTS.on));
+        runs.on.push(run);
+        atStop += (await clicks()) - clicks0;
+        // Every redirect must become a click: give the worker's retries the whole waitUntil window.
+        let n = 0;
+        for (const until = Date.now() + 35_000; (n = (await clicks()) - clicks0) < run.result.redirects && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
+        redirects += run.result.redirects;
+        stored += n;
+        beacons += (await beaconsServed()) - beacons0;
+        await drained(60_000);
+      }
     }
-    const beacons = (await beaconsServed()) - beacons0;
+    const mid = (kind: Kind) => {
+      const rs = runs[kind];
+      const per = (k: keyof Run["cpu"]) => median(rs.map((r) => (r.cpu[k] / Math.max(1, r.result.redirects + r.result.non3xx)) * 1000));
+      return {
+        rps: median(rs.map((r) => r.result.rps)),
+        p50: median(rs.map((r) => r.result.p50)),
+        p99: median(rs.map((r) => r.result.p99)),
+        non3xx: rs.reduce((t, r) => t + r.result.non3xx, 0),
+        redirects: rs.reduce((t, r) => t + r.result.redirects, 0),
+        cpu: { workerd: per("workerd"), ingest: per("ingest"), pipeline: per("pipeline"), kinesis: per("kinesis"), postgres: per("postgres") },
+      };
+    };
+    const m = { baseline: mid("baseline"), off: mid("off"), on: mid("on") };
+    const roundRatio = (a: Kind, b: Kind) => Math.round(median(runs[a].map((r, i) => r.result.rps / Math.max(1, runs[b][i]!.result.rps))) * 1000) / 1000;
+    const ratios = { onOff: roundRatio("on", "off"), offBaseline: roundRatio("off", "baseline"), onBaseline: roundRatio("on", "baseline") };
+    console.log(`\n${label}:`);
+    console.log(`${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}   CPU µs per request: workerd / ingest HTTP / pipeline / kinesalite / PostgreSQL   (medians of ${ROUNDS} rounds; req/s of each round)`);
+    for (const [name, kind] of [["constant-302 worker (same workerd)", "baseline"], ["linkflow, beacons off", "off"], ["linkflow, beacons on", "on"]] as const) {
+      const l = m[kind];
+      const c = l.cpu;
+      console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}   ${[c.workerd, c.ingest, c.pipeline, c.kinesis, c.postgres].map((x) => x.toFixed(0)).join(" / ")}   (${runs[kind].map((r) => r.result.rps.toFixed(0)).join(", ")})`);
+    }
     const perBeacon = beacons ? Math.round((stored / beacons) * 10) / 10 : null;
-    console.log(`clicks stored when the load stopped: ${atStop} of ${on.result.redirects} redirects; after the retries: ${stored} (lost: ${on.result.redirects - stored}); ${beacons} beacons, ${perBeacon} clicks per beacon`);
-    return { baseline: baseline.result, off: off.result, on: on.result, stored, onCpu: on.cpu, offCpu: off.cpu, perBeacon };
+    console.log(`ratios (median of the rounds' own ratios): beacons on/off ${ratios.onOff}, off/constant-302 ${ratios.offBaseline}, on/constant-302 ${ratios.onBaseline}; workerd CPU per request off/on ${(m.off.cpu.workerd / m.on.cpu.workerd).toFixed(3)}`);
+    console.log(`clicks stored when each beacons-on load stopped: ${atStop} of ${redirects} redirects; after the retries: ${stored} (lost: ${redirects - stored}); ${beacons} beacons, ${perBeacon} clicks per beacon`);
+    return { ...m, ratios, stored, redirects, perBeacon };
   }
   const drained = async (ms: number) => {
     for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
@@ -186,20 +256,30 @@ try {
     return false;
   };
 
-  console.log(`redirect load: ${CONNECTIONS} connections × ${DURATION_S}s each, autocannon on loopback`);
+  console.log(`redirect load: ${CONNECTIONS} connections, ${ROUNDS} round(s) of ${LOAD_S}s per load, autocannon on loopback`);
   const shared = await series("all on the same 2 cores (workerd, load generator, ingest HTTP + pipeline processes, kinesalite, PostgreSQL)");
   await drained(120_000);
-  // Fair split: the edge side (workerd + load generator) on core 0, the region (ingest, its
-  // PostgreSQL backends) on core 1; PostgreSQL's shared processes (WAL writer…) stay unpinned.
-  const pinned = cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, pin(httpProc.pid!, "1"), pin(pipelineProc.pid!, "1"), pin(kinesisProc.pid!, "1"), ...(await backends()).map((p) => pin(p, "1"))].every(Boolean);
-  const split = pinned ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + kinesalite + this database's PostgreSQL backends on core 1") : null;
+  // Fair split: the edge side (workerd + load generator) on core 0, the region on core 1:
+  // ingest, kinesalite, and the PostgreSQL server's processes that serve it (this database's
+  // backends, which ingest opens as it needs them, so they are pinned again before each load,
+  // and the server's shared ones: WAL writer, checkpointer…).
+  const pgProcs = async () =>
+    (await pg<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE (datname = current_database() OR backend_type <> 'client backend') AND pid <> pg_backend_pid()`).map((r) => r.pid);
+  const region = async () => [httpProc.pid!, pipelineProc.pid!, kinesisProc.pid!, ...(await pgProcs())];
+  // PostgreSQL's processes are pinned as well as can be (one may have exited since the query).
+  const pinRegion = async () => void (await pgProcs()).forEach((p) => pin(p, "1"));
+  const pinned =
+    cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, ...[httpProc, pipelineProc, kinesisProc].map((p) => pin(p.pid!, "1"))].every(Boolean);
+  const split = pinned
+    ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + kinesalite + PostgreSQL (this database's backends, WAL writer…) on core 1", pinRegion)
+    : null;
   if (pinned) {
-    for (const p of [process.pid, workerdPid, httpProc.pid, pipelineProc.pid, kinesisProc.pid, ...(await backends())]) if (p) pin(p, allCpus);
+    for (const p of [process.pid, workerdPid, ...(await region())]) if (p) pin(p, allCpus);
   } else console.log("\n(taskset unavailable or not permitted: no split-core series)");
   await drained(120_000);
 
   // Cold code: a KV hit on every request (the cold worker keeps no found link in its isolate).
-  const cold = await load(target, "cold.test");
+  const cold = await load(target, "cold.test", undefined, DURATION_S);
   // Origin miss: codes only PostgreSQL knows (created through the HTTP process, which pushes
   // nothing to KV), each asked for once: isolate miss, KV miss, signed /v1/resolve, KV write-back.
   // (Unknown codes would mostly hit the isolate's negative cache, NEGATIVE_TTL_MS: not a miss.)
@@ -264,8 +344,8 @@ try {
   console.log(`  PostgreSQL commit → ClickHouse  p50 ${lag.p50_ms} ms  p99 ${lag.p99_ms} ms  max ${lag.max_ms} ms  (${lag.clicks} clicks)`);
 
   const { baseline, off, on } = shared;
-  console.log(`\nredirect ratio (beacons on / constant-302): ${ratio(on.rps, baseline.rps)}; beacons off / constant-302: ${ratio(off.rps, baseline.rps)}`);
-  console.log(`beacon on/off ratio: ${ratio(on.rps, off.rps)} on shared cores${split ? `, ${ratio(split.on.rps, split.off.rps)} split (off / constant-302 split: ${ratio(split.off.rps, split.baseline.rps)})` : ""}`);
+  console.log(`\nredirect ratio (beacons on / constant-302): ${shared.ratios.onBaseline}; beacons off / constant-302: ${shared.ratios.offBaseline}`);
+  console.log(`beacon on/off ratio: ${shared.ratios.onOff} on shared cores${split ? `, ${split.ratios.onOff} split (off / constant-302 split: ${split.ratios.offBaseline})` : ""}`);
 
   // Peak resident set over the whole run (VmHWM), read before the processes stop.
   const hwm = async (pid: number | undefined) => (pid ? mib(await procStatusKb(pid, "VmHWM")) : null);
@@ -279,13 +359,12 @@ try {
   };
   console.log(`\npeak RSS: ingest HTTP ${memory.ingest_rss_mib} MiB (highest sample ${memory.ingest_rss_sampled_mib}), pipeline process (chDB) ${memory.pipeline_rss_mib} MiB (${memory.pipeline_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all four workers)`);
 
-  const per1k = (ms: number, n: number) => Math.round((ms / Math.max(1, n)) * 1000);
   results = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     quick,
     redirect_warm_rps: Math.round(on.rps),
     redirect_baseline_rps: Math.round(baseline.rps),
-    redirect_ratio: ratio(on.rps, baseline.rps),
+    redirect_ratio: shared.ratios.onBaseline,
     redirect_warm_p50_ms: on.p50,
     redirect_warm_p99_ms: on.p99,
     redirect_baseline_p50_ms: baseline.p50,
@@ -295,26 +374,31 @@ try {
     redirect_nobeacon_rps: Math.round(off.rps),
     redirect_nobeacon_p50_ms: off.p50,
     redirect_nobeacon_p99_ms: off.p99,
-    redirect_nobeacon_ratio: ratio(off.rps, baseline.rps),
-    beacon_on_off_ratio: ratio(on.rps, off.rps),
-    beacon_redirects: on.redirects,
+    redirect_nobeacon_ratio: shared.ratios.offBaseline,
+    beacon_on_off_ratio: shared.ratios.onOff,
+    redirect_rounds: ROUNDS,
+    beacon_redirects: shared.redirects,
     beacon_clicks_stored: shared.stored,
-    beacon_clicks_lost: on.redirects - shared.stored,
+    beacon_clicks_lost: shared.redirects - shared.stored,
     beacon_clicks_per_beacon: shared.perBeacon,
     // CPU per 1000 redirects with beacons on vs off (shared cores): what the beacons cost, and where.
-    beacon_workerd_cpu_ms_per_1k: per1k(shared.onCpu.workerd, on.redirects),
-    nobeacon_workerd_cpu_ms_per_1k: per1k(shared.offCpu.workerd, off.redirects),
-    beacon_ingest_cpu_ms_per_1k: per1k(shared.onCpu.ingest, on.redirects),
-    beacon_pipeline_cpu_ms_per_1k: per1k(shared.onCpu.pipeline, on.redirects),
-    beacon_kinesis_cpu_ms_per_1k: per1k(shared.onCpu.kinesis, on.redirects),
-    beacon_postgres_cpu_ms_per_1k: per1k(shared.onCpu.postgres, on.redirects),
+    beacon_workerd_cpu_ms_per_1k: Math.round(on.cpu.workerd),
+    nobeacon_workerd_cpu_ms_per_1k: Math.round(off.cpu.workerd),
+    baseline_workerd_cpu_ms_per_1k: Math.round(baseline.cpu.workerd),
+    beacon_ingest_cpu_ms_per_1k: Math.round(on.cpu.ingest),
+    beacon_pipeline_cpu_ms_per_1k: Math.round(on.cpu.pipeline),
+    beacon_kinesis_cpu_ms_per_1k: Math.round(on.cpu.kinesis),
+    beacon_postgres_cpu_ms_per_1k: Math.round(on.cpu.postgres),
     redirect_split_baseline_rps: split ? Math.round(split.baseline.rps) : null,
     redirect_split_nobeacon_rps: split ? Math.round(split.off.rps) : null,
     redirect_split_warm_rps: split ? Math.round(split.on.rps) : null,
-    redirect_split_ratio: split ? ratio(split.on.rps, split.baseline.rps) : null,
-    redirect_split_nobeacon_ratio: split ? ratio(split.off.rps, split.baseline.rps) : null,
-    beacon_on_off_ratio_split: split ? ratio(split.on.rps, split.off.rps) : null,
-    beacon_clicks_lost_split: split ? split.on.redirects - split.stored : null,
+    redirect_split_ratio: split ? split.ratios.onBaseline : null,
+    redirect_split_nobeacon_ratio: split ? split.ratios.offBaseline : null,
+    beacon_on_off_ratio_split: split ? split.ratios.onOff : null,
+    beacon_clicks_lost_split: split ? split.redirects - split.stored : null,
+    beacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.on.cpu.workerd) : null,
+    nobeacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.off.cpu.workerd) : null,
+    baseline_workerd_cpu_ms_per_1k_split: split ? Math.round(split.baseline.cpu.workerd) : null,
     redirect_cold_rps: Math.round(cold.rps),
     redirect_cold_p50_ms: cold.p50,
     redirect_cold_p99_ms: cold.p99,
