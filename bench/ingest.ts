@@ -135,9 +135,9 @@ async function copyCeiling(dbUrl: string, durationS: number, lanes = 4, perChunk
 }
 
 export async function benchIngest(quick: boolean) {
-  const durationS = quick ? 3 : 10;
-  const rounds = quick ? 1 : 3;
-  const loadS = quick ? 3 : 4;
+  const durationS = quick ? 1.5 : 10;
+  const rounds = quick ? 1 : 5;
+  const loadS = quick ? 1.5 : 3;
   const procs = Math.max(1, Number(process.env.BENCH_INGEST_PROCS ?? 2));
   const dbName = `linkflow_bench_ingest_${process.pid}`;
   const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -149,12 +149,22 @@ export async function benchIngest(quick: boolean) {
   const ingestUrls: string[] = [];
   const noopUrls: string[] = [];
   const rawUrls: string[] = [];
-  // One at a time: the first runs the migrations, the others find them applied.
-  for (let i = 0; i < procs; i++) {
-    const [ingestPort, noopPort, rawPort] = [await freePort(), await freePort(), await freePort()];
-    ingests.push(await startChild(["ingest/src/main.ts"], { ...ingestEnv, PORT: String(ingestPort) }, "listening"));
-    noops.push(await startChild(["bench/noop-server.ts"], { PORT: String(noopPort), NOOP_BODY: "request" }, "listening"));
-    noops.push(await startChild(["bench/noop-server.ts"], { PORT: String(rawPort), NOOP_BODY: "raw" }, "listening"));
+  // The first ingest alone (it runs the migrations), then the others, which find them applied,
+  // and the no-op servers, all starting at once.
+  const ports = [];
+  for (let i = 0; i < procs; i++) ports.push([await freePort(), await freePort(), await freePort()] as const);
+  const startIngestProc = (port: number) => startChild(["ingest/src/main.ts"], { ...ingestEnv, PORT: String(port) }, "listening");
+  const first = await startIngestProc(ports[0]![0]);
+  ingests.push(first, ...(await Promise.all(ports.slice(1).map(([port]) => startIngestProc(port)))));
+  noops.push(
+    ...(await Promise.all(
+      ports.flatMap(([, noopPort, rawPort]) => [
+        startChild(["bench/noop-server.ts"], { PORT: String(noopPort), NOOP_BODY: "request" }, "listening"),
+        startChild(["bench/noop-server.ts"], { PORT: String(rawPort), NOOP_BODY: "raw" }, "listening"),
+      ]),
+    )),
+  );
+  for (const [ingestPort, noopPort, rawPort] of ports) {
     ingestUrls.push(`http://127.0.0.1:${ingestPort}`);
     noopUrls.push(`http://127.0.0.1:${noopPort}`);
     rawUrls.push(`http://127.0.0.1:${rawPort}`);
@@ -196,7 +206,7 @@ export async function benchIngest(quick: boolean) {
           runs.single.push(await cpu(ingests.map((p) => p.pid!), () => beaconLoad(ingestUrls, 1, 256, loadS)));
           // pg_stat_database counts a backend's transactions when it reports (at most every 500 ms
           // while busy, at once when idle): read after the load, once the last ones have reported.
-          await new Promise((r) => setTimeout(r, 1000));
+          await new Promise((r) => setTimeout(r, 600));
           const [x1, c1] = [await xacts(), await clicks()];
           flushes += x1 - x0;
           singleClicks += c1 - c0;
@@ -265,7 +275,7 @@ export async function benchIngest(quick: boolean) {
     return out;
   } finally {
     await sql.end();
-    for (const p of [...ingests, ...noops]) await stop(p);
+    await Promise.all([...ingests, ...noops].map(stop));
     await admin`DROP DATABASE ${admin(dbName)} WITH (FORCE)`;
     await admin.end();
   }

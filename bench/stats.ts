@@ -1,5 +1,5 @@
 /**
- * Stats query latency over seeded clicks (10M; `--quick` 1M; BENCH_STATS_CLICKS overrides).
+ * Stats query latency over seeded clicks (10M; `--quick` 200k; BENCH_STATS_CLICKS overrides).
  * Run by bench/run.ts as its own process (chDB allows one data folder per process), or alone:
  * `node --import tsx bench/stats.ts [--quick]` (then it merges its keys into latest.json).
  *
@@ -22,13 +22,13 @@ import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
-const CLICKS = Number(process.env.BENCH_STATS_CLICKS ?? (quick ? 1_000_000 : 10_000_000));
+const CLICKS = Number(process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000));
 const LINKS = 10_000;
 const SEED_CHUNK = 500_000;
 const DAYS = 90;
-const DURATION_S = quick ? 2 : 8;
+const DURATION_S = quick ? 1 : 8;
 /** Longest wait for ClickHouse's background merges after the seed. */
-const SETTLE_S = quick ? 5 : 60;
+const SETTLE_S = quick ? 2 : 60;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const DB = "linkflow";
 const DAY = 86_400_000;
