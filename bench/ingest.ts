@@ -43,6 +43,11 @@ export async function startChild(args: string[], env: Record<string, string>, re
   });
   return proc;
 }
+/** The median of the rounds' figures (the mean of the middle two for an even count). */
+export const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
 const stop = (p: ChildProcess) => new Promise((r) => (p.kill("SIGTERM"), p.once("exit", r)));
 
 const event = (now: string) => ({
@@ -213,10 +218,6 @@ export async function benchIngest(quick: boolean) {
         }
       }
     }
-    const median = (xs: number[]) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-    };
     /** Medians of a kind's rounds; CPU summed over them. */
     const mid = (kind: Kind) => {
       const rs = runs[kind];

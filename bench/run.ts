@@ -18,7 +18,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { benchIngest, freePort, startChild } from "./ingest.ts";
+import { benchIngest, freePort, median, startChild } from "./ingest.ts";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -179,10 +179,6 @@ try {
   type Run = Awaited<ReturnType<typeof cpuDuring<Load>>>;
   type Kind = "baseline" | "off" | "on";
   const HOSTS: Record<Kind, string> = { baseline: "baseline.test", off: "nobeacon.test", on: "127.0.0.1" };
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   /**
    * Constant-302, ours with beacons off, ours with beacons on, in ROUNDS rounds whose order
    * rotates, so each ratio compares loads run next to each other (this machine's speed drifts
