@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
+import { secretProblem } from "../shared/keys.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -145,6 +146,9 @@ function withoutConsumersOf(w: WorkerOptions, main: WorkerOptions): WorkerOption
 }
 
 export async function startEdge(opts: EdgeOptions = {}): Promise<Edge> {
+  // As `wrangler deploy` would with no secret put: refuse, with the line that says what to set.
+  const problem = secretProblem("EDGE_SECRET", opts.vars?.EDGE_SECRET);
+  if (problem) throw new Error(`edge: ${problem}`);
   const main = await edgeWorker(opts.vars, undefined, { queues: opts.queues });
   const mf = new Miniflare({
     // The first worker answers every request no other worker's routes claim.

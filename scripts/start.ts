@@ -8,6 +8,8 @@
  * PostgreSQL (shard leases) and the ClickHouse server (CLICKHOUSE_URL, required).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseStartArgs, rolesWithoutLoader } from "./start-args.ts";
 
@@ -21,9 +23,38 @@ if (!args.ok) {
 const { startEdge } = await import("../edge/miniflare.ts");
 const { loadConfig } = await import("../ingest/src/config.ts");
 const { startEmbeddedKinesis } = await import("../ingest/src/embedded-kinesis.ts");
+const { generateKey } = await import("../ingest/src/keys.ts");
 const { startIngest } = await import("../ingest/src/server.ts");
 const loaders = args.loaders;
 let stopping = false;
+
+/**
+ * Secrets have no defaults: what the environment does not set, npm start generates once and
+ * keeps in DATA_DIR (folder 0700, file 0600), so a restart keeps links, cookies and keys valid.
+ */
+const dataDir = process.env.DATA_DIR ?? "data";
+await mkdir(dataDir, { recursive: true, mode: 0o700 });
+async function keptSecret(name: string, make: () => string): Promise<string> {
+  const file = join(dataDir, name);
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch {
+    const value = make();
+    await writeFile(file, value + "\n", { mode: 0o600, flag: "wx" });
+    await chmod(file, 0o600); // whatever the umask
+    return value;
+  }
+}
+const secretFiles: string[] = [];
+for (const [name, file, make] of [
+  ["EDGE_SECRET", "edge-secret", () => randomBytes(32).toString("base64url")],
+  ["ADMIN_API_KEY", "admin-key", generateKey],
+] as const) {
+  if (process.env[name]) continue;
+  process.env[name] = await keptSecret(file, make);
+  secretFiles.push(join(dataDir, file));
+}
+const adminKeyFile = secretFiles.find((f) => f.endsWith("admin-key"));
 
 const edgePort = Number(process.env.EDGE_PORT ?? 8787);
 // The worker is ours here, so its URLs follow EDGE_PORT unless set explicitly.
@@ -74,7 +105,12 @@ const edge = await startEdge({
   port: edgePort,
   host,
   persistDir: resolve(join(config.DATA_DIR, "kv")),
-  vars: { INGEST_URL: ingest.url, EDGE_SECRET: config.EDGE_SECRET },
+  vars: {
+    INGEST_URL: ingest.url,
+    EDGE_SECRET: config.EDGE_SECRET,
+    ...(config.EDGE_SECRET_PREVIOUS && { EDGE_SECRET_PREVIOUS: config.EDGE_SECRET_PREVIOUS }),
+    ALLOW_PRIVATE_DESTINATIONS: config.ALLOW_PRIVATE_DESTINATIONS,
+  },
   verbose: true,
 });
 
@@ -84,8 +120,9 @@ Linkflow is running
   edge (redirects)   ${edge.url}/<code>
   dashboard          ${ingest.url}/           (sign in with the admin key)
   ingest (API)       ${ingest.url}/api    reference: ${ingest.url}/docs
-  PostgreSQL         ${config.DATABASE_URL ? masked : `${masked}   (embedded PGlite in ${join(config.DATA_DIR, "pglite")})`}
-  admin API key      ${ingest.adminKeyGenerated ? `${ingest.adminKey}   (generated, kept in ${join(config.DATA_DIR, "admin-key")})` : "from ADMIN_API_KEY"}
+  PostgreSQL         ${config.DATABASE_URL ? masked : `${masked}   (embedded PGlite in ${join(config.DATA_DIR, "pglite")}; on 127.0.0.1 only: it accepts any user, no password)`}
+  admin API key      ${adminKeyFile ? `${ingest.adminKey}   (kept in ${adminKeyFile})` : "from ADMIN_API_KEY"}
+  secrets            ${secretFiles.length ? `${secretFiles.join(", ")} (mode 0600; set EDGE_SECRET / ADMIN_API_KEY to use your own)` : "from the environment"}
 
 ${
   loaders
@@ -97,7 +134,7 @@ ${children.map((c, i) => `  loader ${i}           pid ${c.proc.pid}  ${c.url}/me
 `
     : ""
 }Try:
-  curl -s -X POST ${ingest.url}/api/links -H "Authorization: Bearer ${ingest.adminKeyGenerated ? ingest.adminKey : "$ADMIN_API_KEY"}" \\
+  curl -s -X POST ${ingest.url}/api/links -H "Authorization: Bearer ${adminKeyFile ? `$(cat ${adminKeyFile})` : "$ADMIN_API_KEY"}" \\
        -H 'content-type: application/json' -d '{"url":"https://example.com"}'
   curl -sI ${edge.url}/<code>
 Ctrl-C stops everything.

@@ -8,18 +8,25 @@
 export const SIGNATURE_HEADER = "X-Signature";
 export const SIGNATURE_WINDOW_S = 300;
 
+/** A key: a derived purpose key (shared/keys.ts), or a string used as its UTF-8 bytes. */
+export type KeyMaterial = string | Uint8Array<ArrayBuffer>;
+
 const enc = new TextEncoder();
 const keyCache = new Map<string, Promise<CryptoKey>>();
+// Derived keys are long-lived objects (shared/keys.ts caches them): keyed by identity.
+const byteKeyCache = new WeakMap<Uint8Array, Promise<CryptoKey>>();
 
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keyCache.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-    keyCache.set(secret, key);
+const importHmac = (raw: Uint8Array<ArrayBuffer>) =>
+  crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+
+function hmacKey(secret: KeyMaterial): Promise<CryptoKey> {
+  if (typeof secret !== "string") {
+    let key = byteKeyCache.get(secret);
+    if (!key) byteKeyCache.set(secret, (key = importHmac(secret)));
+    return key;
   }
+  let key = keyCache.get(secret);
+  if (!key) keyCache.set(secret, (key = importHmac(enc.encode(secret))));
   return key;
 }
 
@@ -45,16 +52,19 @@ function signedBytes(nowS: number, message: string | Uint8Array): Uint8Array<Arr
 export const requestMessage = (method: string, path: string, body = "") => `${method.toUpperCase()} ${path}\n${body}`;
 
 /** The header for `message` (a string, or its UTF-8 bytes: the same signature, no second encoding). */
-export async function sign(secret: string, message: string | Uint8Array, nowS = Math.floor(Date.now() / 1000)): Promise<string> {
+export async function sign(secret: KeyMaterial, message: string | Uint8Array, nowS = Math.floor(Date.now() / 1000)): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), signedBytes(nowS, message));
   return `t=${nowS},v1=${toHex(mac)}`;
 }
 
 export type VerifyResult = { ok: true } | { ok: false; reason: "missing" | "malformed" | "expired" | "mismatch" };
 
-/** Verifies a signature header; `crypto.subtle.verify` compares in constant time. */
+/**
+ * Verifies a signature header against one key, or any of a key ring (rotation: current key
+ * first); `crypto.subtle.verify` compares in constant time.
+ */
 export async function verify(
-  secret: string,
+  secret: KeyMaterial | readonly KeyMaterial[],
   header: string | null | undefined,
   message: string,
   nowS = Math.floor(Date.now() / 1000),
@@ -71,6 +81,8 @@ export async function verify(
   const mac = fromHex(parts.get("v1") ?? "");
   if (!Number.isSafeInteger(t) || !mac || mac.length !== 32) return { ok: false, reason: "malformed" };
   if (Math.abs(nowS - t) > SIGNATURE_WINDOW_S) return { ok: false, reason: "expired" };
-  const good = await crypto.subtle.verify("HMAC", await hmacKey(secret), mac, enc.encode(`${t}.${message}`));
-  return good ? { ok: true } : { ok: false, reason: "mismatch" };
+  const signed = enc.encode(`${t}.${message}`);
+  for (const key of Array.isArray(secret) ? secret : [secret])
+    if (await crypto.subtle.verify("HMAC", await hmacKey(key as KeyMaterial), mac, signed)) return { ok: true };
+  return { ok: false, reason: "mismatch" };
 }

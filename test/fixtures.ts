@@ -1,6 +1,7 @@
 import type { ClickEvent } from "../shared/event.ts";
-import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { EDGE_SECRET } from "./helpers.ts";
+import { sign, SIGNATURE_HEADER, type KeyMaterial } from "../shared/signing.ts";
+import type { Sql } from "../ingest/src/db.ts";
+import { KEYS } from "./helpers.ts";
 
 /** A complete, valid click event (override what the test is about). */
 export const clickEvent = (over: Partial<ClickEvent> = {}): ClickEvent => ({
@@ -24,7 +25,7 @@ export const clickEvent = (over: Partial<ClickEvent> = {}): ClickEvent => ({
 export async function postBeacon(
   ingestUrl: string,
   body: unknown,
-  { secret = EDGE_SECRET, t, headers = {} }: { secret?: string; t?: number; headers?: Record<string, string> } = {},
+  { secret = KEYS.beacon, t, headers = {} }: { secret?: KeyMaterial; t?: number; headers?: Record<string, string> } = {},
 ) {
   const raw = typeof body === "string" ? body : JSON.stringify(body);
   return fetch(`${ingestUrl}/v1/clicks`, {
@@ -32,4 +33,20 @@ export async function postBeacon(
     headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(secret, raw, t), ...headers },
     body: raw,
   });
+}
+
+/**
+ * The links that synthetic clicks name, as real rows: ingest takes a click only for the link at
+ * its (domain, code) (ingest/src/link-guard.ts). Inserts each (link_id, domain, code) once, with
+ * that id, in the first workspace.
+ */
+export async function seedLinks(sql: Sql, events: Pick<ClickEvent, "link_id" | "domain" | "code" | "original_url">[]): Promise<void> {
+  const links = new Map(events.map((e) => [e.link_id, e]));
+  for (const e of links.values())
+    await sql`
+      INSERT INTO links (id, workspace_id, domain, code, url)
+      VALUES (${e.link_id}, (SELECT min(id) FROM workspaces), ${e.domain}, ${e.code}, ${e.original_url})
+      ON CONFLICT DO NOTHING`;
+  // Links made through the API later take ids after these.
+  await sql`SELECT setval(pg_get_serial_sequence('links', 'id'), (SELECT max(id) FROM links))`;
 }

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
+import { keysOf } from "../shared/keys.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { connect, type Sql } from "../ingest/src/db.ts";
 import { generateKey } from "../ingest/src/keys.ts";
@@ -14,7 +15,9 @@ import type { PipelineExtras } from "../ingest/src/pipeline.ts";
 import { startIngest, type Ingest } from "../ingest/src/server.ts";
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-export const EDGE_SECRET = "test-edge-secret-0123456789";
+export const EDGE_SECRET = "test-edge-secret-0123456789-abcdefghijkl";
+/** The purpose keys both sides derive from EDGE_SECRET (shared/keys.ts): tests sign with these. */
+export const KEYS = await keysOf(EDGE_SECRET);
 
 /** A fresh schema on the real PostgreSQL server, dropped by `drop()`. */
 export async function testSchema(): Promise<{ schema: string; sql: Sql; drop: () => Promise<void> }> {

@@ -1,31 +1,58 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { edgeLinkSchema, linkKey } from "../../shared/event.ts";
+import { checkUrl } from "../../shared/destination.ts";
+import { edgeLinkSchema, linkKey, type EdgeLink } from "../../shared/event.ts";
 import { requestMessage, SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
 import { isolateCache } from "./cache.ts";
 import { num, type Env } from "./env.ts";
+import { acceptedKeys } from "./keys.ts";
 
-const deleteSchema = z.object({ domain: z.string(), code: z.string().min(1) });
+const deleteSchema = z.object({ domain: z.string(), code: z.string().min(1) }).strict();
 
 /**
- * KV write-through from ingest: PUT a link's edge record, DELETE it. Signed with EDGE_SECRET;
- * also drops this isolate's cached copy so the change shows here at once.
+ * A pushed record's destinations under the rules ingest applies (shared/destination.ts): a
+ * signed push is still refused what ingest would refuse, so a leaked admin key cannot make a
+ * short link send visitors to `javascript:`, a CR/LF header or the operator's own network.
+ * Returns the first problem, or null.
+ */
+export function unsafeDestination(link: EdgeLink, allowPrivate: boolean): string | null {
+  const urls: [string, string][] = [["url", link.url]];
+  if (link.expired_url !== undefined) urls.push(["expired_url", link.expired_url]);
+  link.targeting?.forEach((t, i) => urls.push([`targeting.${i}.url`, t.url]));
+  for (const [field, url] of urls) {
+    const r = checkUrl(url, { allowPrivate });
+    if (!r.ok) return `${field}: ${r.reason}`;
+  }
+  return null;
+}
+
+const refuse = (status: 400 | 401, code: string, message: string) => ({ error: { status, code, message } });
+
+/**
+ * KV write-through from ingest: PUT a link's edge record, DELETE it. Signed with the edge-admin
+ * key (EDGE_SECRET's, or EDGE_SECRET_PREVIOUS's during a rotation); also drops this isolate's
+ * cached copy so the change shows here at once.
  */
 export const admin = new Hono<{ Bindings: Env }>().on(["PUT", "DELETE"], "/links", async (c) => {
   const body = await c.req.text();
-  const check = await verify(c.env.EDGE_SECRET, c.req.header(SIGNATURE_HEADER), requestMessage(c.req.method, "/_admin/links", body));
-  if (!check.ok) return c.json({ error: { status: 401, code: "bad_signature", message: `signature ${check.reason}` } }, 401);
+  const ring = (await acceptedKeys(c.env)).map((k) => k.edgeAdmin);
+  const check = await verify(ring, c.req.header(SIGNATURE_HEADER), requestMessage(c.req.method, "/_admin/links", body));
+  if (!check.ok) return c.json(refuse(401, "bad_signature", `signature ${check.reason}`), 401);
   let json: unknown;
   try {
     json = JSON.parse(body);
   } catch {
     json = undefined;
   }
-  const schema = c.req.method === "PUT" ? edgeLinkSchema : deleteSchema;
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) return c.json({ error: { status: 400, code: "invalid_body", message: parsed.error.issues[0]!.message } }, 400);
+  const put = c.req.method === "PUT";
+  const parsed = (put ? edgeLinkSchema : deleteSchema).safeParse(json);
+  if (!parsed.success) return c.json(refuse(400, "invalid_body", parsed.error.issues[0]!.message), 400);
+  if (put) {
+    const unsafe = unsafeDestination(parsed.data as EdgeLink, c.env.ALLOW_PRIVATE_DESTINATIONS === "true");
+    if (unsafe) return c.json(refuse(400, "unsafe_url", unsafe), 400);
+  }
   const key = linkKey(parsed.data.domain, parsed.data.code);
-  if (c.req.method === "PUT") await c.env.LINKS.put(key, JSON.stringify(parsed.data));
+  if (put) await c.env.LINKS.put(key, JSON.stringify(parsed.data));
   else await c.env.LINKS.delete(key);
   isolateCache(num(c.env.ISOLATE_MAX_ENTRIES, 10_000)).delete(key);
   return c.body(null, 204);

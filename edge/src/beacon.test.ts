@@ -29,7 +29,7 @@ it("sends nothing for an empty batch (ingest would refuse `[]`, and the log woul
   }) as typeof fetch;
   try {
     const env = { INGEST_URL: "http://ingest.test", EDGE_SECRET: "s", BEACON_ATTEMPTS: "1" } as unknown as Env;
-    expect(await sendBeacon(env, [])).toEqual({ undelivered: [], refused: 0 });
+    expect(await sendBeacon(env, [])).toEqual({ undelivered: [], refused: [] });
     expect(calls).toEqual([]);
   } finally {
     globalThis.fetch = real;

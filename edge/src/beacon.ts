@@ -1,6 +1,7 @@
 import { MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { num, type Env } from "./env.ts";
+import { signingKeys } from "./keys.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,10 +31,10 @@ export interface Delivery {
   /** Clicks ingest did not take but may take later (unreachable, 5xx, 429, signature refused). */
   undelivered: ClickEvent[];
   /** Clicks ingest refused for good (invalid): sending them again would never succeed. */
-  refused: number;
+  refused: ClickEvent[];
 }
 
-const DONE: Delivery = { undelivered: [], refused: 0 };
+const DONE: Delivery = { undelivered: [], refused: [] };
 const utf8 = new TextEncoder();
 const bytes = (s: string) => utf8.encode(s).length;
 export const beaconAttempts = (env: Env) => Math.max(1, num(env.BEACON_ATTEMPTS, 5));
@@ -69,26 +70,26 @@ export async function sendBeacon(
     try {
       const res = await fetch(`${env.INGEST_URL}/v1/clicks`, {
         method: "POST",
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(env.EDGE_SECRET, body) },
+        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign((await signingKeys(env)).beacon, body) },
         body,
         signal: AbortSignal.timeout(Math.max(1_000, timeout)),
       });
       if (res.ok) return DONE;
       if (signatureRefused(res.status)) {
         console.error(`beacon signature refused: ${res.status} (EDGE_SECRET differs from ingest's?)`);
-        return { undelivered: list, refused: 0 };
+        return { undelivered: list, refused: [] };
       }
       if (!retryable(res.status)) {
         // One bad click must not take the others of its batch with it: split until it is alone.
         if (list.length > 1) return sendHalves(env, list, attempts, deadline);
         console.error(`beacon refused: ${res.status} ${await res.text()}`);
-        return { undelivered: [], refused: 1 };
+        return { undelivered: [], refused: list };
       }
     } catch {
       // network error or timeout: retry
     }
   }
-  return { undelivered: list, refused: 0 };
+  return { undelivered: list, refused: [] };
 }
 
 async function sendHalves(env: Env, events: ClickEvent[], attempts: number, deadline: number): Promise<Delivery> {
@@ -97,7 +98,7 @@ async function sendHalves(env: Env, events: ClickEvent[], attempts: number, dead
     sendBeacon(env, events.slice(0, mid), attempts, deadline),
     sendBeacon(env, events.slice(mid), attempts, deadline),
   ]);
-  return { undelivered: [...a.undelivered, ...b.undelivered], refused: a.refused + b.refused };
+  return { undelivered: [...a.undelivered, ...b.undelivered], refused: [...a.refused, ...b.refused] };
 }
 
 /** Cloudflare's sendBatch limits: 100 messages and 256 KB in all. */

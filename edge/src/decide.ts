@@ -90,7 +90,7 @@ export function decide(resolution: Resolution, f: RequestFacts): Decision {
     return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr } : { kind: "expired", link };
   }
 
-  if (link.password_hash) {
+  if (link.password) {
     if (f.password === "verified") return { kind: "unlocked", link };
     if (f.password === "wrong") return { kind: "password_form", link, error: "wrong_password" };
     if (f.password !== "cookie") return { kind: "password_form", link };

@@ -2,6 +2,12 @@ import type { ClickEvent } from "../../shared/event.ts";
 
 /** The worker's bindings: mirrors wrangler.toml ([vars] are strings) plus the EDGE_SECRET secret. */
 export interface Env {
+  /** Required secret (no default): every key the worker uses is derived from it (shared/keys.ts). */
+  EDGE_SECRET: string;
+  /** The secret before a rotation: what it signed is still accepted while this is set. */
+  EDGE_SECRET_PREVIOUS?: string;
+  /** "true": destinations in private address space are allowed (as ingest's ALLOW_PRIVATE_DESTINATIONS). */
+  ALLOW_PRIVATE_DESTINATIONS?: string;
   LINKS: KVNamespace;
   /**
    * Producer side of the `linkflow-clicks` queue (this worker is also its consumer). Optional: a
@@ -9,8 +15,12 @@ export interface Env {
    * beacon fails every attempt.
    */
   CLICKS_QUEUE?: Queue<ClickEvent>;
+  /**
+   * Producer side of `linkflow-clicks-dlq`: queued clicks ingest refuses as invalid (a link
+   * mismatch, a timestamp out of range…) are put there for an operator, not dropped.
+   */
+  CLICKS_DLQ?: Queue<ClickEvent>;
   INGEST_URL: string;
-  EDGE_SECRET: string;
   PRIMARY_HOSTS: string;
   ISOLATE_TTL_MS: string;
   NEGATIVE_TTL_MS: string;

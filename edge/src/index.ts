@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { ClickEvent } from "../../shared/event.ts";
+import { secretProblem } from "../../shared/keys.ts";
 import { admin } from "./admin.ts";
 import { queueClick } from "./beacon.ts";
 import { buildClick } from "./click.ts";
@@ -7,6 +8,7 @@ import { consumeClicks } from "./consumer.ts";
 import { decide, type Decision } from "./decide.ts";
 import type { Env } from "./env.ts";
 import { requestFacts } from "./facts.ts";
+import { acceptedKeys, signingKeys } from "./keys.ts";
 import { pages } from "./pages.ts";
 import { resolveLink } from "./resolve.ts";
 import { hostnameOf } from "./url.ts";
@@ -51,8 +53,8 @@ async function visit(c: C, post: boolean): Promise<Response> {
     const { link } = decision;
     if (post) {
       const form = await readSubmission(req); // not a form or too large: no PBKDF2, just "wrong"
-      facts.password = form.ok && (await checkPassword(form.password, link)) ? "verified" : "wrong";
-    } else if (await hasUnlockCookie(c.env.EDGE_SECRET, link, req.headers.get("cookie"))) {
+      facts.password = form.ok && (await checkPassword(form.password, link, await acceptedKeys(c.env))) ? "verified" : "wrong";
+    } else if (await hasUnlockCookie(await acceptedKeys(c.env), link, req.headers.get("cookie"))) {
       facts.password = "cookie";
     }
     decision = decide(resolution, facts);
@@ -76,7 +78,7 @@ async function answer(c: C, d: Decision): Promise<Response> {
       // 303: the browser comes back to the same URL (its ?qr=1 too) with a GET; that visit is the click.
       const url = new URL(c.req.url);
       const headers = new Headers({ Location: url.pathname + url.search, "Cache-Control": "no-store" });
-      if (d.kind === "unlocked") headers.set("Set-Cookie", await unlockCookie(c.env.EDGE_SECRET, d.link, url.protocol === "https:"));
+      if (d.kind === "unlocked") headers.set("Set-Cookie", await unlockCookie(await signingKeys(c.env), d.link, url.protocol === "https:"));
       return new Response(null, { status: 303, headers });
     }
     case "redirect":
@@ -97,6 +99,18 @@ async function answer(c: C, d: Decision): Promise<Response> {
 }
 
 const app = new Hono<{ Bindings: Env }>();
+
+// No secret has a default: without a usable EDGE_SECRET the worker answers nothing but this.
+let reported = false;
+app.use(async (c, next) => {
+  const problem = secretProblem("EDGE_SECRET", c.env.EDGE_SECRET);
+  if (!problem) return next();
+  if (!reported) {
+    reported = true;
+    console.error(`linkflow-edge: ${problem}`);
+  }
+  return c.json({ error: { status: 500, code: "misconfigured", message: "EDGE_SECRET is not set on this worker" } }, 500);
+});
 
 app.route("/_admin", admin);
 app.get("/", (c) => c.text("Linkflow edge\n"));

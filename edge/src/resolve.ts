@@ -2,6 +2,7 @@ import { edgeLinkSchema, linkKey, type CacheTier, type EdgeLink } from "../../sh
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { isolateCache } from "./cache.ts";
 import { num, type Env } from "./env.ts";
+import { signingKeys } from "./keys.ts";
 
 export type Resolution =
   | { link: EdgeLink; tier: CacheTier }
@@ -14,7 +15,7 @@ async function fromOrigin(env: Env, domain: string, code: string): Promise<EdgeL
   const path = `/v1/resolve/${encodeURIComponent(code)}?domain=${encodeURIComponent(domain)}`;
   try {
     const res = await fetch(env.INGEST_URL + path, {
-      headers: { [SIGNATURE_HEADER]: await sign(env.EDGE_SECRET, requestMessage("GET", path)) },
+      headers: { [SIGNATURE_HEADER]: await sign((await signingKeys(env)).resolve, requestMessage("GET", path)) },
       signal: AbortSignal.timeout(3000),
     });
     if (res.status === 404) return null;
@@ -38,7 +39,9 @@ export async function resolveLink(env: Env, ctx: Pick<ExecutionContext, "waitUnt
 
   const kv = await env.LINKS.get<EdgeLink>(key, { type: "json", cacheTtl: Math.max(30, num(env.KV_CACHE_TTL_S, 60)) });
   const ttl = num(env.ISOLATE_TTL_MS, 10_000);
-  if (kv) {
+  // A record of the old format (the stored password hash itself) is read as a miss: the origin's
+  // answer, with a verifier, replaces it in KV.
+  if (kv && !("password_hash" in kv)) {
     if (ttl > 0) cache.set(key, { link: kv }, { ttl });
     return { link: kv, tier: "kv" };
   }

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { ClickEvent, EdgeLink } from "../../shared/event.ts";
+import type { Keys } from "../../shared/keys.ts";
 import { clickRoutes } from "./clicks.ts";
 import { requestId } from "./request-id.ts";
 import type { Config } from "./config.ts";
@@ -11,6 +12,7 @@ import { dashboardRoutes } from "./dashboard.ts";
 import { domainRoutes } from "./domains-routes.ts";
 import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
 import type { EdgeSync } from "./edge-sync.ts";
+import { linkGuard } from "./link-guard.ts";
 import { linkStore } from "./links.ts";
 import { linkRoutes } from "./links-routes.ts";
 import type { Metrics } from "./metrics.ts";
@@ -25,7 +27,9 @@ import { ownHostsOf } from "./url-safety.ts";
 
 export interface AppDeps {
   sql: Sql;
-  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL" | "PRIMARY_HOSTS">;
+  config: Pick<Config, "SHORT_BASE_URL" | "PRIMARY_HOSTS" | "ALLOW_PRIVATE_DESTINATIONS">;
+  /** The purpose keys of EDGE_SECRET, then of EDGE_SECRET_PREVIOUS while set (shared/keys.ts). */
+  keys: Keys[];
   /** Stores beacon events durably; resolves with the click_ids that were new (see group-commit.ts). */
   storeClicks: (events: ClickEvent[]) => Promise<Set<string>>;
   log: Logger;
@@ -36,7 +40,7 @@ export interface AppDeps {
 }
 
 
-export function createApp({ sql, config, log, pushEdge, metrics, pipeline, storeClicks }: AppDeps) {
+export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline, storeClicks }: AppDeps) {
   const app = new Hono();
   app.use(requestId());
   app.use(async (c, next) => {
@@ -67,7 +71,14 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
   // The documented API (/openapi.json, /docs): every router listed here is in the spec.
   const edge: EdgeSync = "remove" in pushEdge ? pushEdge : { push: pushEdge, remove: async () => false };
   const ownHosts = ownHostsOf(config.SHORT_BASE_URL, config.PRIMARY_HOSTS);
-  const store = linkStore({ sql, shortBaseUrl: config.SHORT_BASE_URL, ownHosts, edge });
+  const store = linkStore({
+    sql,
+    shortBaseUrl: config.SHORT_BASE_URL,
+    ownHosts,
+    edge,
+    passwordKey: keys[0]!.password,
+    allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
+  });
   app.route(
     "/",
     createApi([
@@ -77,8 +88,8 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
       { path: "/api/domains", router: domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]) },
     ]),
   );
-  app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
-  app.route("/v1/clicks", clickRoutes(storeClicks, config.EDGE_SECRET));
+  app.route("/v1/resolve", resolveRoutes(sql, { accept: keys.map((k) => k.resolve), passwordKey: keys[0]!.password }));
+  app.route("/v1/clicks", clickRoutes({ store: storeClicks, keys: keys.map((k) => k.beacon), mismatched: linkGuard(sql) }));
 
   app.route("/", dashboardRoutes()); // the web dashboard (dist/dashboard, built by `npm run build`)
 

@@ -3,11 +3,12 @@ import type { IncomingMessage } from "node:http";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
-import { SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { clickEventSchema, MAX_BATCH, MAX_BEACON_BYTES, MAX_CLICK_AGE_MS, MAX_CLICK_FUTURE_MS, type ClickEvent } from "../../shared/event.ts";
+import { SIGNATURE_HEADER, type KeyMaterial } from "../../shared/signing.ts";
 import { verifyBeacon } from "./beacon-signature.ts";
 import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
+import type { LinkGuard } from "./link-guard.ts";
 import { nodeOf } from "./node-env.ts";
 import { parseJson } from "./validate.ts";
 
@@ -146,8 +147,34 @@ export function readBody(incoming: IncomingMessage): Promise<string> {
   });
 }
 
-/** POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. */
-export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>>, secret: string) {
+/**
+ * A click from too far ahead (a wrong clock) or older than the queue could have held it (a
+ * replay): refused with its reason, nothing of its beacon stored.
+ */
+export function outOfWindow(events: ClickEvent[], now = Date.now()): string | null {
+  for (const e of events) {
+    const t = Date.parse(e.timestamp);
+    if (t > now + MAX_CLICK_FUTURE_MS) return `click ${e.click_id}: timestamp is more than ${MAX_CLICK_FUTURE_MS / 60_000} minutes in the future`;
+    if (t < now - MAX_CLICK_AGE_MS) return `click ${e.click_id}: timestamp is older than the ${Math.round(MAX_CLICK_AGE_MS / 3_600_000)} hours a queued click can take`;
+  }
+  return null;
+}
+
+export interface ClickRouteDeps {
+  /** Stores clicks durably; resolves with the click_ids that were new. */
+  store: (events: ClickEvent[]) => Promise<Set<string>>;
+  /** Beacon keys to accept: the current secret's, then the previous one's (rotation). */
+  keys: readonly KeyMaterial[];
+  /** The clicks whose link_id is not the link at their domain/code (ingest/src/link-guard.ts). */
+  mismatched: LinkGuard;
+}
+
+/**
+ * POST /v1/clicks: signed beacons from the edge; 202 only after the transaction committed. A
+ * beacon with an invalid click is refused whole (400, nothing stored): the worker splits a
+ * refused batch until the bad click is alone, so the others still go through.
+ */
+export function clickRoutes({ store, keys, mismatched }: ClickRouteDeps) {
   return new Hono().post(
     "/",
     (c, next) => {
@@ -172,9 +199,13 @@ export function clickRoutes(store: (events: ClickEvent[]) => Promise<Set<string>
       // last of each: ambiguous, so refused (found by test/security/beacon.test.ts).
       if (signature && (signature.match(/(?:^|,)\s*(?:t|v1)\s*=/g)?.length ?? 0) > 2)
         throw new ApiError(401, "bad_signature", "beacon signature malformed (more than one)");
-      const check = verifyBeacon(secret, signature, raw);
+      const check = verifyBeacon(keys, signature, raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
       const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
+      const late = outOfWindow(events);
+      if (late) throw new ApiError(400, "timestamp_out_of_range", late, "timestamp");
+      const [wrong] = await mismatched(events);
+      if (wrong) throw new ApiError(400, "link_mismatch", `click ${wrong.click_id}: link ${wrong.link_id} is not the link at '${wrong.domain}/${wrong.code}'`, "link_id");
       const inserted = await store(MAY_BE_UNSTORABLE.test(raw) ? events.map(storable) : events);
       return c.json({ accepted: events.length, duplicates: events.length - inserted.size }, 202);
     },

@@ -1,6 +1,10 @@
 import { z } from "zod";
+import { secretProblem } from "../../shared/keys.ts";
 
-/** Every setting ingest reads, with its default. README.md lists the same table. */
+/**
+ * Every setting ingest reads, with its default. README.md lists the same table. Secrets have
+ * no default: ingest refuses to start without them (`npm start` generates them in DATA_DIR).
+ */
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8788),
   HOST: z.string().default("127.0.0.1"),
@@ -15,8 +19,13 @@ const envSchema = z.object({
    */
   GROUP_COMMIT_LANES: z.coerce.number().int().min(1).max(64).default(2),
   DATA_DIR: z.string().default("data"),
-  /** Shared with the worker: signs beacons, resolve calls and KV write-through. */
-  EDGE_SECRET: z.string().min(16).default("dev-edge-secret-change-me"),
+  /**
+   * Shared with the worker; every key it uses is derived from it per purpose (shared/keys.ts).
+   * Required (checked in loadConfig, with a message that says how to set it).
+   */
+  EDGE_SECRET: z.string().optional(),
+  /** The secret before a rotation: accepted (never used to sign) while set. */
+  EDGE_SECRET_PREVIOUS: z.string().optional(),
   /** Where ingest pushes link records for KV (the worker's admin route). Empty: no push. */
   EDGE_ADMIN_URL: z.string().default("http://127.0.0.1:8787"),
   EDGE_SYNC_RETRY_MS: z.coerce.number().int().min(50).default(5_000),
@@ -24,8 +33,8 @@ const envSchema = z.object({
   SHORT_BASE_URL: z.url().default("http://localhost:8787"),
   /** The worker's primary hostnames (as in wrangler.toml): destinations there would loop. */
   PRIMARY_HOSTS: z.string().default("localhost,127.0.0.1"),
-  /** Bootstrap admin key; unset: npm start generates one and keeps it in DATA_DIR/admin-key. */
-  ADMIN_API_KEY: z.string().min(16).optional(),
+  /** Bootstrap admin key, required (npm start generates one and keeps it in DATA_DIR/admin-key). */
+  ADMIN_API_KEY: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Which background workers this process runs (comma list; empty: none, HTTP only). */
@@ -40,7 +49,8 @@ const envSchema = z.object({
   /** ClickHouse: unset → embedded chDB under DATA_DIR/chdb. */
   CLICKHOUSE_URL: z.string().optional(),
   CLICKHOUSE_USER: z.string().default("default"),
-  CLICKHOUSE_PASSWORD: z.string().default(""),
+  /** Unset: the client's default (no password). */
+  CLICKHOUSE_PASSWORD: z.string().optional(),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).default("linkflow"),
   /** A ClickHouse cluster (remote_servers name): DDL ON CLUSTER, Replicated + Distributed tables. Needs CLICKHOUSE_URL. */
   CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).optional(),
@@ -78,24 +88,38 @@ const envSchema = z.object({
   IP_ANONYMIZE: z.enum(["true", "false"]).default("true"),
   /** Honour the edge's `dnt` flag (DNT: 1 / Sec-GPC: 1): count the click, drop its personal fields. */
   RESPECT_DNT: z.enum(["true", "false"]).default("true"),
-  /** Secret the daily visitor-hash salts derive from; unset: EDGE_SECRET. Same value in every ingest. */
+  /** Secret the daily visitor-hash salts derive from; unset: a key derived from EDGE_SECRET. Same value in every ingest. */
   VISITOR_SALT_SECRET: z.string().min(16).optional(),
   /** A PostgreSQL read replica for operational reads (recent clicks, link ids of stats); unset: the primary. */
   DATABASE_REPLICA_URL: z.string().optional(),
   /** Most concurrent /api/stats/stream connections per process, and the longest one (seconds). */
   STATS_STREAMS_MAX: z.coerce.number().int().min(0).default(100),
   STATS_STREAM_MAX_S: z.coerce.number().int().min(1).default(3600),
+  /** Allow destinations in private, loopback and link-local address space (shared/destination.ts). */
+  ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
 });
 
-export type Config = z.infer<typeof envSchema>;
+/** The configuration, with the required secrets known to be there. */
+export type Config = z.infer<typeof envSchema> & { EDGE_SECRET: string; ADMIN_API_KEY: string };
+
+/** A configuration ingest cannot start with; its message is one line that says what to set. */
+export class ConfigError extends Error {
+  readonly code = "invalid_configuration";
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`invalid configuration: ${msg}`);
+    throw new ConfigError(`invalid configuration: ${msg}`);
   }
-  if (parsed.data.CLICKHOUSE_CLUSTER && !parsed.data.CLICKHOUSE_URL)
+  const c = parsed.data;
+  if (c.CLICKHOUSE_CLUSTER && !c.CLICKHOUSE_URL)
     throw new Error("invalid configuration: CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL (embedded chDB is one node)");
-  return parsed.data;
+  const secret = secretProblem("EDGE_SECRET", c.EDGE_SECRET) ?? (c.EDGE_SECRET_PREVIOUS !== undefined ? secretProblem("EDGE_SECRET_PREVIOUS", c.EDGE_SECRET_PREVIOUS) : null);
+  if (secret) throw new ConfigError(secret);
+  if (!c.ADMIN_API_KEY)
+    throw new ConfigError("ADMIN_API_KEY is not set: set it to the bootstrap admin key (16 to 256 characters, e.g. `openssl rand -base64 32`); `npm start` generates one in data/admin-key");
+  if (c.ADMIN_API_KEY.length < 16 || c.ADMIN_API_KEY.length > 256) throw new ConfigError("ADMIN_API_KEY must be 16 to 256 characters long");
+  return c as Config;
 }

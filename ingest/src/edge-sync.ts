@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { EdgeLink } from "../../shared/event.ts";
+import type { Keys } from "../../shared/keys.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { toEdgeLink, type LinkRow } from "./links.ts";
 
@@ -33,7 +34,7 @@ const BATCH = 50;
  */
 export function edgeSync(
   adminUrl: string,
-  secret: string,
+  keys: Pick<Keys, "edgeAdmin" | "password">,
   log: Logger,
   opts: { sql?: Sql; retryMs?: number } = {},
 ): EdgeSync & EdgeSync["push"] & EdgeSyncRetry {
@@ -45,7 +46,7 @@ export function edgeSync(
     try {
       const res = await fetch(adminUrl + path, {
         method,
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(secret, requestMessage(method, path, body)) },
+        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(keys.edgeAdmin, requestMessage(method, path, body)) },
         body,
         signal: AbortSignal.timeout(2000),
       });
@@ -95,7 +96,7 @@ export function edgeSync(
     let done = 0;
     for (const k of due) {
       const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE domain = ${k.domain} AND code = ${k.code}`;
-      const error = row ? await send("PUT", toEdgeLink(row), k.code) : await send("DELETE", { domain: k.domain, code: k.code }, k.code);
+      const error = row ? await send("PUT", await toEdgeLink(row, keys.password), k.code) : await send("DELETE", { domain: k.domain, code: k.code }, k.code);
       if (!error) {
         done++;
         await sql`DELETE FROM edge_sync_pending WHERE domain = ${k.domain} AND code = ${k.code} AND version = ${k.version}`;
@@ -125,4 +126,16 @@ export function edgeSync(
     await running;
   };
   return Object.assign(push, { push, remove, start, stop, retryPending });
+}
+
+/**
+ * Queues every password-protected link for a push of its current record (the retry loop sends
+ * it): their verifiers are sealed with a key derived from EDGE_SECRET, so a rotation or a
+ * change of the record format must reach KV.
+ */
+export async function requeuePasswordLinks(sql: Sql): Promise<void> {
+  await sql`
+    INSERT INTO edge_sync_pending (domain, code, last_error)
+    SELECT domain, code, 'password verifier re-sealed' FROM links WHERE password_hash IS NOT NULL
+    ON CONFLICT (domain, code) DO UPDATE SET version = nextval('edge_sync_version'), next_at = now()`;
 }

@@ -1,6 +1,6 @@
 import type { JSONValue } from "postgres";
 import type { EdgeLink, TargetingRule } from "../../shared/event.ts";
-import { hashPassword } from "../../shared/password.ts";
+import { hashPassword, passwordVerifier, VERIFIER_SCHEME } from "../../shared/password.ts";
 import { mergeUtm } from "../../shared/utm.ts";
 import { randomCode } from "./codes.ts";
 import type { Sql } from "./db.ts";
@@ -44,8 +44,14 @@ const CODE_ATTEMPTS = 5;
  * The compact record the worker decides with (KV, /v1/resolve): the single mapping from a row.
  * Empty optional fields are left out, so a plain link is `{ id, domain, code, url, status }`.
  */
-export function toEdgeLink(r: LinkRow): EdgeLink {
+/**
+ * A row as the edge's record. The password hash leaves ingest only sealed with the password
+ * key (shared/password.ts passwordVerifier): a record read from KV or /v1/resolve allows no
+ * offline guessing. A hash that cannot be sealed keeps the link locked (a verifier nothing matches).
+ */
+export async function toEdgeLink(r: LinkRow, passwordKey: Uint8Array<ArrayBuffer>): Promise<EdgeLink> {
   const utm = r.utm && Object.keys(r.utm).length ? r.utm : undefined;
+  const password = r.password_hash ? ((await passwordVerifier(r.password_hash, passwordKey)) ?? `${VERIFIER_SCHEME}$0$$`) : undefined;
   return {
     id: Number(r.id),
     domain: r.domain,
@@ -55,7 +61,7 @@ export function toEdgeLink(r: LinkRow): EdgeLink {
     ...(r.expires_at ? { expires_at: new Date(r.expires_at).getTime() } : {}),
     ...(r.expired_url ? { expired_url: r.expired_url } : {}),
     ...(r.archived || r.limit_reached_at ? { gone: true as const } : {}),
-    ...(r.password_hash ? { password_hash: r.password_hash } : {}),
+    ...(password ? { password } : {}),
     ...(r.targeting?.length ? { targeting: r.targeting } : {}),
     ...(utm ? { utm } : {}),
   };
@@ -119,17 +125,21 @@ export interface LinkStoreDeps {
   /** The shortener's own hostnames (normalised): destinations there would loop. */
   ownHosts: Set<string>;
   edge: EdgeSync;
+  /** Seals password hashes in edge records (shared/keys.ts `password`). */
+  passwordKey: Uint8Array<ArrayBuffer>;
+  /** ALLOW_PRIVATE_DESTINATIONS: destinations in private address space are accepted. */
+  allowPrivate?: boolean;
 }
 
 type Destinations = { field: string; raw: string }[];
 
-export function linkStore({ sql, shortBaseUrl, ownHosts, edge }: LinkStoreDeps) {
+export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allowPrivate = false }: LinkStoreDeps) {
   /** URL safety for every destination of an item; returns the normalised URLs by field. */
   async function safeUrls(items: Destinations): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const hosts = new Map<string, string>(); // host → first field
     for (const { field, raw } of items) {
-      const r = checkUrl(raw);
+      const r = checkUrl(raw, { allowPrivate });
       if (!r.ok) throw new ApiError(400, "unsafe_url", `${field}: ${r.reason}`, field);
       if (ownHosts.has(r.host)) throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(r.host)}`, field);
       if (!hosts.has(r.host)) hosts.set(r.host, field);
@@ -184,7 +194,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge }: LinkStoreDeps) 
   /** Pushes the new edge record (and removes the old KV key when domain or code changed). */
   async function publish(row: LinkRow, previous?: { domain: string; code: string }) {
     if (previous && (previous.domain !== row.domain || previous.code !== row.code)) await edge.remove(previous.domain, previous.code);
-    await edge.push(toEdgeLink(row));
+    await edge.push(await toEdgeLink(row, passwordKey));
   }
 
   async function get(ws: number, id: number): Promise<LinkRow> {

@@ -4,16 +4,19 @@ import type { Sql } from "./db.ts";
 import { ApiError } from "./errors.ts";
 import { toEdgeLink, type LinkRow } from "./links.ts";
 
-/** GET /v1/resolve/:code?domain=: the edge's origin lookup, signed with the edge secret. */
-export function resolveRoutes(sql: Sql, secret: string) {
+/**
+ * GET /v1/resolve/:code?domain=: the edge's origin lookup, signed with the resolve key (`accept`:
+ * current and previous). The record carries the password verifier, never the stored hash.
+ */
+export function resolveRoutes(sql: Sql, keys: { accept: Uint8Array<ArrayBuffer>[]; passwordKey: Uint8Array<ArrayBuffer> }) {
   return new Hono().get("/:code", async (c) => {
     const url = new URL(c.req.url);
-    const check = await verify(secret, c.req.header(SIGNATURE_HEADER), requestMessage("GET", url.pathname + url.search));
+    const check = await verify(keys.accept, c.req.header(SIGNATURE_HEADER), requestMessage("GET", url.pathname + url.search));
     if (!check.ok) throw new ApiError(401, "bad_signature", `resolve signature ${check.reason}`);
     const [row] = await sql<LinkRow[]>`
       SELECT * FROM links WHERE domain = ${c.req.query("domain") ?? ""} AND code = ${c.req.param("code")}`;
     if (!row) throw new ApiError(404, "not_found", "no such link");
     // The same mapping as the KV write-through: expired, gone and protected links are the edge's call.
-    return c.json(toEdgeLink(row));
+    return c.json(await toEdgeLink(row, keys.passwordKey));
   });
 }

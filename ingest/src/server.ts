@@ -1,18 +1,18 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
+import { keyRing } from "../../shared/keys.ts";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
-import { edgeSync } from "./edge-sync.ts";
+import { edgeSync, requeuePasswordLinks } from "./edge-sync.ts";
 import { applyPrivacy } from "./enrich.ts";
 import { createEnforcer } from "./enforcer.ts";
 import { toEdgeLink } from "./links.ts";
 import { groupCommitter } from "./group-commit.ts";
 import { startEmbeddedPostgres } from "./embedded-pg.ts";
-import { ensureKey, generateKey } from "./keys.ts";
+import { ensureKey } from "./keys.ts";
 import { createMetrics } from "./metrics.ts";
 import { migrate } from "./migrate.ts";
 import { startPipeline, type Pipeline, type PipelineExtras } from "./pipeline.ts";
@@ -21,24 +21,9 @@ export interface Ingest {
   url: string;
   sql: Sql;
   adminKey: string;
-  /** True when the admin key was generated (and saved under DATA_DIR) rather than configured. */
-  adminKeyGenerated: boolean;
   databaseUrl: string;
   pipeline: Pipeline;
   close: () => Promise<void>;
-}
-
-/** Reads DATA_DIR/admin-key, or makes and saves one, so restarts keep the printed key valid. */
-async function generatedAdminKey(dataDir: string): Promise<string> {
-  const file = join(dataDir, "admin-key");
-  try {
-    return (await readFile(file, "utf8")).trim();
-  } catch {
-    const key = generateKey();
-    await mkdir(dataDir, { recursive: true });
-    await writeFile(file, key + "\n", { mode: 0o600 });
-    return key;
-  }
 }
 
 /** Starts ingest: database (embedded if DATABASE_URL is unset), migrations, bootstrap key, HTTP. */
@@ -51,8 +36,11 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const applied = await migrate(sql);
   if (applied.length) log.info({ applied }, "migrations applied");
 
-  const adminKey = config.ADMIN_API_KEY ?? (await generatedAdminKey(config.DATA_DIR));
+  const adminKey = config.ADMIN_API_KEY;
   await ensureKey(sql, adminKey, "bootstrap admin", ["admin"]);
+  // The current secret's keys sign; the previous one's are accepted too while it is set.
+  const ring = await keyRing(config.EDGE_SECRET, config.EDGE_SECRET_PREVIOUS);
+  const keys = ring[0]!;
 
   const metrics = createMetrics();
   const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
@@ -60,10 +48,14 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const privacy = {
     anonymizeIp: config.IP_ANONYMIZE === "true",
     respectDnt: config.RESPECT_DNT === "true",
-    saltSecret: config.VISITOR_SALT_SECRET ?? config.EDGE_SECRET,
+    // The derived key as hex text: the salt HMAC's key either way is a string.
+    saltSecret: config.VISITOR_SALT_SECRET ?? Buffer.from(keys.visitorSalt).toString("hex"),
   };
   const commitClicks = groupCommitter(sql, { maxInFlight: Math.max(1, Math.min(config.GROUP_COMMIT_LANES, poolMax - 3)) });
-  const pushEdge = edgeSync(config.EDGE_ADMIN_URL, config.EDGE_SECRET, log, { sql, retryMs: config.EDGE_SYNC_RETRY_MS });
+  const pushEdge = edgeSync(config.EDGE_ADMIN_URL, keys, log, { sql, retryMs: config.EDGE_SYNC_RETRY_MS });
+  // During a rotation the worker may soon drop the previous secret: re-push the records whose
+  // password verifier was sealed with its key (the retry loop sends each key's current record).
+  if (config.EDGE_SECRET_PREVIOUS && config.EDGE_ADMIN_URL) await requeuePasswordLinks(sql);
   pushEdge.start();
   const enforcer =
     pipeline.roles.has("maintenance") && pipeline.ch
@@ -75,7 +67,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
           log,
           republish: async (ids) => {
             const links = await sql`SELECT * FROM links WHERE id = ANY(${ids}::bigint[])`;
-            for (const l of links) await pushEdge(toEdgeLink(l as Parameters<typeof toEdgeLink>[0]));
+            for (const l of links) await pushEdge(await toEdgeLink(l as Parameters<typeof toEdgeLink>[0], keys.password));
           },
         })
       : undefined;
@@ -83,6 +75,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const app = createApp({
     sql,
     config,
+    keys: ring,
     log,
     metrics,
     pipeline,
@@ -107,7 +100,6 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
     url: `http://${config.HOST}:${port}`,
     sql,
     adminKey,
-    adminKeyGenerated: !config.ADMIN_API_KEY,
     databaseUrl,
     pipeline,
     close: async () => {
