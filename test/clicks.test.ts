@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clickEvent, postBeacon } from "./fixtures.ts";
-import { body, startStack, type Stack } from "./helpers.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
+import { body, KEYS, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
 beforeAll(async () => {
   s = await startStack({ edge: false });
+  // The link that clickEvent()'s clicks name (ingest takes clicks only for the link at domain/code).
+  await seedLinks(s.sql, [clickEvent()]);
 });
 afterAll(() => s.close());
 
@@ -74,7 +76,7 @@ describe("POST /v1/clicks", () => {
     const { SIGNATURE_HEADER, sign } = await import("../shared/signing.ts");
     const tampered = await fetch(`${s.ingest.url}/v1/clicks`, {
       method: "POST",
-      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign("test-edge-secret-0123456789", JSON.stringify(e)) },
+      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(KEYS.beacon, JSON.stringify(e)) },
       body: JSON.stringify({ ...e, original_url: "https://evil.example/" }),
     });
     expect(tampered.status).toBe(401);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, DATABASE_URL, eventually, json, startStack, TcpProxy, type Stack } from "./helpers.ts";
 
 /**
@@ -14,6 +14,7 @@ beforeAll(async () => {
   pgProxy = await new TcpProxy(Number(u.port || 5432)).listen();
   u.host = `127.0.0.1:${pgProxy.port}`;
   s = await startStack({ edge: false, env: { DATABASE_URL: u.toString() } });
+  await seedLinks(s.sql, [clickEvent()]);
 });
 afterAll(async () => {
   pgProxy.up();

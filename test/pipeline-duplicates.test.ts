@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { rows } from "../ingest/src/clickhouse.ts";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /** The forwarder sends every batch twice: ClickHouse and its views must still count N. */
@@ -14,6 +14,7 @@ afterAll(() => s.close());
 
 it("counts each click once under forced duplicate delivery", async () => {
   const events = Array.from({ length: N }, (_, i) => clickEvent({ link_id: 1 + (i % 3), code: `dup${i % 3}` }));
+  await seedLinks(s.sql, events);
   for (let i = 0; i < N; i += 100) expect((await postBeacon(s.ingest.url, events.slice(i, i + 100))).status).toBe(202);
   const status = async () => body(await fetch(`${s.ingest.url}/api/pipeline`, { headers: json(s.adminKey) }));
   // Twice as many rows reach ClickHouse as there are clicks: the duplicates really arrived.
