@@ -7,7 +7,7 @@ import { aggregate } from "../ingest/src/aggregate.ts";
 import { rows } from "../ingest/src/clickhouse.ts";
 import { createLoader, recordSchema } from "../ingest/src/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /**
@@ -46,6 +46,7 @@ it("dead-letters poison, keeps the shard moving, and replays after the fix", asy
   const before = clickEvent({ code: "same" });
   const after = clickEvent({ code: "same" });
   const newer = { ...clickEvent({ code: "same" }), cache_tier: "tiered", received_at: new Date().toISOString() };
+  await seedLinks(s.sql, [before]);
   expect((await postBeacon(s.ingest.url, before)).status).toBe(202);
   // Same partition key, so the poison sits between good records on one shard.
   await kinesis.send(

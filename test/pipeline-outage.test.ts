@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /**
@@ -11,6 +11,7 @@ import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 let s: Stack;
 beforeAll(async () => {
   s = await startStack({ edge: false, pipeline: true });
+  await seedLinks(s.sql, [clickEvent()]);
 });
 afterAll(() => s.close());
 
