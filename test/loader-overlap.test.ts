@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { rows, type ClickHouseClient } from "../ingest/src/clickhouse.ts";
 import { createLoader } from "../ingest/src/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { eventually, startStack, type Stack } from "./helpers.ts";
 
 /**
@@ -20,6 +20,7 @@ beforeAll(async () => {
   s = await startStack({ edge: false, pipeline: true, env: { LOG_LEVEL: process.env.LF_LOG ?? "silent" } });
   stream = `clicks-${(await s.sql`SELECT current_schema() AS s`)[0]!.s}`;
   await s.ingest.pipeline.loader!.stop();
+  await seedLinks(s.sql, [clickEvent({ code: "overlap" })]);
 });
 afterAll(() => s.close());
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema } from "../shared/event.ts";
 import { deaggregate } from "../ingest/src/aggregate.ts";
 import { rows } from "../ingest/src/clickhouse.ts";
-import { clickEvent, postBeacon } from "./fixtures.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /** PostgreSQL server, kinesalite and chDB, all real; N concurrent signed beacons end to end. */
@@ -24,6 +24,7 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
     const events = Array.from({ length: N }, (_, i) =>
       clickEvent({ link_id: 1 + (i % 7), code: `code${i % 7}`, timestamp: hours[i % 3]!, referer: i % 2 ? "https://a.example/x" : "" }),
     );
+    await seedLinks(s.sql, events);
     let next = 0;
     const statuses: number[] = [];
     await Promise.all(
