@@ -8,9 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema, type ClickEvent } from "../shared/event.ts";
 import { createArchiver, hourKey, partitionArchived, s3Uploader, type ArchivedClick } from "../ingest/src/archiver.ts";
 import { rows } from "../ingest/src/clickhouse.ts";
+import { storeClicks } from "../ingest/src/clicks.ts";
+import { applyPrivacy } from "../ingest/src/enrich.ts";
 import { dropExpiredPartitions, ensurePartitions, listPartitions } from "../ingest/src/partitions.ts";
-import { clickEvent, postBeacon } from "./fixtures.ts";
-import { eventually, startStack, type Stack } from "./helpers.ts";
+import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
+import { eventually, KEYS, startStack, type Stack } from "./helpers.ts";
 
 /** The archiver against the real PostgreSQL server, with chDB reading the archive back. */
 let s: Stack;
@@ -28,7 +30,18 @@ afterAll(() => s?.close());
 const archiver = () => s.ingest.pipeline.archiver!;
 
 async function send(events: ClickEvent[]) {
+  await seedLinks(s.sql, events); // ingest takes clicks only for the link at their domain/code
   for (let i = 0; i < events.length; i += 50) expect((await postBeacon(s.ingest.url, events.slice(i, i + 50))).status).toBe(202);
+}
+
+/**
+ * Clicks older than a beacon may carry (shared/event.ts MAX_CLICK_AGE_MS), stored as the beacon
+ * route stores them: the privacy step (as the stack is configured), then click and outbox rows
+ * in one statement, so the forwarder and loader carry them to ClickHouse.
+ */
+async function storeOld(events: ClickEvent[]) {
+  const privacy = { anonymizeIp: false, respectDnt: true, saltSecret: Buffer.from(KEYS.visitorSalt).toString("hex") };
+  await storeClicks(s.sql, events.map((e) => applyPrivacy(e, privacy)));
 }
 
 async function archiveFiles(root = dir): Promise<string[]> {
@@ -111,14 +124,14 @@ describe("archive", () => {
 
   it("drops an expired partition only once it is in ClickHouse and archived", async () => {
     // Two old months (within ClickHouse's 3-year TTL, beyond the 90 days of PostgreSQL): month
-    // A arrives through beacons (so the loader puts it in ClickHouse); month B is written to
-    // PostgreSQL only (never reaches ClickHouse).
+    // A is stored as beacons are, with outbox rows (so the loader puts it in ClickHouse); month B
+    // is written to PostgreSQL only (never reaches ClickHouse).
     const month = (m: number, day = 1, h = 0, min = 0) => new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + m, day, h, min));
     const name = (m: number) => `clicks_y${month(m).getUTCFullYear()}m${String(month(m).getUTCMonth() + 1).padStart(2, "0")}`;
     await ensurePartitions(s.sql, month(-9, 15), 0); // months -10 (A) and -9
     await ensurePartitions(s.sql, month(-6, 15), 0); // months -7 (B) and -6
     const a = Array.from({ length: 30 }, (_, i) => clickEvent({ code: "old1", timestamp: month(-10, 10, i % 4, i).toISOString() }));
-    await send(a);
+    await storeOld(a);
     const b = Array.from({ length: 5 }, (_, i) => clickEvent({ code: "old2", timestamp: month(-7, 10, 8, i).toISOString() }));
     const bRows = b.map(({ timestamp, ...e }) => ({ ...e, ts: timestamp }));
     await s.sql`INSERT INTO clicks ${s.sql(bRows)}`; // no outbox row: never forwarded
@@ -160,7 +173,7 @@ describe("archive", () => {
     const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const s3 = s3Uploader({ bucket: "archive-bucket", prefix: "linkflow/clicks", endpoint }, { region: "eu-central-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
     try {
-      const events = Array.from({ length: 7 }, () => clickEvent({ code: "s3" }));
+      const events = Array.from({ length: 7 }, () => clickEvent({ link_id: 6, code: "s3" }));
       await send(events);
       const ids = events.map((e) => e.click_id);
       await s.sql`UPDATE clicks SET received_at = '2019-06-01T10:05:00Z' WHERE click_id IN ${s.sql(ids)}`;
@@ -178,7 +191,7 @@ describe("archive", () => {
   });
 
   it("after a crash between writing and recording, writes the same file again (no second copy)", async () => {
-    const events = Array.from({ length: 3 }, () => clickEvent({ code: "crash" }));
+    const events = Array.from({ length: 3 }, () => clickEvent({ link_id: 7, code: "crash" }));
     await send(events);
     await s.sql`UPDATE clicks SET received_at = '2019-07-01T05:10:00Z' WHERE click_id IN ${s.sql(events.map((e) => e.click_id))}`;
     const key = "dt=2019-07-01/hour=05/clicks.ndjson.gz";
