@@ -1,13 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rows } from "../ingest/src/clickhouse.ts";
-import { visitorHash } from "../ingest/src/enrich.ts";
+import { storeClicks } from "../ingest/src/clicks.ts";
+import { applyPrivacy, visitorHash } from "../ingest/src/enrich.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";
-import { body, DATABASE_URL, EDGE_SECRET, eventually, json, startStack, type Stack } from "./helpers.ts";
+import { body, DATABASE_URL, eventually, json, KEYS, startStack, type Stack } from "./helpers.ts";
 
 /**
- * Stats, SRE and recent-clicks APIs over a seeded set of clicks, end to end (beacon →
- * PostgreSQL → Kinesis → ClickHouse), with every batch delivered twice by the forwarder.
+ * Stats, SRE and recent-clicks APIs over a seeded set of clicks, end to end (PostgreSQL →
+ * Kinesis → ClickHouse), with every batch delivered twice by the forwarder. The seeded clicks
+ * are days old, older than a beacon may carry (shared/event.ts MAX_CLICK_AGE_MS): they are
+ * stored as the beacon route stores them (privacy step, then click and outbox rows); a few
+ * current clicks go through the beacon route itself.
  */
 const UA = {
   iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
@@ -18,6 +22,8 @@ const H = 3_600_000;
 const D = Math.floor(Date.now() / (24 * H)) * 24 * H - 2 * 24 * H; // UTC midnight two days ago
 const at = (ms: number) => new Date(D + ms).toISOString();
 const iso = (ms: number) => new Date(ms).toISOString();
+/** Ingest's visitor-hash secret when VISITOR_SALT_SECRET is unset: the derived visitor-salt key, as hex. */
+const SALT_SECRET = Buffer.from(KEYS.visitorSalt).toString("hex");
 
 let s: Stack;
 let linkA: number;
@@ -27,6 +33,8 @@ let otherKey: string;
 let statsKey: string;
 let readKey: string;
 const clicks: Record<string, ClickEvent> = {};
+/** Current clicks (after the stats range) through the beacon route. */
+const current: ClickEvent[] = [];
 
 const api = (path: string, key = statsKey) => fetch(`${s.ingest.url}${path}`, { headers: json(key) });
 const stats = async (query: Record<string, string | number>, key = statsKey) => {
@@ -66,10 +74,15 @@ beforeAll(async () => {
     c8: clickEvent({ link_id: linkB, code: "statsB", timestamp: at(10 * H), user_agent: UA.chrome, geo_location: geo("GB", "LHR"), cache_tier: "kv" }),
     c9: clickEvent({ link_id: linkC, code: "statsC", timestamp: at(10 * H), user_agent: UA.chrome, geo_location: geo("JP", "NRT"), cache_tier: "kv" }),
   });
-  const all = Object.values(clicks);
-  expect((await postBeacon(s.ingest.url, all)).status).toBe(202);
+  // The route's own clicks: what /metrics counts per edge tier, and a visitor hash salted by ingest itself.
+  current.push(...Array.from({ length: 4 }, () => clickEvent({ link_id: linkB, code: "statsB", user_agent: UA.iphone, ip_address: "198.51.100.23", cache_tier: "kv" })));
+  expect((await postBeacon(s.ingest.url, current)).status).toBe(202);
+  // The seeded clicks, as the route stores them with this stack's privacy settings.
+  const privacy = { anonymizeIp: true, respectDnt: true, saltSecret: SALT_SECRET };
+  await storeClicks(s.sql, Object.values(clicks).map((e) => applyPrivacy(e, privacy)));
+  const all = [...Object.values(clicks), ...current];
   const status = async () => body(await fetch(`${s.ingest.url}/api/pipeline`, { headers: json(s.adminKey) }));
-  // Every batch reached ClickHouse twice (forced duplicate delivery), and still 9 distinct clicks.
+  // Every batch reached ClickHouse twice (forced duplicate delivery), and still 13 distinct clicks.
   expect(await eventually(async () => (await status()).clickhouse_rows >= 2 * all.length, 30_000, 200)).toBe(true);
   expect((await status()).clickhouse_clicks).toBe(all.length);
 }, 90_000);
@@ -213,8 +226,11 @@ describe("privacy", () => {
     expect(dnt.geo_location).toEqual({ country: "FR", colo: "CDG" });
     // The visitor hash came from the full IP, before truncation.
     const [h] = await rows<{ visitor_hash: string }>(s.ingest.pipeline.ch!, "SELECT visitor_hash FROM linkflow.clicks WHERE click_id = {id:UUID} LIMIT 1", { id: clicks.c1!.click_id });
-    expect(h!.visitor_hash).toBe(visitorHash(EDGE_SECRET, clicks.c1!.timestamp, "198.51.100.23", UA.iphone));
-    expect(h!.visitor_hash).not.toBe(visitorHash(EDGE_SECRET, clicks.c1!.timestamp, "198.51.100.0", UA.iphone));
+    expect(h!.visitor_hash).toBe(visitorHash(SALT_SECRET, clicks.c1!.timestamp, "198.51.100.23", UA.iphone));
+    expect(h!.visitor_hash).not.toBe(visitorHash(SALT_SECRET, clicks.c1!.timestamp, "198.51.100.0", UA.iphone));
+    // Through the beacon route too: ingest salts with the key it derives from EDGE_SECRET.
+    const [r] = await rows<{ visitor_hash: string }>(s.ingest.pipeline.ch!, "SELECT visitor_hash FROM linkflow.clicks WHERE click_id = {id:UUID} LIMIT 1", { id: current[0]!.click_id });
+    expect(r!.visitor_hash).toBe(visitorHash(SALT_SECRET, current[0]!.timestamp, "198.51.100.23", UA.iphone));
   });
 });
 
