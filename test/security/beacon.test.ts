@@ -2,8 +2,8 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_BEACON_BYTES } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
-import { clickEvent, postBeacon } from "../fixtures.ts";
-import { body, EDGE_SECRET, startStack, type Stack } from "../helpers.ts";
+import { clickEvent, postBeacon, seedLinks } from "../fixtures.ts";
+import { body, KEYS, startStack, type Stack } from "../helpers.ts";
 
 /**
  * Beacon security beyond test/clicks.test.ts (which covers wrong key, unsigned, expired, a
@@ -13,6 +13,7 @@ import { body, EDGE_SECRET, startStack, type Stack } from "../helpers.ts";
 let s: Stack;
 beforeAll(async () => {
   s = await startStack({ edge: false });
+  await seedLinks(s.sql, [clickEvent()]); // the link clickEvent()'s clicks name
 });
 afterAll(() => s.close());
 
@@ -46,7 +47,7 @@ describe("beacon security", () => {
   it("a valid signature reused for a different body, or a batch built around it, is refused", async () => {
     const before = await count();
     const a = JSON.stringify(clickEvent());
-    const sig = await sign(EDGE_SECRET, a);
+    const sig = await sign(KEYS.beacon, a);
     const other = JSON.stringify(clickEvent());
     const send = (b: string, h = sig) => fetch(`${s.ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: h }, body: b });
     for (const b of [other, `[${a}]`, `${a} `, ` ${a}`, `${a}\n`, a.replace("}", ',"qr":true}')]) {
@@ -71,7 +72,7 @@ describe("beacon security", () => {
     const e = clickEvent();
     const rawBody = JSON.stringify(e);
     for (const t of [now() - 301, now() - 86_400, 0, now() + 10_000]) {
-      const res = await fetch(`${s.ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, rawBody, t) }, body: rawBody });
+      const res = await fetch(`${s.ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(KEYS.beacon, rawBody, t) }, body: rawBody });
       expect(res.status).toBe(401);
     }
     expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${e.click_id}`)[0]!.n).toBe(0);
@@ -93,7 +94,7 @@ describe("beacon security", () => {
     expect((await postBeacon(s.ingest.url, exact)).status).toBe(202);
     // Chunked: no Content-Length to check up front.
     const big = pad(MAX_BEACON_BYTES * 4);
-    const chunked = await raw([["content-type", "application/json"], [SIGNATURE_HEADER, await sign(EDGE_SECRET, big)]], big, { chunked: true });
+    const chunked = await raw([["content-type", "application/json"], [SIGNATURE_HEADER, await sign(KEYS.beacon, big)]], big, { chunked: true });
     expect(chunked.status).toBe(413);
     expect(JSON.parse(chunked.body).error.code).toBe("body_too_large");
     expect(await count()).toBe(before + 1);
@@ -113,7 +114,7 @@ describe("beacon security", () => {
   it("duplicate X-Signature headers (one good, one bad, either order) and CR/LF in the header are refused", async () => {
     const before = await count();
     const b = JSON.stringify(clickEvent());
-    const good = await sign(EDGE_SECRET, b);
+    const good = await sign(KEYS.beacon, b);
     const bad = await sign("not-the-edge-secret-xx", b);
     for (const pair of [[good, bad], [bad, good], [good, good]]) {
       const res = await raw([["content-type", "application/json"], [SIGNATURE_HEADER, pair[0]!], [SIGNATURE_HEADER, pair[1]!]], b);

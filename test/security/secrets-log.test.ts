@@ -2,13 +2,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../../ingest/src/keys.ts";
 import { clickEvent, postBeacon } from "../fixtures.ts";
-import { body, DATABASE_URL, EDGE_SECRET, testSchema } from "../helpers.ts";
+import { body, DATABASE_URL, EDGE_SECRET, KEYS, testSchema } from "../helpers.ts";
 
 /**
  * No secret in the logs: ingest as its own process (`node --import tsx ingest/src/main.ts`) at
  * LOG_LEVEL=debug, every line of stdout and stderr captured, while keys are created, links with
  * passwords are written, beacons (good and bad) arrive and the KV push to an unreachable worker
- * fails. The admin key, created keys' secrets, EDGE_SECRET and link passwords never appear.
+ * fails. The admin key, created keys' secrets, EDGE_SECRET, the keys derived from it (hex or
+ * base64) and link passwords never appear.
  */
 let db: Awaited<ReturnType<typeof testSchema>>;
 let child: ChildProcess;
@@ -52,8 +53,9 @@ const api = (path: string, method: string, b?: unknown, key = adminKey) =>
   fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) });
 
 describe("secrets in logs", () => {
-  it("the admin key, created keys, EDGE_SECRET and link passwords never appear in debug output", async () => {
+  it("the admin key, created keys, EDGE_SECRET, its derived keys and link passwords never appear in debug output", async () => {
     const secrets = [adminKey, EDGE_SECRET];
+    for (const k of Object.values(KEYS)) secrets.push(...(["hex", "base64", "base64url"] as const).map((enc) => Buffer.from(k).toString(enc)));
     const key = await body(await api("/api/keys", "POST", { name: "ci", scopes: ["links:write", "links:read"] }));
     expect(typeof key.key).toBe("string");
     secrets.push(key.key);
@@ -70,7 +72,8 @@ describe("secrets in logs", () => {
     await api("/api/links", "POST", { url: "https://example.com/x", password: "x".repeat(200) + pw }, key.key);
     await api("/api/links", "GET", undefined, adminKey.slice(0, -1) + "x");
     await api("/api/nope", "GET");
-    expect((await postBeacon(url, clickEvent())).status).toBe(202);
+    // A click of the link above (ingest takes clicks only for the link at their domain/code).
+    expect((await postBeacon(url, clickEvent({ link_id: Number(link.id), domain: link.domain, code: link.code }))).status).toBe(202);
     expect((await postBeacon(url, clickEvent(), { secret: EDGE_SECRET + "x" })).status).toBe(401);
     expect((await postBeacon(url, "{bad")).status).toBe(400);
     // Revoking logs too.
