@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKey, type EdgeLink } from "../shared/event.ts";
-import { hashPassword } from "../shared/password.ts";
+import { hashPassword, passwordVerifier } from "../shared/password.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { EDGE_SECRET, eventually, startStack, type Stack } from "./helpers.ts";
+import { seedLinks } from "./fixtures.ts";
+import { eventually, KEYS, startStack, type Stack } from "./helpers.ts";
 
 // Link rules at the edge (issue 5): custom domains, expiry and click limits, passwords,
 // targeting, redirect statuses, UTM and QR, against the real worker in workerd, KV, ingest
@@ -38,17 +39,22 @@ async function visit(code: string, v: Visit = {}) {
   return { status: res.status, location: res.headers.get("location"), headers: res.headers, text: await res.text() };
 }
 
+/** A link's record in KV, and its row in PostgreSQL (ingest takes clicks only for a link that is there). */
 const seed = async (link: Omit<EdgeLink, "id"> & { id?: number }) => {
-  const full = { id: nextId++, ...link } as EdgeLink;
+  const [{ id }] = await s.sql<{ id: string }[]>`SELECT nextval(pg_get_serial_sequence('links', 'id')) AS id`;
+  const full = { id: Number(id), ...link } as EdgeLink;
+  await seedLinks(s.sql, [{ link_id: full.id, domain: full.domain, code: full.code, original_url: full.url }]);
   await (await s.edge!.mf.getKVNamespace("LINKS")).put(linkKey(full.domain, full.code), JSON.stringify(full));
   return full;
 };
+/** The verifier an edge record carries for `password` (what ingest pushes). */
+const verifierOf = async (password: string) => (await passwordVerifier(await hashPassword(password), KEYS.password))!;
 /** The signed KV write-through ingest uses (also drops the isolate's cached copy). */
 async function admin(method: "PUT" | "DELETE", body: object) {
   const raw = JSON.stringify(body);
   return fetch(`${s.edge!.url}/_admin/links`, {
     method,
-    headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, requestMessage(method, "/_admin/links", raw)) },
+    headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(KEYS.edgeAdmin, requestMessage(method, "/_admin/links", raw)) },
     body: raw,
   });
 }
@@ -120,7 +126,7 @@ describe("expiry and click limits", () => {
 
 describe("password-protected links", () => {
   it("form → wrong password 401 → right password → redirect; the cookie serves the next visit; clicks only for redirects", async () => {
-    await seed({ domain: "", code: "locked", url: "https://example.com/private", status: 307, password_hash: await hashPassword("open sesame") });
+    await seed({ domain: "", code: "locked", url: "https://example.com/private", status: 307, password: await verifierOf("open sesame") });
     const form = await visit("locked", { query: "?qr=1" });
     expect(form.status).toBe(200);
     expect(form.headers.get("content-type")).toMatch(/^text\/html/);
@@ -148,7 +154,7 @@ describe("password-protected links", () => {
     const again = await visit("locked", { cookie });
     expect(again.status).toBe(307);
     // The cookie belongs to this link only.
-    await seed({ domain: "", code: "locked2", url: "https://example.com/p2", status: 302, password_hash: await hashPassword("open sesame") });
+    await seed({ domain: "", code: "locked2", url: "https://example.com/p2", status: 302, password: await verifierOf("open sesame") });
     expect((await visit("locked2", { cookie })).status).toBe(200);
 
     const rows = await clicksAfter("locked", 2);
@@ -160,10 +166,10 @@ describe("password-protected links", () => {
   });
 
   it("a new password invalidates the cookies given out for the old one", async () => {
-    const l = await seed({ domain: "", code: "rotate", url: "https://example.com/r", status: 302, password_hash: await hashPassword("one") });
+    const l = await seed({ domain: "", code: "rotate", url: "https://example.com/r", status: 302, password: await verifierOf("one") });
     const cookie = (await visit("rotate", { form: "password=one" })).headers.get("set-cookie")!.split(";")[0]!;
     expect((await visit("rotate", { cookie })).status).toBe(302);
-    expect((await admin("PUT", { ...l, password_hash: await hashPassword("two") })).status).toBe(204);
+    expect((await admin("PUT", { ...l, password: await verifierOf("two") })).status).toBe(204);
     expect((await visit("rotate", { cookie })).status).toBe(200);
     expect((await visit("rotate", { form: "password=one" })).status).toBe(401);
     expect((await visit("rotate", { form: "password=two" })).status).toBe(303);
@@ -257,7 +263,7 @@ describe("admin route with the extended record", () => {
       status: 301,
       expires_at: Date.now() + 86_400_000,
       expired_url: "https://example.com/ended",
-      password_hash: await hashPassword("pw"),
+      password: await verifierOf("pw"),
       targeting: [{ country: ["DE"], device: ["desktop"], os: ["Windows"], language: ["de"], url: "https://example.de/" }],
       utm: { utm_source: "a" },
     };

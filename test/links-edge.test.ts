@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { edgeLinkSchema, linkKey } from "../shared/event.ts";
-import { verifyPassword } from "../shared/password.ts";
+import { checkVerifier } from "../shared/password.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { body, EDGE_SECRET, json, startStack, type Stack } from "./helpers.ts";
+import { body, json, KEYS, startStack, type Stack } from "./helpers.ts";
 
 /** KV write-through of the link API: create, update, slug/domain moves, delete; /v1/resolve agrees. */
 let s: Stack;
@@ -18,11 +18,11 @@ const api = (path: string, method = "GET", b?: unknown) =>
   fetch(`${s.ingest.url}/api/links${path}`, { method, headers: json(s.adminKey), ...(b === undefined ? {} : { body: JSON.stringify(b) }) });
 const resolve = async (code: string, domain = "") => {
   const path = `/v1/resolve/${code}?domain=${domain}`;
-  return fetch(s.ingest.url + path, { headers: { [SIGNATURE_HEADER]: await sign(EDGE_SECRET, requestMessage("GET", path)) } });
+  return fetch(s.ingest.url + path, { headers: { [SIGNATURE_HEADER]: await sign(KEYS.resolve, requestMessage("GET", path)) } });
 };
 
 describe("KV write-through", () => {
-  it("pushes the compact record: UTM merged, expiry in ms, password hash, targeting, never the password", async () => {
+  it("pushes the compact record: UTM merged, expiry in ms, password verifier, targeting, never the password or its hash", async () => {
     const link = await body(
       await api("", "POST", {
         url: "https://example.com/kv?utm_source=keep",
@@ -49,8 +49,12 @@ describe("KV write-through", () => {
       utm: { utm_source: "ignored", utm_medium: "email" },
     });
     expect((rec as { gone?: true }).gone).toBeUndefined();
-    expect(await verifyPassword("open sesame", (rec as { password_hash: string }).password_hash)).toBe(true);
+    const verifier = (rec as { password: string }).password;
+    expect(await checkVerifier("open sesame", verifier, [KEYS.password])).toBe(true);
     expect(JSON.stringify(rec)).not.toContain("open sesame");
+    const [{ password_hash }] = await s.sql`SELECT password_hash FROM links WHERE id = ${link.id}`;
+    expect(JSON.stringify(rec)).not.toContain(password_hash.split("$")[3]);
+    expect(rec).not.toHaveProperty("password_hash");
     // /v1/resolve gives the very same record (one mapping: toEdgeLink).
     expect(await body(await resolve("kv-full"))).toEqual(rec);
   });

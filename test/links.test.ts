@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestMessage, sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { body, EDGE_SECRET, json, startStack, type Stack } from "./helpers.ts";
+import { requestMessage, sign, SIGNATURE_HEADER, type KeyMaterial } from "../shared/signing.ts";
+import { body, EDGE_SECRET, json, KEYS, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
 beforeAll(async () => {
@@ -79,7 +79,7 @@ describe("links API", () => {
 });
 
 describe("GET /v1/resolve/:code", () => {
-  const resolve = async (code: string, secret = EDGE_SECRET) => {
+  const resolve = async (code: string, secret: KeyMaterial = KEYS.resolve) => {
     const path = `/v1/resolve/${code}?domain=`;
     return fetch(s.ingest.url + path, { headers: { [SIGNATURE_HEADER]: await sign(secret, requestMessage("GET", path)) } });
   };
@@ -94,6 +94,9 @@ describe("GET /v1/resolve/:code", () => {
   it("404s an unknown code and 401s an unsigned or wrongly signed call", async () => {
     expect((await resolve("no-such-code")).status).toBe(404);
     expect((await resolve("resolve-me", "wrong-secret-0123456789")).status).toBe(401);
+    // EDGE_SECRET itself, or another purpose's key, is not the resolve key.
+    expect((await resolve("resolve-me", EDGE_SECRET)).status).toBe(401);
+    expect((await resolve("resolve-me", KEYS.beacon)).status).toBe(401);
     expect((await fetch(`${s.ingest.url}/v1/resolve/resolve-me?domain=`)).status).toBe(401);
   });
 });

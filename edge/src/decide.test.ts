@@ -49,12 +49,12 @@ describe("decide: expiry and gone", () => {
     expect(go({ ...link, gone: true, expired_url: "https://example.com/sold-out" })).toMatchObject({ kind: "expired_redirect", location: "https://example.com/sold-out" });
   });
   it("does not ask for the password of an expired link", () => {
-    expect(go({ ...link, gone: true, password_hash: "pbkdf2-sha256$1$a$b" })).toMatchObject({ kind: "expired" });
+    expect(go({ ...link, gone: true, password: "pbkdf2-sha256+hmac$1$a$b" })).toMatchObject({ kind: "expired" });
   });
 });
 
 describe("decide: password", () => {
-  const locked = { ...link, password_hash: "pbkdf2-sha256$1$a$b" };
+  const locked = { ...link, password: "pbkdf2-sha256+hmac$1$a$b" };
   it("asks for it without proof, re-asks with an error after a wrong one", () => {
     expect(go(locked)).toEqual({ kind: "password_form", link: locked });
     expect(go(locked, facts({ post: true, password: "wrong" }))).toEqual({ kind: "password_form", link: locked, error: "wrong_password" });

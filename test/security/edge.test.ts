@@ -1,8 +1,8 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKey, type EdgeLink } from "../../shared/event.ts";
-import { hashPassword } from "../../shared/password.ts";
-import { startStack, type Stack } from "../helpers.ts";
+import { hashPassword, passwordVerifier } from "../../shared/password.ts";
+import { KEYS, startStack, type Stack } from "../helpers.ts";
 
 /**
  * The worker against hostile requests (issue 7): Host spoofing against custom domains, path
@@ -18,7 +18,7 @@ beforeAll(async () => {
   await put({ id: 9001, domain: "go.example", code: "brand", url: "https://example.com/custom", status: 302 } as EdgeLink);
   await put({ id: 9002, domain: "", code: "home", url: "https://example.com/primary", status: 302 } as EdgeLink);
   await put({ id: 9003, domain: "", code: "old", url: "https://example.com/old", status: 302, expires_at: Date.now() - 1000 } as EdgeLink);
-  await put({ id: 9004, domain: "", code: "locked", url: "https://example.com/secret", status: 302, password_hash: await hashPassword("pw-123456") } as EdgeLink);
+  await put({ id: 9004, domain: "", code: "locked", url: "https://example.com/secret", status: 302, password: await passwordVerifier(await hashPassword("pw-123456"), KEYS.password) } as EdgeLink);
 });
 afterAll(() => s.close());
 
