@@ -112,7 +112,7 @@ describe("the CLICKS_QUEUE consumer", () => {
 
 describe("a worker whose EDGE_SECRET ingest does not accept", () => {
   let q: QueueStack;
-  beforeAll(async () => (q = await start(true, { EDGE_SECRET: "not-the-edge-secret-0123456789", BEACON_ATTEMPTS: "2" })));
+  beforeAll(async () => (q = await start(true, { EDGE_SECRET: "not-the-edge-secret-0123456789-abcdefgh", BEACON_ATTEMPTS: "2" })));
   afterAll(() => q.close());
 
   it("keeps the refused clicks on the queue (retried) instead of dropping them", async () => {

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "smol-toml";
 import { expect, it } from "vitest";
 import { queueOptions, wranglerConfig } from "../edge/miniflare.ts";
+import { QUEUE_MAX_RETRIES } from "../shared/event.ts";
 
 interface Queues {
   producers: { binding: string; queue: string }[];
@@ -41,6 +42,11 @@ it("consumes CLICKS_QUEUE in the same worker, with a dead-letter queue, in every
     expect(consumer!.max_retries, name).toBeGreaterThanOrEqual(50);
     expect(consumer!.dead_letter_queue, name).toMatch(/dlq/);
     expect(consumer!.dead_letter_queue, name).not.toBe(clicks!.queue);
+    // Ingest refuses clicks older than the queue can hold them (shared/event.ts MAX_CLICK_AGE_MS):
+    // more retries here would deliver clicks it then refuses.
+    expect(consumer!.max_retries, name).toBeLessThanOrEqual(QUEUE_MAX_RETRIES);
+    // Clicks ingest refuses as invalid go straight to that dead-letter queue.
+    expect(q.producers.find((p) => p.binding === "CLICKS_DLQ")?.queue, name).toBe(consumer!.dead_letter_queue);
   }
   // A queue has one consumer: two environments sharing a queue would steal each other's clicks.
   const names = Object.values(cfg.env).map((e) => e.queues.producers.find((p) => p.binding === "CLICKS_QUEUE")!.queue);
@@ -49,7 +55,7 @@ it("consumes CLICKS_QUEUE in the same worker, with a dead-letter queue, in every
 
 it("maps the queue tables to Miniflare's options", () => {
   const o = queueOptions(wranglerConfig());
-  expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks" } });
+  expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks" }, CLICKS_DLQ: { queueName: "linkflow-clicks-dlq" } });
   expect(o.queueConsumers).toEqual({
     "linkflow-clicks": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq" },
   });

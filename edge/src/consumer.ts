@@ -2,12 +2,12 @@ import { QUEUE_MAX_RETRY_DELAY_S, type ClickEvent } from "../../shared/event.ts"
 import { enqueue, sendBeacon } from "./beacon.ts";
 import { num, type Env } from "./env.ts";
 
-/** Longest redelivery delay: with max_retries = 100 the queue keeps trying for ~8 hours. */
-const MAX_RETRY_DELAY_S = QUEUE_MAX_RETRY_DELAY_S;
-
-/** Seconds before a message's next delivery: `base` doubled per failed attempt, capped. */
+/**
+ * Seconds before a message's next delivery: `base` doubled per failed attempt, capped at
+ * QUEUE_MAX_RETRY_DELAY_S (with max_retries = 100 the queue keeps trying for ~8 hours).
+ */
 export const retryDelay = (base: number, attempts: number) =>
-  Math.max(0, Math.round(Math.min(MAX_RETRY_DELAY_S, base * 2 ** Math.max(0, attempts - 1))));
+  Math.max(0, Math.round(Math.min(QUEUE_MAX_RETRY_DELAY_S, base * 2 ** Math.max(0, attempts - 1))));
 
 /**
  * The CLICKS_QUEUE consumer: posts a delivered batch as one signed beacon (split only where

@@ -7,7 +7,7 @@ export interface Env {
   /** The secret before a rotation: what it signed is still accepted while this is set. */
   EDGE_SECRET_PREVIOUS?: string;
   /** "true": destinations in private address space are allowed (as ingest's ALLOW_PRIVATE_DESTINATIONS). */
-  ALLOW_PRIVATE_DESTINATIONS?: string;
+  ALLOW_PRIVATE_DESTINATIONS: string;
   LINKS: KVNamespace;
   /**
    * Producer side of the `linkflow-clicks` queue (this worker is also its consumer). Optional: a
