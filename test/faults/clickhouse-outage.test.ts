@@ -1,7 +1,7 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, IngestProcess, loadLinks, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
 
 /**
  * ClickHouse refusing every insert for 30 s under steady beacon load. ClickHouse is chDB inside
@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe("fault: ClickHouse outage", () => {
   it("acknowledges every beacon while ClickHouse refuses inserts for 30 s, then loads each click exactly once", async () => {
-    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48 }).start();
+    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48, links: await loadLinks(s) }).start();
     await sleep(5_000);
     await writeFile(flag, "down\n");
     const downAt = Date.now();

@@ -16,7 +16,7 @@ import { generateKey } from "../../ingest/src/keys.ts";
 import type { ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { clickEvent } from "../fixtures.ts";
-import { DATABASE_URL, EDGE_SECRET, TcpProxy } from "../helpers.ts";
+import { DATABASE_URL, EDGE_SECRET, KEYS, TcpProxy } from "../helpers.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -247,6 +247,19 @@ export interface LoadStats {
 const DEFAULT_CODES = ["code0", "code1", "code2", "code3", "code4"];
 
 /**
+ * The links a BeaconLoad's clicks name, created in the scenario's database (after ingest ran its
+ * migrations): ingest takes a click only for the link at its domain/code. Ids come from the
+ * sequence, so links made through the API before or after do not collide. Returns code → id.
+ */
+export async function loadLinks(s: Scenario, codes = DEFAULT_CODES): Promise<Map<string, number>> {
+  const rows = await s.pg<{ id: string; code: string }[]>`
+    INSERT INTO links (workspace_id, domain, code, url)
+    SELECT (SELECT min(id) FROM workspaces), '', c, 'https://example.com/landing' FROM unnest(${codes}::text[]) AS c
+    RETURNING id, code`;
+  return new Map(rows.map((r) => [r.code, Number(r.id)]));
+}
+
+/**
  * `n` codes per shard of a stream of `shards` evenly split shards (Kinesis: the MD5 of the
  * partition key — the code — as a 128-bit number picks the shard), so a load reaches every shard.
  */
@@ -271,7 +284,8 @@ export class BeaconLoad {
 
   constructor(
     private url: string,
-    private opts: { rate: number; maxInFlight: number; codes?: string[] } = { rate: 150, maxInFlight: 48 },
+    /** `links`: code → link id, from `loadLinks` (the load spreads its clicks over them). */
+    private opts: { rate: number; maxInFlight: number; links: Map<string, number> },
   ) {}
 
   start() {
@@ -286,8 +300,9 @@ export class BeaconLoad {
           continue;
         }
         const n = this.stats.generated++;
-        const codes = this.opts.codes ?? DEFAULT_CODES;
-        const p = this.deliver(clickEvent({ link_id: 1 + (n % codes.length), code: codes[n % codes.length]! }));
+        const codes = [...this.opts.links.keys()];
+        const code = codes[n % codes.length]!;
+        const p = this.deliver(clickEvent({ link_id: this.opts.links.get(code)!, code }));
         this.inflight.add(p);
         void p.finally(() => this.inflight.delete(p));
       }
@@ -307,7 +322,7 @@ export class BeaconLoad {
         const raw = JSON.stringify(e);
         const r = await fetch(`${this.url}/v1/clicks`, {
           method: "POST",
-          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) },
+          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(KEYS.beacon, raw) },
           body: raw,
           signal: AbortSignal.timeout(10_000),
         });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, rand, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, IngestProcess, loadLinks, rand, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
 
 /**
  * Ingest SIGKILLed 10 times at random moments under steady beacon load, restarted each time on
@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe("fault: ingest SIGKILL", () => {
   it(`loses and double-counts nothing across ${KILLS} SIGKILLs under load`, async () => {
-    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48 }).start();
+    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48, links: await loadLinks(s) }).start();
     const cycles: { upMs: number; downMs: number; startMs: number }[] = [];
     for (let i = 0; i < KILLS; i++) {
       const up = rand(1_000, 6_000);

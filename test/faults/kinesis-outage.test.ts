@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, IngestProcess, loadLinks, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
 
 /**
  * Kinesis unreachable for 30 s under steady beacon load (the TCP proxy between ingest and
@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe("fault: Kinesis outage", () => {
   it("acknowledges every beacon during a 30 s outage and drains afterwards", async () => {
-    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48 }).start();
+    const load = new BeaconLoad(s.url, { rate: 150, maxInFlight: 48, links: await loadLinks(s) }).start();
     await sleep(5_000);
     s.kinesisProxy.down();
     const downAt = Date.now();

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kinesisClient } from "../../ingest/src/kinesis.ts";
-import { BeaconLoad, clickhouseIds, codesCoveringShards, freePort, IngestProcess, pipelineStatus, postgresIds, scenario, sleep, type Scenario } from "./harness.ts";
+import { BeaconLoad, clickhouseIds, codesCoveringShards, freePort, IngestProcess, loadLinks, pipelineStatus, postgresIds, scenario, sleep, type Scenario } from "./harness.ts";
 
 /**
  * Loader leases across processes: one forwarder process (HTTP + outbox → Kinesis) and three
@@ -77,7 +77,7 @@ async function lastSequences(): Promise<Map<string, string | null>> {
 
 describe("fault: loader SIGKILLed among three", () => {
   it("spreads 4 shards over 3 loaders, hands a killed loader's shards over within the lease, and loses nothing", async () => {
-    const load = new BeaconLoad(s.url, { rate: 100, maxInFlight: 32, codes: codesCoveringShards(4) }).start();
+    const load = new BeaconLoad(s.url, { rate: 100, maxInFlight: 32, links: await loadLinks(s, codesCoveringShards(4)) }).start();
 
     // Every shard leased, by three distinct live loaders.
     const spread = await until("3 owners over 4 shards", 45_000, async () => {

@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { clickEvent } from "../fixtures.ts";
-import { EDGE_SECRET } from "../helpers.ts";
+import { EDGE_SECRET, KEYS } from "../helpers.ts";
 import {
   BeaconLoad,
   createLink,
   IngestProcess,
+  loadLinks,
   percentile,
   RedirectLoad,
   scenario,
@@ -45,11 +46,14 @@ const ANSWER_BOUND_MS = 10_000;
 let s: Scenario;
 let ingest: IngestProcess;
 let edge: Edge;
+/** The link the probe beacons name (ingest takes a click only for the link at its domain/code). */
+let probeLink: number;
 beforeAll(async () => {
   s = await scenario("PostgreSQL down 10 s", { pgProxy: true });
   ingest = new IngestProcess(s);
   await ingest.start();
   ingest.supervise();
+  probeLink = (await loadLinks(s, ["probe"])).get("probe")!;
   edge = await startEdge({ vars: { INGEST_URL: ingest.url, EDGE_SECRET } });
 });
 afterAll(async () => {
@@ -81,7 +85,7 @@ async function timed(what: Probe["what"], req: () => Promise<Response>, click_id
 
 /** A signed beacon and an API call. */
 function probe(): Promise<Probe>[] {
-  const e = clickEvent({ code: "probe" });
+  const e = clickEvent({ link_id: probeLink, code: "probe" });
   const raw = JSON.stringify(e);
   const signal = () => AbortSignal.timeout(ANSWER_BOUND_MS);
   return [
@@ -90,7 +94,7 @@ function probe(): Promise<Probe>[] {
       async () =>
         fetch(`${s.url}/v1/clicks`, {
           method: "POST",
-          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(EDGE_SECRET, raw) },
+          headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(KEYS.beacon, raw) },
           body: raw,
           signal: signal(),
         }),
@@ -110,7 +114,7 @@ describe("fault: PostgreSQL outage", () => {
     expect(warm.headers.get("x-cache-tier")).toBe("origin");
 
     const visitors = new RedirectLoad(target, { rate: 40, maxInFlight: 16 }).start();
-    const beacons = new BeaconLoad(s.url, { rate: 50, maxInFlight: 32 }).start();
+    const beacons = new BeaconLoad(s.url, { rate: 50, maxInFlight: 32, links: await loadLinks(s) }).start();
     await sleep(5_000);
 
     s.pgProxy!.down();

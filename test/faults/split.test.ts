@@ -1,7 +1,7 @@
 import { ListShardsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kinesisClient } from "../../ingest/src/kinesis.ts";
-import { BeaconLoad, clickhouseIds, IngestProcess, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, clickhouseIds, IngestProcess, loadLinks, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
 
 /**
  * A shard split mid-stream under load: the parent is read to its end and checkpointed as
@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe("fault: shard split mid-stream", () => {
   it("loses and double-counts nothing across a SplitShard", async () => {
-    const load = new BeaconLoad(s.url, { rate: 100, maxInFlight: 32 }).start();
+    const load = new BeaconLoad(s.url, { rate: 100, maxInFlight: 32, links: await loadLinks(s) }).start();
     await sleep(4_000);
     const k = kinesisClient({ endpoint: `http://127.0.0.1:${s.kinesisProxy.port}` });
     const before = (await k.send(new ListShardsCommand({ StreamName: s.stream }))).Shards!;
