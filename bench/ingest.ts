@@ -22,9 +22,12 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import autocannon from "autocannon";
 import postgres from "postgres";
+import { keysOf } from "../shared/keys.ts";
 import { cpuMs, mib, procStatusKb } from "./proc.ts";
 
-const SECRET = "bench-edge-secret-0123456789";
+const SECRET = "bench-edge-secret-0123456789-abcdef";
+/** Beacons are signed with the key ingest derives for them from EDGE_SECRET (shared/keys.ts). */
+const BEACON_KEY = (await keysOf(SECRET)).beacon;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 export const freePort = () =>
@@ -66,7 +69,7 @@ const event = (now: string) => ({
   cache_tier: "isolate",
 });
 /** One reading of the clock: two could straddle a second and sign another t than the header's (a 401). */
-const signed = (body: string, t = Math.floor(Date.now() / 1000)) => `t=${t},v1=${createHmac("sha256", SECRET).update(`${t}.${body}`).digest("hex")}`;
+const signed = (body: string, t = Math.floor(Date.now() / 1000)) => `t=${t},v1=${createHmac("sha256", BEACON_KEY).update(`${t}.${body}`).digest("hex")}`;
 
 /**
  * autocannon POSTing fresh signed beacons of `perRequest` clicks, `connections` spread over
@@ -190,6 +193,10 @@ export async function benchIngest(quick: boolean) {
   };
   const perK = (ms: number, n: number) => (n ? Math.round((ms / n) * 1000 * 10) / 10 : null); // CPU ms per 1000
   try {
+    // The link the beacons' clicks name (ingest takes a click only for the link at its domain/code).
+    const e = event("");
+    await sql`INSERT INTO links (id, workspace_id, domain, code, url) VALUES (${e.link_id}, (SELECT min(id) FROM workspaces), ${e.domain}, ${e.code}, ${e.original_url})`;
+    await sql`SELECT setval(pg_get_serial_sequence('links', 'id'), (SELECT max(id) FROM links))`;
     // Rounds of the single-click loads whose order rotates, so each ratio compares loads run
     // next to each other (this machine's speed drifts by tens of percent within minutes); the
     // ratios are the medians of the rounds' own ratios. One process of each (what the second

@@ -38,7 +38,7 @@ const sink = createServer((req, res) => {
 });
 await new Promise<void>((r) => sink.listen(0, "127.0.0.1", r));
 const inspectorPort = await freePort();
-const worker = await edgeWorker({ INGEST_URL: `http://127.0.0.1:${(sink.address() as { port: number }).port}`, EDGE_SECRET: "profile-edge-secret-0123456789", BEACONS: beacons });
+const worker = await edgeWorker({ INGEST_URL: `http://127.0.0.1:${(sink.address() as { port: number }).port}`, EDGE_SECRET: "profile-edge-secret-0123456789-abcdef", BEACONS: beacons });
 const mf = new Miniflare({ workers: [worker], kvPersist: false, cf: DEV_CF, host: "127.0.0.1", port: 0, inspectorPort, log: new Log(LogLevel.WARN) });
 try {
   const url = `${(await mf.ready).toString().replace(/\/$/, "")}/profile1`;

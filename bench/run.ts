@@ -26,6 +26,7 @@ import autocannon from "autocannon";
 import postgres from "postgres";
 import { edgeWorker, startEdge } from "../edge/miniflare.ts";
 import { generateKey } from "../ingest/src/keys.ts";
+import { keysOf } from "../shared/keys.ts";
 import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
 import { childPids, cpuMs, mib, procStatusKb, rssSampler } from "./proc.ts";
 
@@ -36,7 +37,9 @@ const ROUNDS = quick ? 1 : 5;
 const LOAD_S = quick ? 1.5 : 3;
 const CONNECTIONS = 32;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const SECRET = "bench-edge-secret-0123456789";
+const SECRET = "bench-edge-secret-0123456789-abcdef";
+/** The beacon key both sides derive from SECRET (shared/keys.ts): this process's own beacons are signed with it. */
+const BEACON_KEY = (await keysOf(SECRET)).beacon;
 /** Links created only in PostgreSQL (not in KV) for the origin-miss load: each is asked for once. */
 const ORIGIN_CODES = quick ? 300 : 3000;
 
@@ -165,7 +168,7 @@ const allCpus = `0-${cpus().length - 1}`;
 try {
   const auth = { Authorization: `Bearer ${adminKey}`, "content-type": "application/json" };
   const res = await fetch(`${pipelineUrl}/api/links`, { method: "POST", headers: auth, body: JSON.stringify({ url: "https://example.com/bench" }) });
-  const { code } = (await res.json()) as { code: string };
+  const { code, id: linkId } = (await res.json()) as { code: string; id: number };
   const target = `${edge.url}/${code}`;
   // Warm every isolate (KV → isolate cache) before measuring.
   for (const host of ["127.0.0.1", "nobeacon.test", "baseline.test", "cold.test"]) await fetch(target, { headers: { host }, redirect: "manual" });
@@ -312,7 +315,7 @@ try {
     const events = Array.from({ length: BATCH }, () => ({
       click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
       user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
-      domain: "", code, link_id: 1, redirect_status: 302, cache_tier: "isolate",
+      domain: "", code, link_id: Number(linkId), redirect_status: 302, cache_tier: "isolate",
     }));
     const raw = JSON.stringify(events);
     const p = (async () => {
@@ -320,7 +323,7 @@ try {
       // again, as the edge would (click_ids make a repeat harmless).
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, raw) }, body: raw });
+          const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(BEACON_KEY, raw) }, body: raw });
           await res.arrayBuffer();
           if (res.status === 202) sentClicks += events.length;
           else refused += events.length;

@@ -143,6 +143,8 @@ try {
     PORT: "0",
     DATA_DIR: dataDir,
     ADMIN_API_KEY: generateKey(),
+    // Required (no default); nothing here is signed.
+    EDGE_SECRET: "bench-edge-secret-0123456789-abcdef",
     EDGE_ADMIN_URL: "",
     LOG_LEVEL: "warn",
     // Opens chDB (in DATA_DIR/chdb) without Kinesis; the click-limit check stays out of the way.
