@@ -201,12 +201,14 @@ export function clickRoutes({ store, keys, mismatched }: ClickRouteDeps) {
         throw new ApiError(401, "bad_signature", "beacon signature malformed (more than one)");
       const check = verifyBeacon(keys, signature, raw);
       if (!check.ok) throw new ApiError(401, "bad_signature", `beacon signature ${check.reason}`);
-      const events = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
+      const parsed = raw.trimStart().startsWith("[") ? parseJson(batchSchema, raw) : [parseJson(eventSchema, raw)];
+      // Made storable first: the link check's query cannot carry a U+0000 either.
+      const events = MAY_BE_UNSTORABLE.test(raw) ? parsed.map(storable) : parsed;
       const late = outOfWindow(events);
       if (late) throw new ApiError(400, "timestamp_out_of_range", late, "timestamp");
       const [wrong] = await mismatched(events);
       if (wrong) throw new ApiError(400, "link_mismatch", `click ${wrong.click_id}: link ${wrong.link_id} is not the link at '${wrong.domain}/${wrong.code}'`, "link_id");
-      const inserted = await store(MAY_BE_UNSTORABLE.test(raw) ? events.map(storable) : events);
+      const inserted = await store(events);
       return c.json({ accepted: events.length, duplicates: events.length - inserted.size }, 202);
     },
   );
