@@ -9,6 +9,13 @@ export interface Env {
    * beacon fails every attempt.
    */
   CLICKS_QUEUE?: Queue<ClickEvent>;
+  /**
+   * Rate limiter of password submissions per (link, client) (wrangler.toml `[[ratelimits]]`,
+   * edge/src/throttle.ts). Optional so a deployment without it still serves protected links, but
+   * then guesses are not throttled (logged once per isolate); every environment in
+   * wrangler.toml binds it.
+   */
+  PASSWORD_LIMITER?: RateLimit;
   INGEST_URL: string;
   EDGE_SECRET: string;
   PRIMARY_HOSTS: string;
