@@ -19,6 +19,7 @@ interface WranglerToml {
   compatibility_flags?: string[];
   kv_namespaces?: { binding: string }[];
   queues?: { producers?: QueueProducerToml[]; consumers?: QueueConsumerToml[] };
+  ratelimits?: { name: string; namespace_id: string; simple: { limit: number; period: number } }[];
   vars?: Record<string, string>;
 }
 interface QueueProducerToml {
@@ -58,6 +59,12 @@ export function queueOptions(cfg: WranglerToml): Pick<WorkerOptions, "queueProdu
       ]),
     ),
   };
+}
+
+/** wrangler.toml's `[[ratelimits]]` as Miniflare's option (in memory, fixed windows of `period` s). */
+export function ratelimitOptions(cfg: WranglerToml): Pick<WorkerOptions, "ratelimits"> {
+  type Simple = NonNullable<WorkerOptions["ratelimits"]>[string]["simple"];
+  return { ratelimits: Object.fromEntries((cfg.ratelimits ?? []).map((r) => [r.name, { simple: r.simple as Simple }])) };
 }
 
 export const wranglerConfig = (): WranglerToml => parse(readFileSync(root + "wrangler.toml", "utf8")) as unknown as WranglerToml;
@@ -131,6 +138,7 @@ export async function edgeWorker(vars: Record<string, string> = {}, name = "link
     compatibilityDate: cfg.compatibility_date,
     compatibilityFlags: cfg.compatibility_flags ?? [],
     kvNamespaces: (cfg.kv_namespaces ?? []).map((k) => k.binding),
+    ...ratelimitOptions(cfg),
     bindings: { ...cfg.vars, ...vars },
   };
 }

@@ -41,8 +41,8 @@ async function visit(code: string, v: Visit = {}) {
 
 /** A link's record in KV, and its row in PostgreSQL (ingest takes clicks only for a link that is there). */
 const seed = async (link: Omit<EdgeLink, "id"> & { id?: number }) => {
-  const [{ id }] = await s.sql<{ id: string }[]>`SELECT nextval(pg_get_serial_sequence('links', 'id')) AS id`;
-  const full = { id: Number(id), ...link } as EdgeLink;
+  const [row] = await s.sql<{ id: string }[]>`SELECT nextval(pg_get_serial_sequence('links', 'id')) AS id`;
+  const full = { id: Number(row!.id), ...link } as EdgeLink;
   await seedLinks(s.sql, [{ link_id: full.id, domain: full.domain, code: full.code, original_url: full.url }]);
   await (await s.edge!.mf.getKVNamespace("LINKS")).put(linkKey(full.domain, full.code), JSON.stringify(full));
   return full;

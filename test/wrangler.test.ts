@@ -1,14 +1,16 @@
 import { readFileSync } from "node:fs";
 import { parse } from "smol-toml";
 import { expect, it } from "vitest";
-import { queueOptions, wranglerConfig } from "../edge/miniflare.ts";
+import { queueOptions, ratelimitOptions, wranglerConfig } from "../edge/miniflare.ts";
+import { PASSWORD_WINDOW_S } from "../edge/src/throttle.ts";
 import { QUEUE_MAX_RETRIES } from "../shared/event.ts";
 
 interface Queues {
   producers: { binding: string; queue: string }[];
   consumers: { queue: string; max_batch_size: number; max_batch_timeout: number; max_retries: number; retry_delay: number; dead_letter_queue: string }[];
 }
-type Bindings = { vars: Record<string, string>; kv_namespaces: { binding: string }[]; queues: Queues };
+type Ratelimits = { name: string; namespace_id: string; simple: { limit: number; period: number } }[];
+type Bindings = { vars: Record<string, string>; kv_namespaces: { binding: string }[]; queues: Queues; ratelimits: Ratelimits };
 
 const cfg = parse(readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8")) as unknown as Bindings & {
   env: Record<string, Bindings & { routes: unknown[] }>;
@@ -59,4 +61,20 @@ it("maps the queue tables to Miniflare's options", () => {
   expect(o.queueConsumers).toEqual({
     "linkflow-clicks": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq" },
   });
+});
+
+/** Password guessing is throttled everywhere (edge/src/throttle.ts), each environment with its own counters. */
+it("binds PASSWORD_LIMITER in every environment, with the window the 429's Retry-After states", () => {
+  const envInterface = readFileSync(new URL("../edge/src/env.ts", import.meta.url), "utf8");
+  expect(envInterface).toContain("PASSWORD_LIMITER?: RateLimit;");
+  const all = [["top level", cfg.ratelimits] as const, ...Object.entries(cfg.env).map(([n, e]) => [n, e.ratelimits] as const)];
+  for (const [name, r] of all) {
+    const limiter = r?.find((l) => l.name === "PASSWORD_LIMITER");
+    expect(limiter, name).toBeDefined();
+    expect(limiter!.simple, name).toEqual({ limit: 10, period: PASSWORD_WINDOW_S });
+    expect(limiter!.namespace_id, name).toMatch(/^[1-9]\d*$/);
+  }
+  const ids = all.map(([, r]) => r.find((l) => l.name === "PASSWORD_LIMITER")!.namespace_id);
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(ratelimitOptions(wranglerConfig())).toEqual({ ratelimits: { PASSWORD_LIMITER: { simple: { limit: 10, period: 60 } } } });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { EdgeLink } from "../../shared/event.ts";
 import { decide, type Agent, type RequestFacts } from "./decide.ts";
+import { PASSWORD_WINDOW_S } from "./throttle.ts";
 
 const NOW = Date.parse("2026-11-25T12:00:00Z");
 const link: EdgeLink = { id: 1, domain: "", code: "c", url: "https://example.com/?utm_source=nl", status: 308 };
@@ -23,7 +24,7 @@ const go = (l: EdgeLink, f: RequestFacts = facts()) => decide({ link: l, tier: "
 
 describe("decide: lookup outcomes", () => {
   it("redirects with the link's own status and the tier that answered, parsing nothing", () => {
-    expect(decide({ link, tier: "isolate" }, facts())).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate", qr: false });
+    expect(decide({ link, tier: "isolate" }, facts())).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate", qr: false, count: true });
   });
   it("honours every redirect status", () => {
     for (const status of [301, 302, 307, 308] as const) expect(go({ ...link, status })).toMatchObject({ kind: "redirect", status });
@@ -37,6 +38,21 @@ describe("decide: lookup outcomes", () => {
   });
 });
 
+describe("decide: HEAD", () => {
+  it("gives a HEAD the same redirect, marked uncounted (link checkers and unfurlers send HEAD)", () => {
+    const get = go(link);
+    expect(go(link, facts({ head: true }))).toEqual({ ...get, count: false });
+    expect(get).toMatchObject({ count: true });
+  });
+  it("gives a HEAD the same expired fallback, uncounted, and the same form for a locked link", () => {
+    const l = { ...link, expires_at: NOW, expired_url: "https://example.com/over" };
+    expect(go(l, facts({ head: true }))).toMatchObject({ kind: "expired_redirect", location: l.expired_url, count: false });
+    const locked = { ...link, password: "pbkdf2-sha256+hmac$1$a$b" };
+    expect(go(locked, facts({ head: true }))).toEqual({ kind: "password_form", link: locked });
+    expect(go(locked, facts({ head: true, password: "cookie" }))).toMatchObject({ kind: "redirect", count: false });
+  });
+});
+
 describe("decide: expiry and gone", () => {
   it("is live before expires_at and expired from it on (410 without a fallback)", () => {
     expect(go({ ...link, expires_at: NOW + 1 })).toMatchObject({ kind: "redirect" });
@@ -44,7 +60,7 @@ describe("decide: expiry and gone", () => {
   });
   it("sends an expired or gone link to its expired_url with a 302", () => {
     const l = { ...link, expires_at: NOW - 1, expired_url: "https://example.com/over" };
-    expect(go(l, facts({ qr: true }))).toEqual({ kind: "expired_redirect", status: 302, location: "https://example.com/over", link: l, tier: "kv", qr: true });
+    expect(go(l, facts({ qr: true }))).toEqual({ kind: "expired_redirect", status: 302, location: "https://example.com/over", link: l, tier: "kv", qr: true, count: true });
     expect(go({ ...link, gone: true })).toMatchObject({ kind: "expired" });
     expect(go({ ...link, gone: true, expired_url: "https://example.com/sold-out" })).toMatchObject({ kind: "expired_redirect", location: "https://example.com/sold-out" });
   });
@@ -62,6 +78,14 @@ describe("decide: password", () => {
   it("unlocks on the right one and redirects with a valid cookie", () => {
     expect(go(locked, facts({ post: true, password: "verified" }))).toEqual({ kind: "unlocked", link: locked });
     expect(go(locked, facts({ password: "cookie" }))).toMatchObject({ kind: "redirect", location: link.url });
+  });
+  it("answers a throttled submission with 429's decision and its window, before anything else about the password", () => {
+    expect(go(locked, facts({ post: true, password: "throttled" }))).toEqual({ kind: "throttled", link: locked, retryAfterS: PASSWORD_WINDOW_S });
+    expect(PASSWORD_WINDOW_S).toBe(60);
+  });
+  it("never throttles a link without a password, or an expired one (nothing to guess)", () => {
+    expect(go(link, facts({ post: true, password: "throttled" }))).toEqual({ kind: "reload" });
+    expect(go({ ...locked, expires_at: NOW }, facts({ post: true, password: "throttled" }))).toEqual({ kind: "reload" });
   });
   it("turns a POST to a link without a password (or an expired one) into a GET of the same URL", () => {
     expect(go(link, facts({ post: true }))).toEqual({ kind: "reload" });

@@ -1,6 +1,7 @@
 import type { CacheTier, EdgeLink, TargetingRule } from "../../shared/event.ts";
 import { mergeUtm } from "../../shared/utm.ts";
 import type { Resolution } from "./resolve.ts";
+import { PASSWORD_WINDOW_S } from "./throttle.ts";
 
 export type DeviceType = "desktop" | "mobile" | "tablet";
 
@@ -27,23 +28,28 @@ export interface RequestFacts {
   qr: boolean;
   /** A form POST (password submission) rather than a GET/HEAD visit. */
   post?: boolean;
+  /** A HEAD request (link checkers, unfurlers): answered like a GET, never counted as a click. */
+  head?: boolean;
   /**
    * What the visitor proved about the link's password, once the worker has checked (it only
    * checks after a first decision asked for the password, so plain redirects cost no crypto):
-   * "cookie": a valid unlock cookie; "verified"/"wrong": the submitted password.
+   * "cookie": a valid unlock cookie; "verified"/"wrong": the submitted password; "throttled":
+   * a submission over the client's attempts for this link (not checked, edge/src/throttle.ts).
    */
-  password?: "cookie" | "verified" | "wrong";
+  password?: "cookie" | "verified" | "wrong" | "throttled";
 }
 
 export type Decision =
-  /** Send the visitor on (and count the click). */
-  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier; qr: boolean }
-  /** Expired, exhausted or archived, with a fallback URL: 302 there (and count the click). */
-  | { kind: "expired_redirect"; status: 302; location: string; link: EdgeLink; tier: CacheTier; qr: boolean }
+  /** Send the visitor on (and count the click, unless `count` is false: a HEAD). */
+  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean }
+  /** Expired, exhausted or archived, with a fallback URL: 302 there (and count the click, unless a HEAD). */
+  | { kind: "expired_redirect"; status: 302; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean }
   /** Expired, exhausted or archived, without a fallback: 410. */
   | { kind: "expired"; link: EdgeLink }
   /** The link has a password and the visitor has not proved it (yet): the form (401 after a wrong one). */
   | { kind: "password_form"; link: EdgeLink; error?: "wrong_password" }
+  /** Too many password submissions from this client for this link: 429, nothing checked. */
+  | { kind: "throttled"; link: EdgeLink; retryAfterS: number }
   /** The right password was submitted: set the unlock cookie and send the browser back to the same URL (303). */
   | { kind: "unlocked"; link: EdgeLink }
   /** A POST to a link that asks for no password (any more): back to the same URL as a GET (303). */
@@ -78,7 +84,8 @@ function withUtm(url: string, utm: Record<string, string> | undefined): string {
 /**
  * The one edge decision, pure: the resolved link and the request's facts → what to answer.
  * Order: unknown/unavailable, then expired or gone (no password asked for a dead link), then
- * the password, then targeting (first matching rule) with the link's UTM merged in.
+ * the password (a throttled submission before anything else about it), then targeting (first
+ * matching rule) with the link's UTM merged in. A HEAD gets the same answer, uncounted.
  */
 export function decide(resolution: Resolution, f: RequestFacts): Decision {
   const { link, tier } = resolution;
@@ -87,10 +94,11 @@ export function decide(resolution: Resolution, f: RequestFacts): Decision {
 
   if (link.gone || (link.expires_at !== undefined && link.expires_at <= f.now)) {
     if (f.post) return { kind: "reload" };
-    return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr } : { kind: "expired", link };
+    return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr, count: !f.head } : { kind: "expired", link };
   }
 
   if (link.password) {
+    if (f.password === "throttled") return { kind: "throttled", link, retryAfterS: PASSWORD_WINDOW_S };
     if (f.password === "verified") return { kind: "unlocked", link };
     if (f.password === "wrong") return { kind: "password_form", link, error: "wrong_password" };
     if (f.password !== "cookie") return { kind: "password_form", link };
@@ -107,5 +115,5 @@ export function decide(resolution: Resolution, f: RequestFacts): Decision {
       }
     }
   }
-  return { kind: "redirect", status: link.status, location, link, tier, qr: f.qr };
+  return { kind: "redirect", status: link.status, location, link, tier, qr: f.qr, count: !f.head };
 }

@@ -20,6 +20,13 @@ export interface Env {
    * mismatch, a timestamp out of range…) are put there for an operator, not dropped.
    */
   CLICKS_DLQ?: Queue<ClickEvent>;
+  /**
+   * Rate limiter of password submissions per (link, client) (wrangler.toml `[[ratelimits]]`,
+   * edge/src/throttle.ts). Optional so a deployment without it still serves protected links, but
+   * then guesses are not throttled (logged once per isolate); every environment in
+   * wrangler.toml binds it.
+   */
+  PASSWORD_LIMITER?: RateLimit;
   INGEST_URL: string;
   PRIMARY_HOSTS: string;
   ISOLATE_TTL_MS: string;

@@ -50,6 +50,10 @@ describe("requestFacts", () => {
     expect(f.agent()).toBe(f.agent()); // parsed once
     expect(f.languages()).toEqual(["fr", "en"]);
   });
+  it("marks a HEAD request (never counted) and nothing else", () => {
+    expect(requestFacts(new Request("https://s.example/abc", { method: "HEAD" }), 5).head).toBe(true);
+    expect(requestFacts(new Request("https://s.example/abc"), 5).head).toBe(false);
+  });
   it("marks QR visits only for qr=1", () => {
     expect(qrVisit("https://s.example/abc")).toBe(false);
     expect(qrVisit("https://s.example/abc?qr=0")).toBe(false);

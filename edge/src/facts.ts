@@ -66,5 +66,6 @@ export function requestFacts(req: Request, now: number, post = false): RequestFa
     languages: once(() => parseLanguages(req.headers.get("accept-language"))),
     qr: qrVisit(req.url),
     post,
+    head: req.method === "HEAD",
   };
 }

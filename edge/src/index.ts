@@ -11,6 +11,7 @@ import { requestFacts } from "./facts.ts";
 import { acceptedKeys, signingKeys } from "./keys.ts";
 import { pages } from "./pages.ts";
 import { resolveLink } from "./resolve.ts";
+import { passwordAttemptAllowed } from "./throttle.ts";
 import { hostnameOf } from "./url.ts";
 import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
 
@@ -40,7 +41,8 @@ type C = Context<{ Bindings: Env }>;
 /**
  * One visit: resolve the link, decide (pure, edge/src/decide.ts), answer. Only a link that
  * asks for its password costs crypto: the decision is taken a second time once the worker has
- * checked the unlock cookie (one HMAC) or the submitted password (PBKDF2).
+ * checked the unlock cookie (one HMAC) or the submitted password (PBKDF2). A submission is
+ * counted against the client's attempts for the link first, and over them it is not checked.
  */
 async function visit(c: C, post: boolean): Promise<Response> {
   const code = c.req.param("code")!;
@@ -51,7 +53,9 @@ async function visit(c: C, post: boolean): Promise<Response> {
   let decision = decide(resolution, facts);
   if (decision.kind === "password_form") {
     const { link } = decision;
-    if (post) {
+    if (post && !(await passwordAttemptAllowed(c.env, link, req.headers))) {
+      facts.password = "throttled";
+    } else if (post) {
       const form = await readSubmission(req); // not a form or too large: no PBKDF2, just "wrong"
       facts.password = form.ok && (await checkPassword(form.password, link, await acceptedKeys(c.env))) ? "verified" : "wrong";
     } else if (await hasUnlockCookie(await acceptedKeys(c.env), link, req.headers.get("cookie"))) {
@@ -73,6 +77,8 @@ async function answer(c: C, d: Decision): Promise<Response> {
       return pages.gone();
     case "password_form":
       return pages.password(d.error);
+    case "throttled":
+      return pages.throttled(d.retryAfterS);
     case "unlocked":
     case "reload": {
       // 303: the browser comes back to the same URL (its ?qr=1 too) with a GET; that visit is the click.
@@ -84,8 +90,9 @@ async function answer(c: C, d: Decision): Promise<Response> {
     case "redirect":
     case "expired_redirect": {
       // A visitor was sent somewhere, so it is a click (the fallback of an expired link too).
-      // It goes out after the response, never on the redirect's critical path.
-      if (c.env.BEACONS !== "off") {
+      // It goes out after the response, never on the redirect's critical path. A HEAD (link
+      // checkers, unfurlers) gets the same answer and is no click.
+      if (d.count && c.env.BEACONS !== "off") {
         const sending = queueClick(c.env, buildClick(c.req.raw, d));
         if (sending) c.executionCtx.waitUntil(sending);
       }
@@ -115,7 +122,7 @@ app.use(async (c, next) => {
 app.route("/_admin", admin);
 app.get("/", (c) => c.text("Linkflow edge\n"));
 
-// Hono answers HEAD through this GET route too (same decision, same click, no body).
+// Hono answers HEAD through this GET route too (same decision, no body; decide() marks it uncounted).
 app.get("/:code", (c) => visit(c, false));
 // The password form's submission.
 app.post("/:code", (c) => visit(c, true));

@@ -36,6 +36,11 @@ export const pages = {
         `<form method="post"><input type="password" name="password" aria-label="Password" autocomplete="current-password" required autofocus maxlength="1024"> ` +
         `<button type="submit">Continue</button></form>`,
     ),
+  /** Too many password submissions from this client for this link (edge/src/throttle.ts). */
+  throttled: (retryAfterS: number) =>
+    page(429, "Too many attempts", "<p>Too many password attempts for this link. Please wait a minute and try again.</p>", {
+      "Retry-After": String(retryAfterS),
+    }),
   /** A POST the worker will not read (not a form, or too large). */
   badForm: (status: 413 | 415) =>
     page(status, status === 413 ? "Too large" : "Unsupported form", "<p>Please submit the password form again.</p>"),

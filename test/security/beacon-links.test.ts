@@ -105,7 +105,7 @@ describe("a queued click ingest refuses", () => {
       return keys.length ? keys : null;
     }, 15_000, 100);
     expect(keys).toHaveLength(1);
-    expect(JSON.parse((await seen.get(keys[0]!.name))!)).toMatchObject({ link_id: theirs.id, code: "mine" });
+    expect(JSON.parse((await seen.get(keys![0]!.name))!)).toMatchObject({ link_id: theirs.id, code: "mine" });
     expect(await stored(theirs.id)).toBe(0);
   });
 });

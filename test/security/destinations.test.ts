@@ -72,8 +72,8 @@ describe("the link API", () => {
     }
     expect((await body(await create(s, { url: "https://example.com/", expired_url: "http://10.1.2.3/" }))).error).toMatchObject({ code: "unsafe_url", field: "expired_url" });
     expect((await body(await create(s, { url: "https://example.com/", targeting: [{ country: ["DE"], url: "http://[::1]/" }] }))).error).toMatchObject({ code: "unsafe_url", field: "targeting.0.url" });
-    const [{ n }] = await s.sql`SELECT count(*)::int AS n FROM links`;
-    expect(n).toBe(0);
+    const [row] = await s.sql`SELECT count(*)::int AS n FROM links`;
+    expect(row!.n).toBe(0);
   });
 
   it("takes them with ALLOW_PRIVATE_DESTINATIONS=true", async () => {

@@ -45,7 +45,7 @@ async function ingestWith(secrets: { EDGE_SECRET: string; EDGE_SECRET_PREVIOUS?:
 beforeAll(async () => {
   // The worker is mid-rotation; the first ingest still runs with the old secret only.
   s = await startStack({ env: { EDGE_SECRET: OLD }, vars: { EDGE_SECRET: NEW, EDGE_SECRET_PREVIOUS: OLD } });
-  [{ schema }] = await s.sql<{ schema: string }[]>`SELECT current_schema() AS schema`;
+  schema = (await s.sql<{ schema: string }[]>`SELECT current_schema() AS schema`)[0]!.schema;
 });
 afterAll(async () => {
   for (const i of started) await i.close();
@@ -104,12 +104,12 @@ describe("EDGE_SECRET rotation", () => {
     // The KV copy is pushed again, sealed with the new password key.
     expect(await eventually(async () => checkVerifier("rotate me", (await kvRecord("rot")).password!, [neu.password]), 10_000, 100)).toBe(true);
     expect(await checkVerifier("rotate me", (await kvRecord("rot")).password!, [old.password])).toBe(false);
-    const [{ n }] = await s.sql`SELECT count(*)::int AS n FROM clicks WHERE link_id = ${link.id}`;
-    expect(n).toBe(2);
+    const [row] = await s.sql`SELECT count(*)::int AS n FROM clicks WHERE link_id = ${link.id}`;
+    expect(row!.n).toBe(2);
   });
 
   it("a KV record of the old format (the stored hash itself) is read as a miss and replaced from the origin", async () => {
-    const [{ password_hash }] = await s.sql`SELECT password_hash FROM links WHERE id = ${link.id}`;
+    const [{ password_hash }] = (await s.sql`SELECT password_hash FROM links WHERE id = ${link.id}`) as unknown as [{ password_hash: string }];
     s.proxy.target = started[0]!.url; // the worker's origin calls go to the rotated ingest (the new resolve key)
     const legacy = { id: link.id, domain: "", code: "rot", url: "https://example.com/rot", status: 302, password_hash };
     await (await s.edge!.mf.getKVNamespace("LINKS")).put(linkKey("", "rot"), JSON.stringify(legacy));
