@@ -9,7 +9,7 @@ const take = rateLimiter();
 
 export type AuthVars = { principal: Principal };
 
-/** Bearer API key with `scope` (or admin). Sets `c.var.principal`. */
+/** Bearer API key with `scope` (or admin, for any scope but operator). Sets `c.var.principal`. */
 export const requireScope = (sql: Sql, scope: Scope) =>
   createMiddleware<{ Variables: AuthVars }>(async (c, next) => {
     const header = c.req.header("authorization") ?? "";
@@ -24,7 +24,8 @@ export const requireScope = (sql: Sql, scope: Scope) =>
       c.header("Retry-After", String(limit.retryAfterS));
       throw new ApiError(429, "rate_limited", `this key allows ${principal.requestsPerMinute} requests a minute; retry in ${limit.retryAfterS} s`);
     }
-    if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin"))
+    // admin implies every workspace scope, never the instance-wide operator scope.
+    if (!principal.scopes.includes(scope) && !(scope !== "operator" && principal.scopes.includes("admin")))
       throw new ApiError(403, "forbidden", `this key lacks the '${scope}' scope`);
     c.set("principal", principal);
     await next();
