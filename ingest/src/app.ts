@@ -2,6 +2,8 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { ClickEvent, EdgeLink } from "../../shared/event.ts";
+import { failedAuthThrottle } from "./auth.ts";
+import { apiBodyLimit } from "./body-limit.ts";
 import { clickRoutes } from "./clicks.ts";
 import { requestId } from "./request-id.ts";
 import type { Config } from "./config.ts";
@@ -25,7 +27,7 @@ import { ownHostsOf } from "./url-safety.ts";
 
 export interface AppDeps {
   sql: Sql;
-  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL" | "PRIMARY_HOSTS">;
+  config: Pick<Config, "EDGE_SECRET" | "SHORT_BASE_URL" | "PRIMARY_HOSTS" | "STATS_STREAMS_PER_KEY" | "STATS_STREAMS_PER_WORKSPACE" | "AUTH_FAILURES_PER_MINUTE">;
   /** Stores beacon events durably; resolves with the click_ids that were new (see group-commit.ts). */
   storeClicks: (events: ClickEvent[]) => Promise<Set<string>>;
   log: Logger;
@@ -48,6 +50,8 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
   const db = pgGate(sql, log);
   app.use("/v1/*", db.middleware);
   app.use("/api/*", db.middleware);
+  // Failed-auth throttle per client address (auth.ts), then body size limits (body-limit.ts).
+  app.use("/api/*", failedAuthThrottle(config.AUTH_FAILURES_PER_MINUTE), apiBodyLimit());
 
   // Prometheus scrape (the same figures as /api/pipeline, plus latency histograms).
   app.get("/metrics", async (c) => {
@@ -55,7 +59,7 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
   app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
-  app.route("/api/stats", statsRoutes(sql, pipeline));
+  app.route("/api/stats", statsRoutes(sql, pipeline, { perKey: config.STATS_STREAMS_PER_KEY, perWorkspace: config.STATS_STREAMS_PER_WORKSPACE }));
   app.route("/api/sre", sreRoutes(sql, pipeline));
   app.route("/api/clicks", recentClickRoutes(sql, pipeline));
 
