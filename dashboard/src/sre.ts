@@ -110,7 +110,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
         ),
       );
     } catch (err) {
-      clear(pipeBox, h("p", { class: "muted" }, err instanceof ApiFailure && err.status === 403 ? "Pipeline health needs an admin key." : (err as Error).message));
+      clear(pipeBox, h("p", { class: "muted" }, err instanceof ApiFailure && err.status === 403 ? "Pipeline health needs an operator key (the bootstrap admin key has the operator scope)." : (err as Error).message));
     }
   }
 

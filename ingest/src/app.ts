@@ -3,6 +3,8 @@ import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { ClickEvent, EdgeLink } from "../../shared/event.ts";
 import type { Keys } from "../../shared/keys.ts";
+import { failedAuthThrottle } from "./auth.ts";
+import { apiBodyLimit } from "./body-limit.ts";
 import { clickRoutes } from "./clicks.ts";
 import { requestId } from "./request-id.ts";
 import type { Config } from "./config.ts";
@@ -27,7 +29,10 @@ import { ownHostsOf } from "./url-safety.ts";
 
 export interface AppDeps {
   sql: Sql;
-  config: Pick<Config, "SHORT_BASE_URL" | "PRIMARY_HOSTS" | "ALLOW_PRIVATE_DESTINATIONS">;
+  config: Pick<
+    Config,
+    "SHORT_BASE_URL" | "PRIMARY_HOSTS" | "ALLOW_PRIVATE_DESTINATIONS" | "STATS_STREAMS_PER_KEY" | "STATS_STREAMS_PER_WORKSPACE" | "AUTH_FAILURES_PER_MINUTE"
+  >;
   /** The purpose keys of EDGE_SECRET, then of EDGE_SECRET_PREVIOUS while set (shared/keys.ts). */
   keys: Keys[];
   /** Stores beacon events durably; resolves with the click_ids that were new (see group-commit.ts). */
@@ -52,6 +57,8 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
   const db = pgGate(sql, log);
   app.use("/v1/*", db.middleware);
   app.use("/api/*", db.middleware);
+  // Failed-auth throttle per client address (auth.ts), then body size limits (body-limit.ts).
+  app.use("/api/*", failedAuthThrottle(config.AUTH_FAILURES_PER_MINUTE), apiBodyLimit());
 
   // Prometheus scrape (the same figures as /api/pipeline, plus latency histograms).
   app.get("/metrics", async (c) => {
@@ -59,7 +66,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
   app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
-  app.route("/api/stats", statsRoutes(sql, pipeline));
+  app.route("/api/stats", statsRoutes(sql, pipeline, { perKey: config.STATS_STREAMS_PER_KEY, perWorkspace: config.STATS_STREAMS_PER_WORKSPACE }));
   app.route("/api/sre", sreRoutes(sql, pipeline));
   app.route("/api/clicks", recentClickRoutes(sql, pipeline));
 

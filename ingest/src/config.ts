@@ -95,6 +95,11 @@ const envSchema = z.object({
   /** Most concurrent /api/stats/stream connections per process, and the longest one (seconds). */
   STATS_STREAMS_MAX: z.coerce.number().int().min(0).default(100),
   STATS_STREAM_MAX_S: z.coerce.number().int().min(1).default(3600),
+  /** …and per API key and per workspace (429 too_many_streams beyond them). */
+  STATS_STREAMS_PER_KEY: z.coerce.number().int().min(0).default(5),
+  STATS_STREAMS_PER_WORKSPACE: z.coerce.number().int().min(0).default(20),
+  /** Failed API-key authentications a minute per client address before it gets 429 for the rest of the minute; 0: no limit. */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(20),
   /** Allow destinations in private, loopback and link-local address space (shared/destination.ts). */
   ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
 });

@@ -30,6 +30,12 @@ describe("CSV formula injection", () => {
     for (const v of ["=1+1", "+1", "-2", "@SUM(A1)", "\t=x", "\r=x"]) expect(csvSafe(v)).toBe(`'${v}`);
     for (const v of ["plain", "a=b", "https://x.test/?a=-1", "", "'quoted"]) expect(csvSafe(v)).toBe(v);
     for (const v of ["=1+1", "-2", "plain", "'quoted"]) expect(csvUnsafe(csvSafe(v))).toBe(v);
+    // a formula after leading line breaks (and whitespace around them)
+    for (const v of ["\n=HYPERLINK(\"https://evil.test\")", "\r\n+1", "\n\n@SUM(A1)", " \n -2", "\n\t=x", "\r \r\n="]) {
+      expect(csvSafe(v)).toBe(`'${v}`);
+      expect(csvUnsafe(csvSafe(v))).toBe(v);
+    }
+    for (const v of ["\nplain", "\n a=b", " =x", "a\n=b"]) expect(csvSafe(v)).toBe(v);
   });
 
   it("the export has no cell starting with a formula character, and re-imports unchanged", () => {

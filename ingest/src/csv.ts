@@ -38,11 +38,12 @@ export const MAX_IMPORT_ROWS = 5000;
 
 /**
  * CSV formula injection (OWASP): a spreadsheet opening the export runs a cell that starts with
- * = + - @ (or a tab/CR before one) as a formula — a title like `=HYPERLINK(...)` would. The export
- * prefixes such cells with a single quote, which spreadsheets show as text; the import takes that
- * quote off again, so an export re-imports unchanged.
+ * = + - @ (or a tab/CR before one) as a formula — a title like `=HYPERLINK(...)` would; so it may
+ * after leading line breaks (and whitespace around them), which it can drop. The export prefixes
+ * such cells with a single quote, which spreadsheets show as text; the import takes that quote
+ * off again, so an export re-imports unchanged.
  */
-const FORMULA_START = /^[=+\-@\t\r]/;
+const FORMULA_START = /^[=+\-@\t\r]|^\s*[\r\n]\s*[=+\-@]/;
 export const csvSafe = (v: string): string => (FORMULA_START.test(v) ? `'${v}` : v);
 export const csvUnsafe = (v: string): string => (v.startsWith("'") && FORMULA_START.test(v.slice(1)) ? v.slice(1) : v);
 

@@ -41,7 +41,10 @@ const present = (r: KeyRecord) => ({
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
 
-/** /api/keys: create (secret shown once), list, revoke — within the caller's workspace (admin scope). */
+/**
+ * /api/keys: create (secret shown once), list, revoke — within the caller's workspace (admin
+ * scope; granting `operator` needs `operator`).
+ */
 export function keyRoutes(sql: Sql) {
   const app = apiRouter();
   app.use(requireScope(sql, "admin"));
@@ -49,6 +52,10 @@ export function keyRoutes(sql: Sql) {
     createRoute({ method: "post", path: "/", tags: ["keys"], security, request: { body: { content: { "application/json": { schema: CreateKeyBody } }, required: true } }, responses: { 201: json(CreatedKeySchema, "the new key, with its secret"), ...errorResponses(400, 401, 403, 429) } }),
     async (c) => {
       const body = c.req.valid("json");
+      // Only an operator grants operator: a workspace admin cannot mint an instance-wide key.
+      if (body.scopes.includes("operator") && !c.var.principal.scopes.includes("operator"))
+        throw new ApiError(403, "forbidden", "only a key with the 'operator' scope can grant it", "scopes");
+      // Always the caller's own workspace (the body has no workspace field: .strict() refuses one).
       const { key, record } = await createKey(sql, c.var.principal.workspaceId, body.name, [...new Set(body.scopes)], body.requests_per_minute);
       return c.json({ ...present(record), key }, 201);
     },
@@ -69,8 +76,9 @@ export function keyRoutes(sql: Sql) {
       const [row] = await sql<KeyRecord[]>`
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
         WHERE id = ${id} AND workspace_id = ${c.var.principal.workspaceId}
+          AND (${c.var.principal.scopes.includes("operator")} OR NOT 'operator' = ANY(scopes))
         RETURNING id, workspace_id, name, prefix, scopes, requests_per_minute, created_at, revoked_at`;
-      if (!row) throw new ApiError(404, "not_found", "no such key in this workspace");
+      if (!row) throw new ApiError(404, "not_found", "no such key in this workspace (an operator key is revoked by an operator key only)");
       return c.json(present(row), 200);
     },
   );
@@ -78,12 +86,12 @@ export function keyRoutes(sql: Sql) {
 }
 
 /**
- * /api/workspaces: the operator (an admin key of the first, bootstrap workspace) creates
- * workspaces; each comes with its first admin key, shown once.
+ * /api/workspaces: the operator (operator scope: the bootstrap key, or a key it granted) creates
+ * workspaces; each comes with its first admin key (admin only, not operator), shown once.
  */
 export function workspaceRoutes(sql: Sql) {
   const app = apiRouter();
-  app.use(requireScope(sql, "admin"));
+  app.use(requireScope(sql, "operator"));
   app.openapi(
     createRoute({
       method: "post",
@@ -94,8 +102,6 @@ export function workspaceRoutes(sql: Sql) {
       responses: { 201: json(z.object({ workspace: WorkspaceSchema, admin_key: CreatedKeySchema }), "the workspace and its first admin key"), ...errorResponses(400, 401, 403, 429) },
     }),
     async (c) => {
-      const [{ first }] = (await sql`SELECT min(id)::int AS first FROM workspaces`) as unknown as [{ first: number }];
-      if (c.var.principal.workspaceId !== first) throw new ApiError(403, "forbidden", "only the operator's workspace can create workspaces");
       const { name } = c.req.valid("json");
       const [ws] = await sql<{ id: string; name: string; created_at: Date }[]>`INSERT INTO workspaces (name) VALUES (${name}) RETURNING id, name, created_at`;
       const { key, record } = await createKey(sql, Number(ws!.id), "admin", ["admin"]);

@@ -1,7 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Sql } from "./db.ts";
 
-export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
+/**
+ * `admin` manages its own workspace (and implies the other workspace scopes); `operator` is the
+ * instance's: pipeline, dead letters, instance-wide SRE views, new workspaces. `admin` does not
+ * imply it; only an operator key can grant it (keys-routes.ts); the bootstrap key holds it.
+ */
+export const SCOPES = ["links:read", "links:write", "stats:read", "admin", "operator"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {
@@ -29,7 +34,11 @@ export function generateKey(): string {
   return `lf_${prefix}_${randomBytes(24).toString("base64url")}`;
 }
 
-/** Stores `key` (hashed) for the default workspace, or re-enables it if it is already there. */
+/**
+ * Stores the bootstrap `key` (hashed) for the default workspace, or re-enables it if it is
+ * already there. It is the instance operator's key: it holds `operator` besides `scopes`
+ * (so keys stored by earlier versions gain it at the next start).
+ */
 export async function ensureKey(sql: Sql, key: string, name: string, scopes: Scope[]): Promise<void> {
   const prefix = prefixOf(key);
   if (!prefix) throw new Error("an API key must be 16 to 256 characters long");

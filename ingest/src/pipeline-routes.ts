@@ -13,10 +13,13 @@ const listQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
 });
 
-/** GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay (admin scope). */
+/**
+ * GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay: instance-wide (every
+ * workspace's dead letters), so the operator scope, which a workspace admin does not have.
+ */
 export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
   return new Hono<{ Variables: AuthVars }>()
-    .use(requireScope(sql, "admin"))
+    .use(requireScope(sql, "operator"))
     .get("/", async (c) => c.json(await pipeline.status()))
     // End-to-end lag of the clicks committed since `since`: PostgreSQL commit → row in ClickHouse.
     .get("/lag", async (c) => {

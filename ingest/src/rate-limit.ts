@@ -30,3 +30,30 @@ export function rateLimiter(now: () => number = Date.now, maxKeys = 100_000) {
   };
 }
 export type RateLimiter = ReturnType<typeof rateLimiter>;
+
+/**
+ * Failed authentications per client address in fixed one-minute windows: after `perMinute`
+ * failures the address is refused until its window ends (retryAfterS says how long). In-process
+ * and bounded like the buckets above (oldest address dropped first).
+ */
+export function failureThrottle(perMinute: number, now: () => number = Date.now, maxAddresses = 100_000) {
+  const windows = new Map<string, { count: number; start: number }>();
+  const current = (addr: string) => {
+    const w = windows.get(addr);
+    return w && now() - w.start < 60_000 ? w : undefined;
+  };
+  return {
+    /** null when `addr` may try; else the seconds until its window ends. */
+    retryAfterS(addr: string): number | null {
+      const w = current(addr);
+      return w && w.count >= perMinute ? Math.max(1, Math.ceil((w.start + 60_000 - now()) / 1000)) : null;
+    },
+    fail(addr: string): void {
+      const w = current(addr);
+      if (w) return void w.count++;
+      windows.delete(addr); // re-inserted last: the map stays ordered by window start
+      if (windows.size >= maxAddresses) windows.delete(windows.keys().next().value!);
+      windows.set(addr, { count: 1, start: now() });
+    },
+  };
+}

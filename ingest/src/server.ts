@@ -37,7 +37,8 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   if (applied.length) log.info({ applied }, "migrations applied");
 
   const adminKey = config.ADMIN_API_KEY;
-  await ensureKey(sql, adminKey, "bootstrap admin", ["admin"]);
+  // The root key: its workspace's admin and the instance's operator (pipeline, every tenant's SRE view).
+  await ensureKey(sql, adminKey, "bootstrap admin", ["admin", "operator"]);
   // The current secret's keys sign; the previous one's are accepted too while it is set.
   const ring = await keyRing(config.EDGE_SECRET, config.EDGE_SECRET_PREVIOUS);
   const keys = ring[0]!;

@@ -56,8 +56,8 @@ function fold(rs: TierRow[]) {
 /**
  * GET /api/sre/edge (admin or stats:read): which cache tier answered the redirects — isolate,
  * KV, origin — over time and per colo, from ClickHouse (cache_tier, colo of every click; bots
- * included: they load the edge too). An admin key of the operator's workspace sees every link;
- * any other key its own workspace's links.
+ * included: they load the edge too). An operator key sees every link; any other key (a workspace
+ * admin too) its own workspace's links.
  */
 export function sreRoutes(sql: Sql, pipeline: Pipeline) {
   const a = pipeline.analytics;
@@ -74,8 +74,7 @@ export function sreRoutes(sql: Sql, pipeline: Pipeline) {
       const from = q.from ? Date.parse(q.from) : to - (q.interval === "minute" ? 3_600_000 : q.interval === "hour" ? 2 * 86_400_000 : 30 * 86_400_000);
       if (from >= to) throw new ApiError(400, "invalid_query", "from must be before to", "from");
       if (to - from > MAX_RANGE_MS[q.interval]) throw new ApiError(400, "invalid_query", `range too long for interval=${q.interval}`, "from");
-      const [{ first }] = (await a.replica`SELECT min(id)::int AS first FROM workspaces`) as unknown as [{ first: number }];
-      const all = p.scopes.includes("admin") && p.workspaceId === first;
+      const all = p.scopes.includes("operator");
       const ids = all ? [] : (await a.replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
       const source = pickSource(q.interval, q.tz, from, to);
       const timeCol = source === "clicks" ? "ts" : source === "clicks_hourly" ? "hour" : "day";

@@ -236,8 +236,47 @@ const StatsResponse = z
   })
   .openapi("Stats");
 
+/** Most concurrent /api/stats/stream connections per key and per workspace (besides the process cap). */
+export interface StreamCaps {
+  perKey: number;
+  perWorkspace: number;
+}
+
+/** Open-stream counts (process, per key, per workspace); `open` returns the release, or why not. */
+function streamSlots(max: () => number, caps: StreamCaps) {
+  let total = 0;
+  const byKey = new Map<number, number>();
+  const byWs = new Map<number, number>();
+  const bump = (m: Map<number, number>, k: number, d: number) => {
+    const n = (m.get(k) ?? 0) + d;
+    if (n > 0) m.set(k, n);
+    else m.delete(k);
+  };
+  return {
+    get total() {
+      return total;
+    },
+    open(keyId: number, workspaceId: number): (() => void) | "key" | "workspace" | "process" {
+      if ((byKey.get(keyId) ?? 0) >= caps.perKey) return "key";
+      if ((byWs.get(workspaceId) ?? 0) >= caps.perWorkspace) return "workspace";
+      if (total >= max()) return "process";
+      total++;
+      bump(byKey, keyId, 1);
+      bump(byWs, workspaceId, 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        total--;
+        bump(byKey, keyId, -1);
+        bump(byWs, workspaceId, -1);
+      };
+    },
+  };
+}
+
 /** /api/stats, /api/stats/live, /api/stats/stream (scope stats:read). */
-export function statsRoutes(sql: Sql, pipeline: Pipeline) {
+export function statsRoutes(sql: Sql, pipeline: Pipeline, caps: StreamCaps) {
   const a = pipeline.analytics;
   const deps: StatsDeps = {
     sql,
@@ -246,7 +285,7 @@ export function statsRoutes(sql: Sql, pipeline: Pipeline) {
     database: a.database,
     observe: (source, s) => a.metrics.statsQueryDuration.observe({ source }, s),
   };
-  let streams = 0;
+  const streams = streamSlots(() => a.streamsMax, caps);
   const app = apiRouter();
   app.use(requireScope(sql, "stats:read"));
   app.openapi(
@@ -290,18 +329,29 @@ export function statsRoutes(sql: Sql, pipeline: Pipeline) {
       if (!deps.ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
       const q = c.req.valid("query");
       const ids = await workspaceLinkIds(deps.replica, c.var.principal.workspaceId, q);
-      if (streams >= a.streamsMax) throw new ApiError(503, "unavailable", "too many open streams; retry later");
+      const p = c.var.principal;
+      const slot = streams.open(p.keyId, p.workspaceId);
+      if (slot === "process") throw new ApiError(503, "unavailable", "too many open streams; retry later");
+      if (typeof slot === "string") {
+        // One key (or workspace) cannot hold every slot: its own limit, while others still connect.
+        c.header("Retry-After", "10");
+        const n = slot === "key" ? caps.perKey : caps.perWorkspace;
+        throw new ApiError(429, "too_many_streams", `at most ${n} open streams per ${slot === "key" ? "API key" : "workspace"}; close one or retry later`);
+      }
       const maxMs = Math.min(q.max_seconds ?? a.streamMaxS, a.streamMaxS) * 1000;
-      streams++;
-      a.metrics.statsStreams.set(streams);
+      a.metrics.statsStreams.set(streams.total);
+      const release = () => {
+        slot();
+        a.metrics.statsStreams.set(streams.total);
+      };
       return streamSSE(c, async (stream) => {
         const seen = new Map<string, number>(); // click_id → when seen (a 10 s window of overlap)
         let since = Date.now() - 2_000;
         const until = Date.now() + maxMs;
-        let aborted = false;
-        stream.onAbort(() => void (aborted = true));
         try {
-          while (!aborted && Date.now() < until) {
+          // stream.aborted, not an onAbort flag: an abort before this callback ran counts too.
+          // The slot goes back when the loop ends (within a tick of a disconnect).
+          while (!stream.aborted && Date.now() < until) {
             const now = Date.now();
             const fresh = ids.length
               ? await rows<{ click_id: string; link_id: number; code: string; ts: string; country: string; device: string; browser: string; os: string; referer_host: string; cache_tier: string; qr: boolean; inserted_at: string }>(
@@ -327,8 +377,7 @@ export function statsRoutes(sql: Sql, pipeline: Pipeline) {
             await stream.sleep(1000);
           }
         } finally {
-          streams--;
-          a.metrics.statsStreams.set(streams);
+          release();
         }
       });
     },
