@@ -9,6 +9,7 @@ import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { domainRoutes } from "./domains-routes.ts";
+import { txtLookup } from "./domain-verify.ts";
 import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
 import type { EdgeSync } from "./edge-sync.ts";
 import { linkStore } from "./links.ts";
@@ -74,7 +75,7 @@ export function createApp({ sql, config, log, pushEdge, metrics, pipeline, store
       { path: "/api/links", router: linkRoutes({ sql, store, shortBaseUrl: config.SHORT_BASE_URL, log }) },
       { path: "/api/keys", router: keyRoutes(sql) },
       { path: "/api/workspaces", router: workspaceRoutes(sql) },
-      { path: "/api/domains", router: domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]) },
+      { path: "/api/domains", router: domainRoutes(sql, ownHosts, txtLookup((config as Partial<Config>).DNS_RESOLVER)) },
     ]),
   );
   app.route("/v1/resolve", resolveRoutes(sql, config.EDGE_SECRET));
