@@ -144,10 +144,11 @@ export function domainRoutes(sql: Sql, ownHosts: ReadonlySet<string>, lookupTxt:
           // This workspace's links to the host would then redirect into the shortener (a loop):
           // they must go first. Other workspaces' links never block the owner (that would be
           // squatting again); they keep sending visitors to whatever the owner's DNS serves.
-          const [{ n }] = (await tx<{ n: number }[]>`
+          const [inUse] = await tx<{ n: number }[]>`
             SELECT count(*)::int AS n FROM links WHERE workspace_id = ${ws} AND (
               substring(url from ${URL_HOST}) = ${host} OR substring(expired_url from ${URL_HOST}) = ${host}
-              OR EXISTS (SELECT 1 FROM jsonb_array_elements(targeting) t WHERE substring(t->>'url' from ${URL_HOST}) = ${host}))`) as unknown as [{ n: number }];
+              OR EXISTS (SELECT 1 FROM jsonb_array_elements(targeting) t WHERE substring(t->>'url' from ${URL_HOST}) = ${host}))`;
+          const n = inUse!.n;
           if (n > 0)
             throw new ApiError(409, "domain_in_use_as_destination", `${n} link${n === 1 ? "" : "s"} of this workspace point${n === 1 ? "s" : ""} at ${host}; once it is a short domain they would redirect back into the shortener: change their destinations, then verify again`);
           const [done] = await tx<Row[]>`

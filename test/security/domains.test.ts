@@ -1,7 +1,12 @@
+import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../ingest/src/migrate.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { startDnsServer } from "../dns-server.ts";
-import { body, EDGE_SECRET, json, startStack, type Stack } from "../helpers.ts";
+import { body, EDGE_SECRET, json, startStack, testSchema, type Stack } from "../helpers.ts";
 
 /**
  * Custom domains need proof of ownership (DNS TXT): a claim alone squats nothing (it blocks no
@@ -193,5 +198,28 @@ describe("a link may not point at the shortener through a verified domain", () =
     // Moves whose destinations are elsewhere still work.
     const fine = await body(await link(a, { url: "https://example.com/fine" }));
     expect((await api(a, `/links/${fine.id}`, "PATCH", { domain: "a2.brand.com" })).status).toBe(200);
+  });
+});
+
+describe("migration 007", () => {
+  it("keeps the domains of an existing deployment verified; the database allows one verified owner per name", async () => {
+    const db = await testSchema();
+    const shipped = fileURLToPath(new URL("../../ingest/migrations/", import.meta.url));
+    const before = await mkdtemp(join(tmpdir(), "linkflow-mig-"));
+    try {
+      for (const f of (await readdir(shipped)).filter((f) => f < "007")) await copyFile(join(shipped, f), join(before, f));
+      await migrate(db.sql, before + "/");
+      await db.sql`INSERT INTO domains (workspace_id, hostname) VALUES (1, 'go.legacy.com')`;
+      await migrate(db.sql);
+      const [row] = await db.sql`SELECT verified_at = created_at AS same, verification_token FROM domains WHERE hostname = 'go.legacy.com'`;
+      expect(row).toEqual({ same: true, verification_token: null });
+      // A second verified row for the name is refused by the database itself.
+      await db.sql`INSERT INTO workspaces (name) VALUES ('two')`;
+      await expect(db.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (2, 'go.legacy.com', now())`).rejects.toMatchObject({ code: "23505" });
+      await db.sql`INSERT INTO domains (workspace_id, hostname, verification_token) VALUES (2, 'go.legacy.com', 'pending')`; // a pending claim is fine
+    } finally {
+      await rm(before, { recursive: true, force: true });
+      await db.drop();
+    }
   });
 });
