@@ -4,7 +4,7 @@
  *   links create <url> [--slug s] [--domain d] [--title t] [--tag x]…   links list [--q s] [--tag x] [--limit n]
  *   links get <id>   links delete <id>
  *   keys create --name n --scope links:read [--scope …] [--rpm n]   keys list   keys revoke <id>
- *   domains add <hostname>   domains list
+ *   domains add <hostname>   domains verify <id>   domains list
  *   pipeline   dlq list   dlq replay [--id n]…
  *
  * Options: --json (raw JSON), --url (LINKFLOW_API_URL, default http://127.0.0.1:8788),
@@ -81,6 +81,7 @@ function show(data: unknown, columns: string[]) {
 const arg = (i: number, what: string) => positionals[i] ?? fail(`missing ${what}`);
 const LINK_COLS = ["id", "code", "domain", "url", "short_url", "redirect_status", "created_at"];
 const KEY_COLS = ["id", "name", "prefix", "scopes", "requests_per_minute", "revoked_at"];
+const DOMAIN_COLS = ["id", "hostname", "verified", "created_at"];
 
 const [group, action] = positionals;
 if (opt.help || !group) {
@@ -114,11 +115,18 @@ switch (`${group} ${action ?? ""}`.trim()) {
   case "keys revoke":
     show(await call("DELETE", `/api/keys/${encodeURIComponent(arg(2, "key id"))}`), KEY_COLS);
     break;
-  case "domains add":
-    show(await call("POST", "/api/domains", { hostname: arg(2, "hostname") }), ["id", "hostname", "created_at"]);
+  case "domains add": {
+    // A new domain is pending: say which TXT record proves it.
+    const d = (await call("POST", "/api/domains", { hostname: arg(2, "hostname") })) as { verification?: { instructions: string } };
+    show(d, DOMAIN_COLS);
+    if (!opt.json && d.verification) console.log(d.verification.instructions);
+    break;
+  }
+  case "domains verify":
+    show(await call("POST", `/api/domains/${encodeURIComponent(arg(2, "domain id"))}/verify`), DOMAIN_COLS);
     break;
   case "domains list":
-    show(await call("GET", "/api/domains"), ["id", "hostname", "created_at"]);
+    show(await call("GET", "/api/domains"), DOMAIN_COLS);
     break;
   case "pipeline":
     show(await call("GET", "/api/pipeline"), ["postgres_clicks", "kinesis_sent", "clickhouse_clicks", "outbox_backlog", "dlq", "breakers"]);

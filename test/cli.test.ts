@@ -1,13 +1,19 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDnsServer } from "./dns-server.ts";
 import { startStack, type Stack } from "./helpers.ts";
 
 /** The CLI against a real ingest and PostgreSQL. */
 let s: Stack;
+let dns: Awaited<ReturnType<typeof startDnsServer>>;
 beforeAll(async () => {
-  s = await startStack({ edge: false });
+  dns = await startDnsServer();
+  s = await startStack({ edge: false, env: { DNS_RESOLVER: dns.address } });
 });
-afterAll(() => s.close());
+afterAll(async () => {
+  await s.close();
+  await dns.close();
+});
 
 function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -49,6 +55,20 @@ describe("linkflow CLI", () => {
     const bad = await cli("links", "create", "javascript:alert(1)");
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.err).error.field).toBe("url");
+  });
+
+  it("adds a domain, prints the TXT record that proves it, verifies it", async () => {
+    const added = await cli("domains", "add", "go.cli-brand.com");
+    expect(added.code).toBe(0);
+    expect(added.out).toMatch(/^id\s+hostname\s+verified/m);
+    const [d] = await s.sql`SELECT id, verification_token FROM domains WHERE hostname = 'go.cli-brand.com'`;
+    expect(added.out).toContain(`_linkflow-challenge.go.cli-brand.com with the value "linkflow-verify=${d!.verification_token}"`);
+    const early = await cli("domains", "verify", String(d!.id));
+    expect([early.code, JSON.parse(early.err).error.code]).toEqual([1, "verification_failed"]);
+    dns.txt.set("_linkflow-challenge.go.cli-brand.com", [`linkflow-verify=${d!.verification_token}`]);
+    const ok = await cli("domains", "verify", String(d!.id), "--json");
+    expect([ok.code, JSON.parse(ok.out).verified]).toEqual([0, true]);
+    expect((await cli("domains", "list")).out).toMatch(/go\.cli-brand\.com\s+true/);
   });
 
   it("shows the pipeline and the dead-letter queue", async () => {

@@ -72,6 +72,7 @@ describe("custom domains", () => {
     await seed({ domain: "", code: "same", url: "https://example.com/primary", status: 302 });
     await seed({ domain: "go.example", code: "same", url: "https://example.com/custom", status: 302 });
     // Only in PostgreSQL: the origin resolve must be asked for this Host's domain.
+    await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (1, 'b.example', now())`;
     await s.sql`INSERT INTO links (workspace_id, domain, code, url) VALUES (1, 'b.example', 'same', 'https://example.com/origin-b')`;
 
     expect((await visit("same")).location).toBe("https://example.com/primary");

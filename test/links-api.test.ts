@@ -14,7 +14,7 @@ beforeAll(async () => {
   other = (await body(res)).admin_key.key;
   await s.sql`UPDATE api_keys SET requests_per_minute = 1000000`;
   wsId = Number((await s.sql`SELECT min(id) AS id FROM workspaces`)[0]!.id);
-  await s.sql`INSERT INTO domains (workspace_id, hostname) VALUES (${wsId}, 'go.brand.test')`;
+  await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (${wsId}, 'go.brand.test', now())`;
 });
 afterAll(() => s.close());
 

@@ -9,7 +9,7 @@ let s: Stack;
 beforeAll(async () => {
   s = await startStack();
   const [ws] = await s.sql`SELECT min(id) AS id FROM workspaces`;
-  await s.sql`INSERT INTO domains (workspace_id, hostname) VALUES (${ws!.id}, 'go.brand.test')`;
+  await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (${ws!.id}, 'go.brand.test', now())`;
 });
 afterAll(() => s.close());
 

@@ -8,7 +8,7 @@ beforeAll(async () => {
   await s.sql`UPDATE api_keys SET requests_per_minute = 1000000`;
   const [ws] = await s.sql`SELECT min(id) AS id FROM workspaces`;
   // Custom domains are the shortener's own hosts too (any workspace's): a loop.
-  await s.sql`INSERT INTO domains (workspace_id, hostname) VALUES (${ws!.id}, 'go.brand.test'), (${ws!.id}, 'xn--bcher-kva.example')`;
+  await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (${ws!.id}, 'go.brand.test', now()), (${ws!.id}, 'xn--bcher-kva.example', now())`;
 });
 afterAll(() => s.close());
 

@@ -1,6 +1,7 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDnsServer } from "./dns-server.ts";
 import { json, startStack, type Stack } from "./helpers.ts";
 
 /**
@@ -11,6 +12,7 @@ import { json, startStack, type Stack } from "./helpers.ts";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 let s: Stack;
+let dns: Awaited<ReturnType<typeof startDnsServer>>;
 let spec: Json;
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
 const validators = new Map<string, ReturnType<typeof ajv.compile>>();
@@ -18,13 +20,17 @@ const exercised = new Set<string>(); // "METHOD /template" with a 2xx checked
 const checked: string[] = [];
 
 beforeAll(async () => {
-  s = await startStack({ edge: false });
+  dns = await startDnsServer();
+  s = await startStack({ edge: false, env: { DNS_RESOLVER: dns.address } });
   await s.sql`UPDATE api_keys SET requests_per_minute = 1000000`;
   const [ws] = await s.sql`SELECT min(id) AS id FROM workspaces`;
-  await s.sql`INSERT INTO domains (workspace_id, hostname) VALUES (${ws!.id}, 'spec.brand.test')`;
+  await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (${ws!.id}, 'spec.brand.test', now())`;
   spec = await (await fetch(`${s.ingest.url}/openapi.json`)).json();
 });
-afterAll(() => s.close());
+afterAll(async () => {
+  await s.close();
+  await dns.close();
+});
 
 /** The operation whose path template matches a concrete path. */
 function operation(method: string, path: string): { template: string; op: Json } {
@@ -138,7 +144,11 @@ describe("real responses match the spec", () => {
     await call("POST", "/api/links", { key: key.key, body: JSON.stringify({ url: "https://example.com/" }) }); // 403
     await call("DELETE", `/api/keys/${key.id}`);
     await call("POST", "/api/workspaces", { body: JSON.stringify({ name: "spec" }) });
-    const { body: domain } = await call("POST", "/api/domains", { body: JSON.stringify({ hostname: "spec2.brand.test" }) });
+    const { body: domain } = await call("POST", "/api/domains", { body: JSON.stringify({ hostname: "spec2.brand.example.com" }) });
+    await call("POST", "/api/domains", { body: JSON.stringify({ hostname: "169.254.169.254" }) }); // 400
+    await call("POST", `/api/domains/${domain.id}/verify`); // 422: no TXT record yet
+    dns.txt.set(domain.verification.name, [domain.verification.value]);
+    await call("POST", `/api/domains/${domain.id}/verify`);
     await call("GET", "/api/domains");
     await call("DELETE", `/api/domains/${domain.id}`);
     await call("DELETE", `/api/domains/${domain.id}`); // 404

@@ -12,6 +12,7 @@ import type { Sql } from "./db.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { domainRoutes } from "./domains-routes.ts";
+import { txtLookup } from "./domain-verify.ts";
 import { keyRoutes, workspaceRoutes } from "./keys-routes.ts";
 import type { EdgeSync } from "./edge-sync.ts";
 import { linkGuard } from "./link-guard.ts";
@@ -31,7 +32,13 @@ export interface AppDeps {
   sql: Sql;
   config: Pick<
     Config,
-    "SHORT_BASE_URL" | "PRIMARY_HOSTS" | "ALLOW_PRIVATE_DESTINATIONS" | "STATS_STREAMS_PER_KEY" | "STATS_STREAMS_PER_WORKSPACE" | "AUTH_FAILURES_PER_MINUTE"
+    | "SHORT_BASE_URL"
+    | "PRIMARY_HOSTS"
+    | "ALLOW_PRIVATE_DESTINATIONS"
+    | "DNS_RESOLVER"
+    | "STATS_STREAMS_PER_KEY"
+    | "STATS_STREAMS_PER_WORKSPACE"
+    | "AUTH_FAILURES_PER_MINUTE"
   >;
   /** The purpose keys of EDGE_SECRET, then of EDGE_SECRET_PREVIOUS while set (shared/keys.ts). */
   keys: Keys[];
@@ -92,7 +99,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
       { path: "/api/links", router: linkRoutes({ sql, store, shortBaseUrl: config.SHORT_BASE_URL, log }) },
       { path: "/api/keys", router: keyRoutes(sql) },
       { path: "/api/workspaces", router: workspaceRoutes(sql) },
-      { path: "/api/domains", router: domainRoutes(sql, [new URL(config.SHORT_BASE_URL).hostname]) },
+      { path: "/api/domains", router: domainRoutes(sql, ownHosts, txtLookup(config.DNS_RESOLVER)) },
     ]),
   );
   app.route("/v1/resolve", resolveRoutes(sql, { accept: keys.map((k) => k.resolve), passwordKey: keys[0]!.password }));

@@ -33,6 +33,8 @@ const envSchema = z.object({
   SHORT_BASE_URL: z.url().default("http://localhost:8787"),
   /** The worker's primary hostnames (as in wrangler.toml): destinations there would loop. */
   PRIMARY_HOSTS: z.string().default("localhost,127.0.0.1"),
+  /** DNS servers for custom-domain TXT verification (comma list of ip or ip:port); unset: the system's resolvers. */
+  DNS_RESOLVER: z.string().optional(),
   /** Bootstrap admin key, required (npm start generates one and keeps it in DATA_DIR/admin-key). */
   ADMIN_API_KEY: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

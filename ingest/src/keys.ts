@@ -35,9 +35,8 @@ export function generateKey(): string {
 }
 
 /**
- * Stores the bootstrap `key` (hashed) for the default workspace, or re-enables it if it is
- * already there. It is the instance operator's key: it holds `operator` besides `scopes`
- * (so keys stored by earlier versions gain it at the next start).
+ * Stores the bootstrap `key` (hashed) for the default workspace with `scopes`, or re-enables it
+ * and sets its scopes if it is already there (a key stored by an earlier version gains new ones).
  */
 export async function ensureKey(sql: Sql, key: string, name: string, scopes: Scope[]): Promise<void> {
   const prefix = prefixOf(key);

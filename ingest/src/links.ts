@@ -1,4 +1,4 @@
-import type { JSONValue } from "postgres";
+import type { JSONValue, TransactionSql } from "postgres";
 import type { EdgeLink, TargetingRule } from "../../shared/event.ts";
 import { hashPassword, passwordVerifier, VERIFIER_SCHEME } from "../../shared/password.ts";
 import { mergeUtm } from "../../shared/utm.ts";
@@ -145,22 +145,27 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
       if (!hosts.has(r.host)) hosts.set(r.host, field);
       out.set(field, r.url);
     }
-    if (hosts.size) {
-      const [own] = await sql<{ hostname: string }[]>`SELECT hostname FROM domains WHERE hostname IN ${sql([...hosts.keys()])} LIMIT 1`;
-      if (own) {
-        const field = hosts.get(own.hostname)!;
-        throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(own.hostname)}`, field);
-      }
-    }
+    await noVerifiedDomain(sql, hosts);
     return out;
   }
 
-  /** '' or a custom domain of this workspace (normalised); otherwise 400. */
+  /** Refuses destinations on a verified custom domain (any workspace's): they point back at the shortener. Pending claims are nobody's yet. */
+  async function noVerifiedDomain(q: Sql | TransactionSql, hosts: Map<string, string>) {
+    if (!hosts.size) return;
+    const [own] = await q<{ hostname: string }[]>`SELECT hostname FROM domains WHERE hostname IN ${q([...hosts.keys()])} AND verified_at IS NOT NULL LIMIT 1`;
+    if (own) {
+      const field = hosts.get(own.hostname)!;
+      throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(own.hostname)}`, field);
+    }
+  }
+
+  /** '' or a verified custom domain of this workspace (normalised); otherwise 400. */
   async function workspaceDomain(ws: number, raw: string | undefined): Promise<string> {
     if (!raw) return "";
     const host = normaliseHost(raw);
-    const [row] = host ? await sql`SELECT 1 FROM domains WHERE hostname = ${host} AND workspace_id = ${ws}` : [];
+    const [row] = host ? await sql<{ verified: boolean; id: string }[]>`SELECT id, verified_at IS NOT NULL AS verified FROM domains WHERE hostname = ${host} AND workspace_id = ${ws}` : [];
     if (!row) throw new ApiError(400, "unknown_domain", `'${raw}' is not a domain of this workspace (add it with POST /api/domains)`, "domain");
+    if (!row.verified) throw new ApiError(400, "domain_unverified", `'${host}' is not verified yet: publish its DNS TXT record, then POST /api/domains/${row.id}/verify`, "domain");
     return host;
   }
 
@@ -280,6 +285,16 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
             utm: patch.utm ?? cur.utm,
             archived: patch.archived ?? cur.archived,
           };
+          // A link moved to another domain: its destinations (old ones included) must not be on a
+          // verified domain now, least of all the new one (it would redirect to itself).
+          if (next.domain !== cur.domain) {
+            const hosts = new Map<string, string>();
+            for (const { field, raw } of destinationsOf(next)) {
+              const r = checkUrl(raw);
+              if (r.ok && !hosts.has(r.host)) hosts.set(r.host, field);
+            }
+            await noVerifiedDomain(tx, hosts);
+          }
           // A new limit starts over: the enforcer sets limit_reached_at again if it is reached.
           const limitChanged = has("max_clicks") && next.max_clicks !== cur.max_clicks;
           const [updated] = await tx<LinkRow[]>`
