@@ -66,7 +66,8 @@ describe("npm start (embedded defaults)", () => {
     const link = await body(created);
     expect(link.short_url).toBe(`http://localhost:${ports.edge}/${link.code}`);
 
-    for (let i = 0; i < 100; i++) {
+    // A HEAD first (the same redirect, not a click), then 100 GETs: 100 clicks.
+    for (let i = 0; i <= 100; i++) {
       const res = await fetch(`http://127.0.0.1:${ports.edge}/${link.code}`, { method: i === 0 ? "HEAD" : "GET", redirect: "manual" });
       expect(res.status).toBe(302);
       expect(res.headers.get("location")).toBe("https://example.com/started");

@@ -141,8 +141,9 @@ describe("schemaStatements", () => {
   });
 
   it("CLICKHOUSE_CLUSTER needs a ClickHouse server", () => {
-    expect(() => loadConfig({ CLICKHOUSE_CLUSTER: "prod" })).toThrow(/CLICKHOUSE_URL/);
-    expect(loadConfig({ CLICKHOUSE_CLUSTER: "prod", CLICKHOUSE_URL: "http://ch:8123" }).CLICKHOUSE_CLUSTER).toBe("prod");
-    expect(() => loadConfig({ CLICKHOUSE_CLUSTER: "x; DROP", CLICKHOUSE_URL: "http://ch:8123" })).toThrow();
+    const secrets = { EDGE_SECRET: "unit-test-edge-secret-0123456789-abcd", ADMIN_API_KEY: "unit-test-admin-key-0123" };
+    expect(() => loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "prod" })).toThrow(/CLICKHOUSE_URL/);
+    expect(loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "prod", CLICKHOUSE_URL: "http://ch:8123" }).CLICKHOUSE_CLUSTER).toBe("prod");
+    expect(() => loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "x; DROP", CLICKHOUSE_URL: "http://ch:8123" })).toThrow(/CLICKHOUSE_CLUSTER/);
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../ingest/src/migrate.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { startDnsServer } from "../dns-server.ts";
-import { body, EDGE_SECRET, json, startStack, testSchema, type Stack } from "../helpers.ts";
+import { body, json, KEYS, startStack, testSchema, type Stack } from "../helpers.ts";
 
 /**
  * Custom domains need proof of ownership (DNS TXT): a claim alone squats nothing (it blocks no
@@ -50,7 +50,7 @@ async function claimAndVerify(key: string, hostname: string) {
 const link = (key: string, b: unknown) => api(key, "/links", "POST", b);
 const resolve = async (code: string, domain = "") => {
   const path = `/v1/resolve/${code}?domain=${domain}`;
-  return fetch(s.ingest.url + path, { headers: { [SIGNATURE_HEADER]: await sign(EDGE_SECRET, requestMessage("GET", path)) } });
+  return fetch(s.ingest.url + path, { headers: { [SIGNATURE_HEADER]: await sign(KEYS.resolve, requestMessage("GET", path)) } });
 };
 const errorOf = async (res: Response) => ({ status: res.status, ...(await body(res)).error });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKey, type EdgeLink } from "../../shared/event.ts";
+import { seedLinks } from "../fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "../helpers.ts";
 
 /**
@@ -46,6 +47,7 @@ describe("HEAD requests", () => {
 
   it("get an expired link's fallback redirect uncounted too", async () => {
     const expired = { id: 7001, domain: "", code: "head-old", url: "https://example.com/old", status: 302, expires_at: Date.now() - 1000, expired_url: "https://example.com/over" } as EdgeLink;
+    await seedLinks(s.sql, [{ link_id: expired.id, domain: "", code: expired.code, original_url: expired.url }]);
     await (await s.edge!.mf.getKVNamespace("LINKS")).put(linkKey("", expired.code), JSON.stringify(expired));
     const head = await visit(expired.code, "HEAD", CHECKER);
     expect(shape(head)).toEqual({ status: 302, location: "https://example.com/over", cacheControl: "private, max-age=0" });
