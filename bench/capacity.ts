@@ -22,12 +22,12 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import postgres from "postgres";
 import type { ClickEvent } from "../shared/event.ts";
-import { clickhouseClient, ensureSchema, rows } from "../ingest/src/clickhouse.ts";
-import { connect, type Sql } from "../ingest/src/db.ts";
-import { agentClass, applyPrivacy, hostOf, parseAgent, refererOrigin, utmOf } from "../ingest/src/enrich.ts";
-import { recordSchema, toClickHouseRow } from "../ingest/src/loader.ts";
-import { migrate } from "../ingest/src/migrate.ts";
-import { ensurePartitions } from "../ingest/src/partitions.ts";
+import { clickhouseClient, ensureSchema, rows } from "../ingest/src/analytics/clickhouse.ts";
+import { connect, type Sql } from "../ingest/src/db/connect.ts";
+import { agentClass, applyPrivacy, hostOf, parseAgent, refererOrigin, utmOf } from "../ingest/src/analytics/enrich.ts";
+import { recordSchema, toClickHouseRow } from "../ingest/src/pipeline/loader.ts";
+import { migrate } from "../ingest/src/db/migrate.ts";
+import { ensurePartitions } from "../ingest/src/pipeline/partitions.ts";
 
 const CH_CLICKS = Number(process.env.CAPACITY_CLICKS ?? 1_000_000);
 const PG_CLICKS = Number(process.env.CAPACITY_PG_CLICKS ?? 200_000);
@@ -147,7 +147,7 @@ const arr = (xs: readonly (string | number | boolean)[]) => `[${xs.map(lit).join
  * The same clicks made by ClickHouse itself (INSERT … SELECT FROM numbers()), for the bulk of
  * the sample: the same link power law, user agents, referers, places, tiers, QR and DNT shares as
  * clickEventAt, and the derived columns (browser, OS, device, bot, referer host, UTM) exactly as
- * the loader computes them (ingest/src/enrich.ts run here on every distinct input). Random
+ * the loader computes them (ingest/src/analytics/enrich.ts run here on every distinct input). Random
  * UUIDs and 128-bit visitor hashes, as in production, so compression is not flattered.
  */
 function bulkSql(count: number) {

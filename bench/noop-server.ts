@@ -4,12 +4,12 @@
  * of reading the body (NOOP_BODY):
  * - "request" (default): `c.req.text()`, the idiomatic Hono endpoint the issue's ceiling
  *   describes (~7k req/s a process here); @hono/node-server builds a WHATWG Request for it;
- * - "raw": ingest's own readBody (ingest/src/clicks.ts), straight from Node's request. Ingest
+ * - "raw": ingest's own readBody (ingest/src/http/routes/beacons.ts), straight from Node's request. Ingest
  *   itself is faster than the "request" endpoint, so only this one is a ceiling for it.
  */
 import { serve, type HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
-import { readBody } from "../ingest/src/clicks.ts";
+import { readBody } from "../ingest/src/http/routes/beacons.ts";
 
 const raw = process.env.NOOP_BODY === "raw";
 const app = new Hono<{ Bindings: HttpBindings }>().post("/v1/clicks", async (c) => {

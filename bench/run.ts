@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { edgeWorker, startEdge } from "../edge/miniflare.ts";
-import { generateKey } from "../ingest/src/keys.ts";
+import { generateKey } from "../ingest/src/auth/keys.ts";
 import { keysOf } from "../shared/keys.ts";
 import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
 import { childPids, cpuMs, mib, procStatusKb, rssSampler } from "./proc.ts";

@@ -15,9 +15,9 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import postgres from "postgres";
-import { rows, type ClickHouseClient } from "../ingest/src/clickhouse.ts";
+import { rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
 import { loadConfig } from "../ingest/src/config.ts";
-import { createKey, generateKey } from "../ingest/src/keys.ts";
+import { createKey, generateKey } from "../ingest/src/auth/keys.ts";
 import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
 

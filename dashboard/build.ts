@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
-/** Where ingest looks for the built files (ingest/src/dashboard.ts). */
+/** Where ingest looks for the built files (ingest/src/http/routes/dashboard.ts). */
 export const DASHBOARD_DIST = resolve(root, "../dist/dashboard");
 const STAMP = join(DASHBOARD_DIST, ".built");
 

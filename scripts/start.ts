@@ -22,8 +22,8 @@ if (!args.ok) {
 // seconds to load).
 const { startEdge } = await import("../edge/miniflare.ts");
 const { loadConfig } = await import("../ingest/src/config.ts");
-const { startEmbeddedKinesis } = await import("../ingest/src/embedded-kinesis.ts");
-const { generateKey } = await import("../ingest/src/keys.ts");
+const { startEmbeddedKinesis } = await import("../ingest/src/pipeline/embedded-kinesis.ts");
+const { generateKey } = await import("../ingest/src/auth/keys.ts");
 const { startIngest } = await import("../ingest/src/server.ts");
 const loaders = args.loaders;
 let stopping = false;

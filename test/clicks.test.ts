@@ -105,7 +105,7 @@ describe("POST /v1/clicks", () => {
     expect(await count()).toBe(before);
   });
 
-  // ingest/src/request-id.ts reads and sets the id on Node's own objects under @hono/node-server:
+  // ingest/src/http/request-id.ts reads and sets the id on Node's own objects under @hono/node-server:
   // over real HTTP, on a 202, on an error answer, and on a route outside /v1/clicks.
   it("answers every request with an X-Request-Id: the caller's when valid, a UUID otherwise", async () => {
     const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -1,6 +1,6 @@
 import type { ClickEvent } from "../shared/event.ts";
 import { sign, SIGNATURE_HEADER, type KeyMaterial } from "../shared/signing.ts";
-import type { Sql } from "../ingest/src/db.ts";
+import type { Sql } from "../ingest/src/db/connect.ts";
 import { KEYS } from "./helpers.ts";
 
 /** A complete, valid click event (override what the test is about). */
@@ -37,7 +37,7 @@ export async function postBeacon(
 
 /**
  * The links that synthetic clicks name, as real rows: ingest takes a click only for the link at
- * its (domain, code) (ingest/src/link-guard.ts). Inserts each (link_id, domain, code) once, with
+ * its (domain, code) (ingest/src/clicks/link-guard.ts). Inserts each (link_id, domain, code) once, with
  * that id, in the first workspace.
  */
 export async function seedLinks(sql: Sql, events: Pick<ClickEvent, "link_id" | "domain" | "code" | "original_url">[]): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { groupCommitter } from "../ingest/src/group-commit.ts";
-import { migrate } from "../ingest/src/migrate.ts";
+import { groupCommitter } from "../ingest/src/clicks/group-commit.ts";
+import { migrate } from "../ingest/src/db/migrate.ts";
 import { clickEvent } from "./fixtures.ts";
 import { testSchema } from "./helpers.ts";
 

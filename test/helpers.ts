@@ -8,10 +8,10 @@ import postgres from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
 import { keysOf } from "../shared/keys.ts";
 import { loadConfig } from "../ingest/src/config.ts";
-import { connect, type Sql } from "../ingest/src/db.ts";
-import { generateKey } from "../ingest/src/keys.ts";
-import { startEmbeddedKinesis } from "../ingest/src/embedded-kinesis.ts";
-import type { PipelineExtras } from "../ingest/src/pipeline.ts";
+import { connect, type Sql } from "../ingest/src/db/connect.ts";
+import { generateKey } from "../ingest/src/auth/keys.ts";
+import { startEmbeddedKinesis } from "../ingest/src/pipeline/embedded-kinesis.ts";
+import type { PipelineExtras } from "../ingest/src/pipeline/index.ts";
 import { startIngest, type Ingest } from "../ingest/src/server.ts";
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";

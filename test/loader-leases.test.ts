@@ -1,12 +1,12 @@
 import { CreateStreamCommand, ListShardsCommand, SplitShardCommand, waitUntilStreamExists } from "@aws-sdk/client-kinesis";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { ClickHouseClient } from "../ingest/src/clickhouse.ts";
-import { startEmbeddedKinesis } from "../ingest/src/embedded-kinesis.ts";
-import { kinesisClient } from "../ingest/src/kinesis.ts";
-import { createLoader, type Loader } from "../ingest/src/loader.ts";
+import type { ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
+import { startEmbeddedKinesis } from "../ingest/src/pipeline/embedded-kinesis.ts";
+import { kinesisClient } from "../ingest/src/pipeline/kinesis.ts";
+import { createLoader, type Loader } from "../ingest/src/pipeline/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
-import { migrate } from "../ingest/src/migrate.ts";
+import { migrate } from "../ingest/src/db/migrate.ts";
 import { testSchema } from "./helpers.ts";
 
 /**

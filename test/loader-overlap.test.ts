@@ -1,8 +1,8 @@
 import { GetRecordsCommand, type KinesisClient } from "@aws-sdk/client-kinesis";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { rows, type ClickHouseClient } from "../ingest/src/clickhouse.ts";
-import { createLoader } from "../ingest/src/loader.ts";
+import { rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
+import { createLoader } from "../ingest/src/pipeline/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { eventually, startStack, type Stack } from "./helpers.ts";

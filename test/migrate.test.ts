@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { connect, type Sql } from "../ingest/src/db.ts";
-import { migrate } from "../ingest/src/migrate.ts";
+import { connect, type Sql } from "../ingest/src/db/connect.ts";
+import { migrate } from "../ingest/src/db/migrate.ts";
 import { DATABASE_URL, testSchema } from "./helpers.ts";
 
 let db: Awaited<ReturnType<typeof testSchema>>;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { rows } from "../ingest/src/clickhouse.ts";
+import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 

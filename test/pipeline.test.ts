@@ -1,8 +1,8 @@
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema } from "../shared/event.ts";
-import { deaggregate } from "../ingest/src/aggregate.ts";
-import { rows } from "../ingest/src/clickhouse.ts";
+import { deaggregate } from "../ingest/src/pipeline/aggregate.ts";
+import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rows } from "../ingest/src/clickhouse.ts";
-import { storeClicks } from "../ingest/src/clicks.ts";
-import { applyPrivacy, visitorHash } from "../ingest/src/enrich.ts";
+import { rows } from "../ingest/src/analytics/clickhouse.ts";
+import { storeClicks } from "../ingest/src/http/routes/beacons.ts";
+import { applyPrivacy, visitorHash } from "../ingest/src/analytics/enrich.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";
 import { body, DATABASE_URL, eventually, json, KEYS, startStack, type Stack } from "./helpers.ts";

@@ -15,7 +15,7 @@ import { passwordAttemptAllowed } from "./throttle.ts";
 import { hostnameOf } from "./url.ts";
 import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
 
-// Codes the API could have issued (see ingest/src/codes.ts); anything else is 404 without a lookup.
+// Codes the API could have issued (see ingest/src/links/codes.ts); anything else is 404 without a lookup.
 const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /** PRIMARY_HOSTS as a set, parsed once per value of the var (not once per redirect). */

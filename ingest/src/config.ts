@@ -58,7 +58,7 @@ const envSchema = z.object({
   CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).optional(),
   /** Forwarder: outbox rows per PutRecords (Kinesis allows 500 records), idle poll interval. */
   FORWARDER_BATCH: z.coerce.number().int().min(1).max(500).default(500),
-  /** Largest aggregated Kinesis record (several clicks a record, ingest/src/aggregate.ts); 0: one click a record. Kinesis allows 1 MiB. */
+  /** Largest aggregated Kinesis record (several clicks a record, ingest/src/pipeline/aggregate.ts); 0: one click a record. Kinesis allows 1 MiB. */
   KINESIS_AGGREGATE_BYTES: z.coerce.number().int().min(0).max(1_000_000).default(50_000),
   FORWARDER_IDLE_MS: z.coerce.number().int().min(1).default(100),
   /** PutRecords batches in flight at once per process (rows are leased, so never sent twice at once). */

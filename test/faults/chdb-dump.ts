@@ -4,7 +4,7 @@
  * uniqExact(click_id), and the distinct click ids. Run as its own process by the fault suite
  * (chDB allows one process per folder, and ingest has exited by then).
  */
-import { clickhouseClient, rows } from "../../ingest/src/clickhouse.ts";
+import { clickhouseClient, rows } from "../../ingest/src/analytics/clickhouse.ts";
 
 const path = process.argv[2];
 if (!path) throw new Error("usage: chdb-dump.ts <chdb folder>");

@@ -6,7 +6,7 @@ import { BeaconLoad, IngestProcess, loadLinks, metricsText, pipelineStatus, scen
 /**
  * ClickHouse refusing every insert for 30 s under steady beacon load. ClickHouse is chDB inside
  * the ingest child process, so the fault is switched on from inside: the loader's test hook
- * (LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE, ingest/src/loader.ts) fails each insert while the flag
+ * (LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE, ingest/src/pipeline/loader.ts) fails each insert while the flag
  * file exists. Beacons keep getting 202 (PostgreSQL + outbox → Kinesis go on), the ClickHouse
  * breaker opens, the loader holds its place in Kinesis (no checkpoint past rows not inserted),
  * and once the file is gone the backlog drains: ClickHouse ends with exactly the acknowledged ids.

@@ -11,8 +11,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
-import { startEmbeddedKinesis } from "../../ingest/src/embedded-kinesis.ts";
-import { generateKey } from "../../ingest/src/keys.ts";
+import { startEmbeddedKinesis } from "../../ingest/src/pipeline/embedded-kinesis.ts";
+import { generateKey } from "../../ingest/src/auth/keys.ts";
 import type { ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { clickEvent } from "../fixtures.ts";
@@ -357,8 +357,8 @@ export class BeaconLoad {
 // Checks.
 
 /** What GET /api/pipeline answers (the type ingest itself declares). */
-export type { PipelineStatus } from "../../ingest/src/pipeline.ts";
-import type { PipelineStatus } from "../../ingest/src/pipeline.ts";
+export type { PipelineStatus } from "../../ingest/src/pipeline/index.ts";
+import type { PipelineStatus } from "../../ingest/src/pipeline/index.ts";
 
 export async function pipelineStatus(s: Scenario): Promise<PipelineStatus> {
   const res = await fetch(`${s.url}/api/pipeline`, { headers: { Authorization: `Bearer ${s.adminKey}` }, signal: AbortSignal.timeout(10_000) });

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kinesisClient } from "../../ingest/src/kinesis.ts";
+import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
 import { BeaconLoad, clickhouseIds, codesCoveringShards, freePort, IngestProcess, loadLinks, pipelineStatus, postgresIds, scenario, sleep, type Scenario } from "./harness.ts";
 
 /**

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
-import { deaggregate } from "../../ingest/src/aggregate.ts";
-import { kinesisClient } from "../../ingest/src/kinesis.ts";
+import { deaggregate } from "../../ingest/src/pipeline/aggregate.ts";
+import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
 import { EDGE_SECRET, json } from "../helpers.ts";
 import { clickhouseIds, freePort, IngestProcess, metricsText, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
 
@@ -107,7 +107,7 @@ async function readStream(s: Scenario): Promise<{ records: number; ids: Map<stri
       while (it) {
         const r = await k.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
         if (!r.Records?.length) break;
-        // Clicks, not records: an aggregated record holds many (ingest/src/aggregate.ts).
+        // Clicks, not records: an aggregated record holds many (ingest/src/pipeline/aggregate.ts).
         for (const rec of r.Records)
           for (const part of deaggregate(rec.Data!) ?? [Buffer.from(rec.Data!)]) {
             records++;

@@ -1,11 +1,11 @@
 import { ListShardsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kinesisClient } from "../../ingest/src/kinesis.ts";
+import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
 import { BeaconLoad, clickhouseIds, IngestProcess, loadLinks, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
 
 /**
  * A shard split mid-stream under load: the parent is read to its end and checkpointed as
- * finished before its children are leased (ingest/src/loader.ts), the children are found by the
+ * finished before its children are leased (ingest/src/pipeline/loader.ts), the children are found by the
  * next ListShards (≤ 10 s) and read from their start. Afterwards ClickHouse holds exactly the
  * clicks PostgreSQL committed: nothing lost, nothing counted twice.
  */

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate } from "../../ingest/src/migrate.ts";
+import { migrate } from "../../ingest/src/db/migrate.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { startDnsServer } from "../dns-server.ts";
 import { body, json, KEYS, startStack, testSchema, type Stack } from "../helpers.ts";

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { request, type IncomingHttpHeaders } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKey } from "../../ingest/src/keys.ts";
+import { generateKey } from "../../ingest/src/auth/keys.ts";
 import { startStack, type Stack } from "../helpers.ts";
 
 /**

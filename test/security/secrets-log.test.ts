@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKey } from "../../ingest/src/keys.ts";
+import { generateKey } from "../../ingest/src/auth/keys.ts";
 import { clickEvent, postBeacon } from "../fixtures.ts";
 import { body, DATABASE_URL, EDGE_SECRET, KEYS, testSchema } from "../helpers.ts";
 

@@ -7,7 +7,7 @@ import { Miniflare } from "miniflare";
 import { afterAll, describe, expect, it } from "vitest";
 import { edgeWorker, startEdge } from "../../edge/miniflare.ts";
 import { ConfigError, loadConfig } from "../../ingest/src/config.ts";
-import { generateKey } from "../../ingest/src/keys.ts";
+import { generateKey } from "../../ingest/src/auth/keys.ts";
 import { keysOf, KEY_LABELS } from "../../shared/keys.ts";
 import { eventually } from "../helpers.ts";
 

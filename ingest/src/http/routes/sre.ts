@@ -1,0 +1,116 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { apiRouter, errorResponses } from "../api-router.ts";
+import { requireScope } from "../../auth/middleware.ts";
+import { chTime, rows } from "../../analytics/clickhouse.ts";
+import type { Sql } from "../../db/connect.ts";
+import { ApiError } from "../errors.ts";
+import type { Pipeline } from "../../pipeline/index.ts";
+import { pickSource, validTimeZone } from "./stats.ts";
+
+const INTERVAL_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+const MAX_RANGE_MS = { minute: 7 * 86_400_000, hour: 400 * 86_400_000, day: 5 * 366 * 86_400_000 } as const;
+const BUCKET_FN = { minute: "toStartOfMinute", hour: "toStartOfHour", day: "toStartOfDay" } as const;
+
+const EdgeQuery = z.object({
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  interval: z.enum(["minute", "hour", "day"]).default("hour"),
+  tz: z.string().max(64).default("UTC").refine(validTimeZone, "unknown time zone (IANA name, e.g. Europe/Berlin)"),
+});
+const Tiers = z.object({ isolate: z.number().int(), kv: z.number().int(), origin: z.number().int(), total: z.number().int(), hit_ratio: z.number().nullable() });
+const EdgeResponse = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    interval: z.string(),
+    source: z.string(),
+    scope: z.enum(["all", "workspace"]),
+    totals: Tiers,
+    series: z.array(Tiers.extend({ t: z.string() })),
+    by_colo: z.array(Tiers.extend({ colo: z.string() })),
+    origin_resolve_latency_ms: z.null(),
+    notes: z.array(z.string()),
+  })
+  .openapi("EdgeStats");
+
+interface TierRow {
+  k: string | number;
+  cache_tier: string;
+  clicks: number | string;
+}
+
+/** Folds (key, tier, clicks) rows into per-key tier counts with hit ratio = (isolate + kv) / total. */
+function fold(rs: TierRow[]) {
+  const by = new Map<string, { isolate: number; kv: number; origin: number }>();
+  for (const r of rs) {
+    const e = by.get(String(r.k)) ?? { isolate: 0, kv: 0, origin: 0 };
+    if (r.cache_tier === "isolate" || r.cache_tier === "kv" || r.cache_tier === "origin") e[r.cache_tier] += Number(r.clicks);
+    by.set(String(r.k), e);
+  }
+  return [...by].map(([k, e]) => {
+    const total = e.isolate + e.kv + e.origin;
+    return { k, ...e, total, hit_ratio: total ? Math.round(((e.isolate + e.kv) / total) * 10_000) / 10_000 : null };
+  });
+}
+
+/**
+ * GET /api/sre/edge (admin or stats:read): which cache tier answered the redirects — isolate,
+ * KV, origin — over time and per colo, from ClickHouse (cache_tier, colo of every click; bots
+ * included: they load the edge too). An operator key sees every link; any other key (a workspace
+ * admin too) its own workspace's links.
+ */
+export function sreRoutes(sql: Sql, pipeline: Pipeline) {
+  const a = pipeline.analytics;
+  const app = apiRouter();
+  app.use(requireScope(sql, "stats:read"));
+  app.openapi(
+    createRoute({ method: "get", path: "/edge", tags: ["sre"], security: [{ bearer: [] }], request: { query: EdgeQuery }, responses: { 200: { description: "edge cache hit ratios", content: { "application/json": { schema: EdgeResponse } } }, ...errorResponses(400, 401, 403, 429, 503) } }),
+    async (c) => {
+      const ch = pipeline.ch;
+      if (!ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
+      const q = c.req.valid("query");
+      const p = c.var.principal;
+      const to = q.to ? Date.parse(q.to) : Math.ceil(Date.now() / 3_600_000) * 3_600_000;
+      const from = q.from ? Date.parse(q.from) : to - (q.interval === "minute" ? 3_600_000 : q.interval === "hour" ? 2 * 86_400_000 : 30 * 86_400_000);
+      if (from >= to) throw new ApiError(400, "invalid_query", "from must be before to", "from");
+      if (to - from > MAX_RANGE_MS[q.interval]) throw new ApiError(400, "invalid_query", `range too long for interval=${q.interval}`, "from");
+      const all = p.scopes.includes("operator");
+      const ids = all ? [] : (await a.replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
+      const source = pickSource(q.interval, q.tz, from, to);
+      const timeCol = source === "clicks" ? "ts" : source === "clicks_hourly" ? "hour" : "day";
+      const clicks = source === "clicks" ? "uniqExact(click_id)" : "uniqExactMerge(clicks)";
+      const cond = `${all ? "1" : "link_id IN {ids:Array(UInt64)}"} AND ${timeCol} >= {from:DateTime64(3, 'UTC')} AND ${timeCol} < {to:DateTime64(3, 'UTC')}`;
+      const params = { ids, from: chTime(new Date(from)), to: chTime(new Date(to)), tz: q.tz };
+      const table = `${a.database}.${source}`;
+      const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
+      const empty = !all && !ids.length;
+      const [series, colos, totals] = empty
+        ? [[], [], []]
+        : await Promise.all([
+            rows<TierRow>(ch, `SELECT ${bucket} AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier ORDER BY k`, params),
+            rows<TierRow>(ch, `SELECT colo AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier`, params),
+            rows<TierRow>(ch, `SELECT '' AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY cache_tier`, params),
+          ]);
+      const [t] = fold(totals);
+      return c.json(
+        {
+          from: new Date(from).toISOString(),
+          to: new Date(to).toISOString(),
+          interval: q.interval,
+          source,
+          scope: all ? ("all" as const) : ("workspace" as const),
+          totals: { isolate: t?.isolate ?? 0, kv: t?.kv ?? 0, origin: t?.origin ?? 0, total: t?.total ?? 0, hit_ratio: t?.hit_ratio ?? null },
+          series: fold(series).map(({ k, ...r }) => ({ t: new Date(Number(k) * 1000).toISOString(), ...r })),
+          by_colo: fold(colos).map(({ k, ...r }) => ({ colo: k, ...r })).sort((x, y) => y.total - x.total),
+          origin_resolve_latency_ms: null,
+          notes: [
+            "hit_ratio = (isolate + kv) / total: the share of redirects answered without asking the origin.",
+            "origin_resolve_latency_ms is not measured: click events carry the tier that answered but not how long the origin resolve took; the worker would have to report it (e.g. a resolve_ms field in the beacon).",
+          ],
+        },
+        200,
+      );
+    },
+  );
+  return app;
+}

@@ -1,0 +1,356 @@
+import type { JSONValue, TransactionSql } from "postgres";
+import type { EdgeLink, TargetingRule } from "../../../shared/event.ts";
+import { hashPassword, passwordVerifier, VERIFIER_SCHEME } from "../../../shared/password.ts";
+import { mergeUtm } from "../../../shared/utm.ts";
+import { randomCode } from "./codes.ts";
+import type { Sql } from "../db/connect.ts";
+import type { EdgeSync } from "./edge-sync.ts";
+import { ApiError } from "../http/errors.ts";
+import type { Link, LinkCreate, LinkUpdate, ListQuery } from "../http/routes/links-schema.ts";
+import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
+
+/**
+ * Links: the one place rows are written and turned into API objects and edge records.
+ * Every query is scoped by the caller's workspace: another workspace's link is "not found".
+ * PostgreSQL's UNIQUE (domain, code) decides slug clashes.
+ */
+
+/** A `SELECT * FROM links` row (bigint columns come back as strings). */
+export interface LinkRow {
+  id: string;
+  workspace_id: string;
+  domain: string;
+  code: string;
+  url: string;
+  redirect_status: number;
+  title: string | null;
+  tags: string[];
+  expires_at: Date | null;
+  expired_url: string | null;
+  max_clicks: string | null;
+  password_hash: string | null;
+  targeting: TargetingRule[];
+  utm: Record<string, string>;
+  archived: boolean;
+  limit_reached_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const UNIQUE_VIOLATION = "23505";
+const CODE_ATTEMPTS = 5;
+
+/**
+ * The compact record the worker decides with (KV, /v1/resolve): the single mapping from a row.
+ * Empty optional fields are left out, so a plain link is `{ id, domain, code, url, status }`.
+ */
+/**
+ * A row as the edge's record. The password hash leaves ingest only sealed with the password
+ * key (shared/password.ts passwordVerifier): a record read from KV or /v1/resolve allows no
+ * offline guessing. A hash that cannot be sealed keeps the link locked (a verifier nothing matches).
+ */
+export async function toEdgeLink(r: LinkRow, passwordKey: Uint8Array<ArrayBuffer>): Promise<EdgeLink> {
+  const utm = r.utm && Object.keys(r.utm).length ? r.utm : undefined;
+  const password = r.password_hash ? ((await passwordVerifier(r.password_hash, passwordKey)) ?? `${VERIFIER_SCHEME}$0$$`) : undefined;
+  return {
+    id: Number(r.id),
+    domain: r.domain,
+    code: r.code,
+    url: mergeUtm(r.url, utm),
+    status: r.redirect_status as EdgeLink["status"],
+    ...(r.expires_at ? { expires_at: new Date(r.expires_at).getTime() } : {}),
+    ...(r.expired_url ? { expired_url: r.expired_url } : {}),
+    ...(r.archived || r.limit_reached_at ? { gone: true as const } : {}),
+    ...(password ? { password } : {}),
+    ...(r.targeting?.length ? { targeting: r.targeting } : {}),
+    ...(utm ? { utm } : {}),
+  };
+}
+
+const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+
+export function shortUrl(shortBaseUrl: string, domain: string, code: string): string {
+  const base = new URL(shortBaseUrl);
+  return domain ? `${base.protocol}//${domain}/${code}` : `${shortBaseUrl.replace(/\/$/, "")}/${code}`;
+}
+
+/** The API's view of a row: never the password hash. */
+export function presentLink(r: LinkRow, shortBaseUrl: string): Link {
+  return {
+    id: Number(r.id),
+    code: r.code,
+    domain: r.domain,
+    short_url: shortUrl(shortBaseUrl, r.domain, r.code),
+    url: r.url,
+    redirect_status: r.redirect_status as Link["redirect_status"],
+    title: r.title,
+    tags: r.tags,
+    expires_at: iso(r.expires_at),
+    expired_url: r.expired_url,
+    max_clicks: r.max_clicks === null ? null : Number(r.max_clicks),
+    has_password: r.password_hash !== null,
+    targeting: r.targeting ?? [],
+    utm: r.utm ?? {},
+    archived: r.archived,
+    limit_reached_at: iso(r.limit_reached_at),
+    created_at: iso(r.created_at)!,
+    updated_at: iso(r.updated_at)!,
+  };
+}
+
+/** ILIKE pattern for a substring, with the user's own % _ \ taken literally. */
+export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (m) => "\\" + m)}%`;
+
+interface Cursor {
+  // created_at as microsecond ISO text from PostgreSQL, sent back as text (a timestamptz
+  // parameter would go through a JS Date and lose the microseconds: rows would be skipped).
+  t: string;
+  i: number; // id
+  s: ListQuery["sort"];
+}
+const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify(c)).toString("base64url");
+function decodeCursor(raw: string, sort: ListQuery["sort"]): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Cursor;
+    if (typeof c.t === "string" && !Number.isNaN(Date.parse(c.t)) && Number.isSafeInteger(c.i) && c.s === sort) return c;
+  } catch {
+    /* fall through */
+  }
+  throw new ApiError(400, "invalid_cursor", "cursor is not a next_cursor of this listing (same sort)", "cursor");
+}
+
+export interface LinkStoreDeps {
+  sql: Sql;
+  shortBaseUrl: string;
+  /** The shortener's own hostnames (normalised): destinations there would loop. */
+  ownHosts: Set<string>;
+  edge: EdgeSync;
+  /** Seals password hashes in edge records (shared/keys.ts `password`). */
+  passwordKey: Uint8Array<ArrayBuffer>;
+  /** ALLOW_PRIVATE_DESTINATIONS: destinations in private address space are accepted. */
+  allowPrivate?: boolean;
+}
+
+type Destinations = { field: string; raw: string }[];
+
+export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allowPrivate = false }: LinkStoreDeps) {
+  /** URL safety for every destination of an item; returns the normalised URLs by field. */
+  async function safeUrls(items: Destinations): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const hosts = new Map<string, string>(); // host → first field
+    for (const { field, raw } of items) {
+      const r = checkUrl(raw, { allowPrivate });
+      if (!r.ok) throw new ApiError(400, "unsafe_url", `${field}: ${r.reason}`, field);
+      if (ownHosts.has(r.host)) throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(r.host)}`, field);
+      if (!hosts.has(r.host)) hosts.set(r.host, field);
+      out.set(field, r.url);
+    }
+    await noVerifiedDomain(sql, hosts);
+    return out;
+  }
+
+  /** Refuses destinations on a verified custom domain (any workspace's): they point back at the shortener. Pending claims are nobody's yet. */
+  async function noVerifiedDomain(q: Sql | TransactionSql, hosts: Map<string, string>) {
+    if (!hosts.size) return;
+    const [own] = await q<{ hostname: string }[]>`SELECT hostname FROM domains WHERE hostname IN ${q([...hosts.keys()])} AND verified_at IS NOT NULL LIMIT 1`;
+    if (own) {
+      const field = hosts.get(own.hostname)!;
+      throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(own.hostname)}`, field);
+    }
+  }
+
+  /** '' or a verified custom domain of this workspace (normalised); otherwise 400. */
+  async function workspaceDomain(ws: number, raw: string | undefined): Promise<string> {
+    if (!raw) return "";
+    const host = normaliseHost(raw);
+    const [row] = host ? await sql<{ verified: boolean; id: string }[]>`SELECT id, verified_at IS NOT NULL AS verified FROM domains WHERE hostname = ${host} AND workspace_id = ${ws}` : [];
+    if (!row) throw new ApiError(400, "unknown_domain", `'${raw}' is not a domain of this workspace (add it with POST /api/domains)`, "domain");
+    if (!row.verified) throw new ApiError(400, "domain_unverified", `'${host}' is not verified yet: publish its DNS TXT record, then POST /api/domains/${row.id}/verify`, "domain");
+    return host;
+  }
+
+  function destinationsOf(input: { url?: string; expired_url?: string | null; targeting?: TargetingRule[] }): Destinations {
+    const d: Destinations = [];
+    if (input.url !== undefined) d.push({ field: "url", raw: input.url });
+    if (input.expired_url) d.push({ field: "expired_url", raw: input.expired_url });
+    input.targeting?.forEach((t, i) => d.push({ field: `targeting.${i}.url`, raw: t.url }));
+    return d;
+  }
+
+  const withSafeTargeting = (targeting: TargetingRule[] | undefined, urls: Map<string, string>) =>
+    targeting?.map((t, i) => ({ ...t, url: urls.get(`targeting.${i}.url`)! }));
+
+  async function insert(ws: number, v: Omit<LinkRow, "id" | "workspace_id" | "code" | "limit_reached_at" | "created_at" | "updated_at">, code: string): Promise<LinkRow | null> {
+    try {
+      const [row] = await sql<LinkRow[]>`
+        INSERT INTO links (workspace_id, domain, code, url, redirect_status, title, tags, expires_at, expired_url,
+                           max_clicks, password_hash, targeting, utm, archived)
+        VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${sql.array(v.tags)}::text[],
+                ${v.expires_at}, ${v.expired_url}, ${v.max_clicks}, ${v.password_hash},
+                ${sql.json(v.targeting as unknown as JSONValue)}, ${sql.json(v.utm)}, ${v.archived})
+        RETURNING *`;
+      return row!;
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION) return null;
+      throw err;
+    }
+  }
+
+  /** Pushes the new edge record (and removes the old KV key when domain or code changed). */
+  async function publish(row: LinkRow, previous?: { domain: string; code: string }) {
+    if (previous && (previous.domain !== row.domain || previous.code !== row.code)) await edge.remove(previous.domain, previous.code);
+    await edge.push(await toEdgeLink(row, passwordKey));
+  }
+
+  async function get(ws: number, id: number): Promise<LinkRow> {
+    const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
+    if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+    return row;
+  }
+
+  function filters(q: Pick<ListQuery, "q" | "tag" | "domain" | "archived">) {
+    return sql`
+      ${q.q ? sql`AND (url ILIKE ${likePattern(q.q)} OR code ILIKE ${likePattern(q.q)} OR title ILIKE ${likePattern(q.q)})` : sql``}
+      ${q.tag ? sql`AND tags @> ARRAY[${q.tag}]::text[]` : sql``}
+      ${q.domain !== undefined ? sql`AND domain = ${q.domain === "" ? "" : normaliseHost(q.domain) || q.domain}` : sql``}
+      ${q.archived === "all" ? sql`` : sql`AND archived = ${q.archived === "true"}`}`;
+  }
+  return {
+    safeUrls,
+    get,
+
+    async getByCode(ws: number, domain: string, code: string): Promise<LinkRow> {
+      const [row] = await sql<LinkRow[]>`
+        SELECT * FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
+      if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+      return row;
+    },
+
+    /** Creates a link (throws ApiError: 400 invalid/unsafe, 409 slug taken). Pushes it to the edge. */
+    async create(ws: number, input: LinkCreate, opts: { publish?: boolean } = {}): Promise<LinkRow> {
+      const urls = await safeUrls(destinationsOf(input));
+      const domain = await workspaceDomain(ws, input.domain);
+      const values = {
+        domain,
+        url: urls.get("url")!,
+        redirect_status: input.redirect_status ?? 302,
+        title: input.title ?? null,
+        tags: [...new Set(input.tags ?? [])],
+        expires_at: input.expires_at ? new Date(input.expires_at) : null,
+        expired_url: input.expired_url ? urls.get("expired_url")! : null,
+        max_clicks: input.max_clicks == null ? null : String(input.max_clicks),
+        password_hash: input.password ? await hashPassword(input.password) : null,
+        targeting: withSafeTargeting(input.targeting, urls) ?? [],
+        utm: input.utm ?? {},
+        archived: input.archived ?? false,
+      };
+      let row: LinkRow | null = null;
+      if (input.slug !== undefined) {
+        row = await insert(ws, values, input.slug);
+        if (!row) throw new ApiError(409, "slug_taken", `the slug '${input.slug}' is already in use${domain ? ` on ${domain}` : ""}`, "slug");
+      } else {
+        // The UNIQUE constraint is the collision check; a clash just draws again.
+        for (let i = 0; i < CODE_ATTEMPTS && !row; i++) row = await insert(ws, values, randomCode());
+        if (!row) throw new ApiError(503, "code_space_exhausted", "could not allocate a short code; retry");
+      }
+      if (opts.publish !== false) await publish(row);
+      return row;
+    },
+
+    /** Applies a partial update; slug/domain changes move the edge key. */
+    async update(ws: number, id: number, patch: LinkUpdate): Promise<LinkRow> {
+      const urls = await safeUrls(destinationsOf(patch));
+      const domain = patch.domain === undefined ? undefined : await workspaceDomain(ws, patch.domain);
+      const passwordHash = patch.password === undefined ? undefined : patch.password === null ? null : await hashPassword(patch.password);
+      let previous: LinkRow | undefined;
+      let row: LinkRow;
+      try {
+        row = await sql.begin(async (tx) => {
+          const [cur] = await tx<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws} FOR UPDATE`;
+          if (!cur) throw new ApiError(404, "not_found", "no such link in this workspace");
+          previous = cur;
+          const has = <K extends keyof LinkUpdate>(k: K) => patch[k] !== undefined;
+          const next = {
+            domain: domain ?? cur.domain,
+            code: patch.slug ?? cur.code,
+            url: has("url") ? urls.get("url")! : cur.url,
+            redirect_status: patch.redirect_status ?? cur.redirect_status,
+            title: has("title") ? patch.title! : cur.title,
+            tags: patch.tags ? [...new Set(patch.tags)] : cur.tags,
+            expires_at: has("expires_at") ? (patch.expires_at ? new Date(patch.expires_at) : null) : cur.expires_at,
+            expired_url: has("expired_url") ? (patch.expired_url ? urls.get("expired_url")! : null) : cur.expired_url,
+            max_clicks: has("max_clicks") ? (patch.max_clicks === null ? null : String(patch.max_clicks)) : cur.max_clicks,
+            password_hash: passwordHash === undefined ? cur.password_hash : passwordHash,
+            targeting: patch.targeting ? withSafeTargeting(patch.targeting, urls)! : cur.targeting,
+            utm: patch.utm ?? cur.utm,
+            archived: patch.archived ?? cur.archived,
+          };
+          // A link moved to another domain: its destinations (old ones included) must not be on a
+          // verified domain now, least of all the new one (it would redirect to itself).
+          if (next.domain !== cur.domain) {
+            const hosts = new Map<string, string>();
+            for (const { field, raw } of destinationsOf(next)) {
+              const r = checkUrl(raw);
+              if (r.ok && !hosts.has(r.host)) hosts.set(r.host, field);
+            }
+            await noVerifiedDomain(tx, hosts);
+          }
+          // A new limit starts over: the enforcer sets limit_reached_at again if it is reached.
+          const limitChanged = has("max_clicks") && next.max_clicks !== cur.max_clicks;
+          const [updated] = await tx<LinkRow[]>`
+            UPDATE links SET domain = ${next.domain}, code = ${next.code}, url = ${next.url},
+              redirect_status = ${next.redirect_status}, title = ${next.title}, tags = ${tx.array(next.tags)}::text[],
+              expires_at = ${next.expires_at}, expired_url = ${next.expired_url}, max_clicks = ${next.max_clicks},
+              password_hash = ${next.password_hash}, targeting = ${tx.json(next.targeting as unknown as JSONValue)},
+              utm = ${tx.json(next.utm)}, archived = ${next.archived},
+              limit_reached_at = CASE WHEN ${limitChanged} THEN NULL ELSE limit_reached_at END,
+              updated_at = now()
+            WHERE id = ${id} AND workspace_id = ${ws}
+            RETURNING *`;
+          return updated!;
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new ApiError(409, "slug_taken", "that slug is already in use on that domain", "slug");
+        throw err;
+      }
+      await publish(row, previous);
+      return row;
+    },
+
+    /** Hard delete (its clicks stay); removes the edge key. */
+    async remove(ws: number, id: number): Promise<LinkRow> {
+      const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
+      if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+      await edge.remove(row.domain, row.code);
+      return row;
+    },
+
+    publish,
+
+    /** One page of the workspace's links, newest (or oldest) first, keyset-paginated. */
+    async list(ws: number, q: ListQuery): Promise<{ rows: LinkRow[]; next_cursor: string | null }> {
+      const asc = q.sort === "created_at";
+      const cursor = q.cursor ? decodeCursor(q.cursor, q.sort) : null;
+      const rows = await sql<(LinkRow & { cursor_ts: string })[]>`
+        SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
+        WHERE workspace_id = ${ws} ${filters(q)}
+          ${cursor ? (asc ? sql`AND (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})` : sql`AND (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`) : sql``}
+        ORDER BY ${asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`}
+        LIMIT ${q.limit + 1}`;
+      const more = rows.length > q.limit;
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      return { rows: page, next_cursor: more && last ? encodeCursor({ t: last.cursor_ts, i: Number(last.id), s: q.sort }) : null };
+    },
+
+    /** Every matching link, oldest first, in batches (for the CSV export). */
+    async *all(ws: number, q: Omit<ListQuery, "limit" | "cursor" | "sort">): AsyncGenerator<LinkRow[]> {
+      const cursor = sql<LinkRow[]>`SELECT * FROM links WHERE workspace_id = ${ws} ${filters(q)} ORDER BY created_at, id`.cursor(500);
+      for await (const batch of cursor) yield batch;
+    },
+  };
+
+
+}
+
+export type LinkStore = ReturnType<typeof linkStore>;

@@ -1,0 +1,156 @@
+import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
+import type { Logger } from "pino";
+import { aggregate, packRecords } from "./aggregate.ts";
+import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
+import { bump } from "../db/counters.ts";
+import type { Sql } from "../db/connect.ts";
+import type { Metrics } from "../metrics.ts";
+
+interface OutboxRow {
+  id: string;
+  partition_key: string;
+  data: Buffer;
+  /** Claims of this row so far, this one included (> 1: an earlier attempt may have reached Kinesis). */
+  attempts: number;
+}
+
+export interface ForwarderOptions {
+  sql: Sql;
+  kinesis: KinesisClient;
+  stream: string;
+  batch: number;
+  idleMs: number;
+  breakerFailures: number;
+  breakerResetMs: number;
+  log: Logger;
+  metrics: Metrics;
+  /**
+   * Largest aggregated record (bytes): the claimed rows go as records of several clicks each
+   * (ingest/src/pipeline/aggregate.ts). 0: one click a record.
+   */
+  aggregateBytes?: number;
+  /** Batches in flight at once (each claims its own rows through the lease). */
+  concurrency?: number;
+  /** Test hook: send every batch twice (forced duplicate delivery). */
+  duplicateDelivery?: boolean;
+}
+
+/** How long a claimed row is ours before another forwarder may take it (crash recovery). */
+const LEASE_S = 30;
+/** PutRecords rounds per batch for records Kinesis refused (throttling, internal errors). */
+const RECORD_ROUNDS = 4;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Exponential backoff with full jitter, capped. */
+export const backoff = (attempt: number, baseMs = 100, capMs = 5_000) => Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
+
+/**
+ * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP
+ * LOCKED, so concurrent forwarders never send the same row at once), packs them into
+ * aggregated records (KINESIS_AGGREGATE_BYTES), PutRecords them, re-sends only the records
+ * Kinesis refused, and deletes rows only after Kinesis accepted the record holding them.
+ * Partition key: the short code for a record of one click (as before aggregation); for an
+ * aggregate, its first outbox id, so aggregates spread over all shards (one viral link is no
+ * longer capped at one shard's 1,000 records/s; per-link order is not needed: ClickHouse
+ * orders by time). At-least-once: a crash after the put and before the
+ * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
+ */
+export function createForwarder(o: ForwarderOptions) {
+  const put = new Breaker(
+    "kinesis",
+    async (records: OutboxRow[][]) => {
+      const out = await o.kinesis.send(
+        new PutRecordsCommand({
+          StreamName: o.stream,
+          Records: records.map((g) =>
+            g.length === 1 ? { PartitionKey: g[0]!.partition_key, Data: g[0]!.data } : { PartitionKey: `outbox-${g[0]!.id}`, Data: aggregate(g.map((r) => r.data)) },
+          ),
+        }),
+      );
+      return out.Records ?? [];
+    },
+    { failures: o.breakerFailures, resetMs: o.breakerResetMs },
+  );
+  const setGauge = () => o.metrics.breakerState.set({ breaker: "kinesis" }, BREAKER_GAUGE[put.state]);
+  put.onChange(setGauge);
+  put.onChange((st) => (st === "open" ? o.log.warn("kinesis breaker open: backlog accumulates in the outbox") : st === "closed" && o.log.info("kinesis breaker closed: draining the outbox")));
+  setGauge();
+
+  /** One batch: returns how many clicks Kinesis accepted (0 when the outbox is empty). */
+  async function forwardOnce(): Promise<number> {
+    const claimed = await o.sql<OutboxRow[]>`
+      UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
+      WHERE id IN (
+        SELECT id FROM outbox WHERE claimed_until < now() ORDER BY id LIMIT ${o.batch} FOR UPDATE SKIP LOCKED)
+      RETURNING id, partition_key, data, attempts`;
+    if (!claimed.length) return 0;
+    claimed.sort((a, b) => Number(a.id) - Number(b.id));
+
+    const sent: string[] = [];
+    let pending: OutboxRow[][] = packRecords(claimed, o.aggregateBytes ?? 0);
+    const rows = (groups: OutboxRow[][]) => groups.reduce((n, g) => n + g.length, 0);
+    // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
+    o.metrics.kinesisResent.inc(claimed.filter((r) => r.attempts > 1).length);
+    try {
+      for (let round = 0; pending.length && round < RECORD_ROUNDS; round++) {
+        if (round > 0) {
+          await sleep(backoff(round));
+          o.metrics.kinesisResent.inc(rows(pending));
+        }
+        const results: PutRecordsResultEntry[] = await put.fire(pending);
+        if (o.duplicateDelivery) {
+          o.metrics.kinesisResent.inc(rows(pending));
+          await put.fire(pending);
+        }
+        const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
+        for (const [i, g] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of g) sent.push(r.id);
+        o.metrics.kinesisFailed.inc(rows(refused));
+        pending = refused;
+      }
+    } finally {
+      // Whatever happened, what Kinesis accepted leaves the outbox, and the rest is released
+      // for a retry soon (not after the whole lease).
+      await o.sql.begin(async (tx) => {
+        if (sent.length) {
+          await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
+          await bump(tx, "kinesis_sent", sent.length);
+        }
+        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.flat().map((r) => r.id))}`;
+      });
+      o.metrics.kinesisSent.inc(sent.length);
+    }
+    return sent.length;
+  }
+
+  let running = false;
+  let loops: Promise<void>[] = [];
+  async function run() {
+    let failures = 0;
+    while (running) {
+      try {
+        const n = await forwardOnce();
+        failures = 0;
+        if (n === 0) await sleep(o.idleMs);
+      } catch (err) {
+        failures++;
+        if (!isBreakerOpen(err)) o.log.warn({ err: String(err) }, "forwarder batch failed; will retry");
+        o.metrics.kinesisFailed.inc();
+        await sleep(Math.max(50, backoff(failures, 100, o.breakerResetMs)));
+      }
+    }
+  }
+
+  return {
+    breaker: put,
+    forwardOnce,
+    start() {
+      running = true;
+      loops = Array.from({ length: Math.max(1, o.concurrency ?? 1) }, () => run());
+    },
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+export type Forwarder = ReturnType<typeof createForwarder>;

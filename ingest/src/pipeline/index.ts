@@ -1,0 +1,251 @@
+import { join, resolve } from "node:path";
+import type { KinesisClient } from "@aws-sdk/client-kinesis";
+import type { Logger } from "pino";
+import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
+import type { BreakerState } from "./breaker.ts";
+import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import type { Config } from "../config.ts";
+import { readCounters } from "../db/counters.ts";
+import { connect, type Sql } from "../db/connect.ts";
+import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
+import { createForwarder, type Forwarder } from "./forwarder.ts";
+import { ensureStream, kinesisClient } from "./kinesis.ts";
+import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
+import type { Metrics } from "../metrics.ts";
+import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
+
+export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
+
+export interface PipelineStatus {
+  postgres_clicks: number;
+  /** Outbox rows confirmed sent (a batch re-sent after a crash counts once). */
+  kinesis_sent: number;
+  /** Distinct click_ids in ClickHouse (null when this process has no ClickHouse, or it failed). */
+  clickhouse_clicks: number | null;
+  /** Rows the loaders inserted and checkpointed (a batch re-inserted after a crash counts once). */
+  clickhouse_rows: number;
+  outbox_backlog: number;
+  dlq: number;
+  breakers: Record<string, BreakerState>;
+  shards: {
+    shard_id: string;
+    sequence_number: string | null;
+    owner: string | null;
+    lease_until: Date;
+    finished: boolean;
+    /** GetRecords' MillisBehindLatest, when this process's loader reads the shard (else null). */
+    millis_behind_latest: number | null;
+  }[];
+  /** Outbox records confirmed sent to Kinesis and rows loaded into ClickHouse per second, over the last minute (all processes). */
+  rates: { kinesis_sent_per_s: number | null; clickhouse_rows_per_s: number | null; window_s: number };
+  /** PostgreSQL commit → ClickHouse of the clicks committed in the last 5 minutes (null: no ClickHouse here). */
+  loader_lag: { clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null;
+}
+
+export interface PipelineExtras {
+  /** Test hooks: forced duplicate delivery, a newer record schema. */
+  duplicateDelivery?: boolean;
+  schema?: LoaderOptions["schema"];
+}
+
+const MAINTENANCE_MS = 60 * 60 * 1000;
+
+/**
+ * The asynchronous half of click tracking, in the roles this process runs: forwarder
+ * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
+ * hour, optionally S3), maintenance (partitions, retention).
+ * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
+ * CLICKHOUSE_URL, chDB.
+ */
+export async function startPipeline(config: Config, sql: Sql, log: Logger, metrics: Metrics, extras: PipelineExtras = {}) {
+  const roles = new Set(config.PIPELINE_ROLES.split(",").map((r) => r.trim()).filter(Boolean) as Role[]);
+  const stops: (() => Promise<void>)[] = [];
+  let kinesis: KinesisClient | undefined;
+  let ch: ClickHouseClient | undefined;
+  let forwarder: Forwarder | undefined;
+  let loader: Loader | undefined;
+  let archiver: Archiver | undefined;
+
+  if (roles.size) await ensurePartitions(sql);
+  // Read-only operational queries go to the replica when there is one (same schema as the primary).
+  let replica: Sql = sql;
+  if (config.DATABASE_REPLICA_URL) {
+    const [{ schema }] = (await sql`SELECT current_schema() AS schema`) as unknown as [{ schema: string }];
+    replica = connect(config.DATABASE_REPLICA_URL, { max: 4, schema });
+    stops.push(() => replica.end({ timeout: 5 }));
+  }
+  if (roles.has("forwarder") || roles.has("loader")) {
+    let endpoint = config.KINESIS_ENDPOINT;
+    if (!endpoint && !config.AWS_REGION) {
+      const local = await startEmbeddedKinesis(resolve(join(config.DATA_DIR, "kinesis")));
+      endpoint = local.endpoint;
+      stops.push(local.stop);
+      log.info({ endpoint }, "embedded kinesalite");
+    }
+    kinesis = kinesisClient({ endpoint, region: config.AWS_REGION });
+    stops.push(async () => kinesis!.destroy());
+    if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
+  }
+  // ClickHouse: for the loader and maintenance, and for the stats API when a server is configured
+  // (embedded chDB is opened only by a process that runs those roles: one process per folder).
+  if (roles.has("loader") || roles.has("maintenance") || config.CLICKHOUSE_URL) {
+    ch = clickhouseClient({
+      url: config.CLICKHOUSE_URL,
+      username: config.CLICKHOUSE_USER,
+      password: config.CLICKHOUSE_PASSWORD,
+      path: resolve(join(config.DATA_DIR, "chdb")),
+    });
+    stops.push(() => ch!.close());
+    await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+  }
+  const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
+  if (roles.has("forwarder")) {
+    forwarder = createForwarder({
+      ...common,
+      kinesis: kinesis!,
+      stream: config.KINESIS_STREAM,
+      batch: config.FORWARDER_BATCH,
+      aggregateBytes: config.KINESIS_AGGREGATE_BYTES,
+      idleMs: config.FORWARDER_IDLE_MS,
+      concurrency: config.FORWARDER_CONCURRENCY,
+      duplicateDelivery: extras.duplicateDelivery,
+    });
+    forwarder.start();
+  }
+  if (roles.has("loader")) {
+    loader = createLoader({
+      ...common,
+      kinesis: kinesis!,
+      ch: ch!,
+      database: config.CLICKHOUSE_DATABASE,
+      stream: config.KINESIS_STREAM,
+      batchRows: config.LOADER_BATCH_ROWS,
+      batchMs: config.LOADER_BATCH_MS,
+      maxAttempts: config.LOADER_MAX_ATTEMPTS,
+      owner: `${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      schema: extras.schema,
+    });
+    loader.start();
+  }
+  if (roles.has("archiver")) {
+    const s3 = config.ARCHIVE_S3_BUCKET
+      ? s3Uploader({ bucket: config.ARCHIVE_S3_BUCKET, prefix: config.ARCHIVE_S3_PREFIX, region: config.AWS_REGION, endpoint: config.ARCHIVE_S3_ENDPOINT })
+      : undefined;
+    if (s3) stops.push(async () => s3.destroy());
+    archiver = createArchiver({ sql, log, dir: archiveDir(config), upload: s3?.upload, graceMs: config.ARCHIVE_GRACE_MS });
+    archiver.start(config.ARCHIVE_INTERVAL_MS);
+  }
+  let maintenance: NodeJS.Timeout | undefined;
+  if (roles.has("maintenance")) {
+    const tick = async () => {
+      try {
+        await ensurePartitions(sql);
+        // R-1: a partition leaves PostgreSQL only once it is in ClickHouse *and* archived
+        // (whichever process runs the archiver; archive_log is shared).
+        await dropExpiredPartitions(sql, ch!, config.CLICKHOUSE_DATABASE, config.PG_RETENTION_DAYS, log, (p) => partitionArchived(sql, p));
+      } catch (err) {
+        log.warn({ err: String(err) }, "maintenance failed; next run in an hour");
+      }
+    };
+    void tick();
+    maintenance = setInterval(tick, MAINTENANCE_MS);
+  }
+
+  // Send and load rates from the shared counters (every process's work), sampled every 5 s.
+  const samples: { at: number; sent: number; rows: number }[] = [];
+  const sample = async () => {
+    try {
+      const c = await readCounters(sql);
+      samples.push({ at: Date.now(), sent: c.kinesis_sent, rows: c.clickhouse_rows });
+      while (samples.length > 13) samples.shift();
+    } catch {
+      // PostgreSQL unavailable: no sample this time
+    }
+  };
+  const sampler = setInterval(sample, 5_000);
+  sampler.unref();
+  void sample();
+  const rates = (now: { sent: number; rows: number }): PipelineStatus["rates"] => {
+    const first = samples[0];
+    const dt = first ? (Date.now() - first.at) / 1000 : 0;
+    if (!first || dt < 1) return { kinesis_sent_per_s: null, clickhouse_rows_per_s: null, window_s: 0 };
+    const r = (x: number) => Math.round(x * 100) / 100;
+    return { kinesis_sent_per_s: r((now.sent - first.sent) / dt), clickhouse_rows_per_s: r((now.rows - first.rows) / dt), window_s: Math.round(dt) };
+  };
+
+  /** PostgreSQL commit → ClickHouse insert, for clicks committed since `since` (null: no ClickHouse here). */
+  async function lag(since: Date): Promise<{ clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null> {
+    if (!ch) return null;
+    const [r] = await rows<{ clicks: number; p50: number; p99: number; max: number }>(
+      ch,
+      `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
+       FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
+             FROM ${config.CLICKHOUSE_DATABASE}.clicks WHERE received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
+      { since: chTime(since) },
+    );
+    return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
+  }
+
+  async function status(): Promise<PipelineStatus> {
+    const counters = await readCounters(sql);
+    const [{ backlog, dlq }] = (await sql`
+      SELECT (SELECT count(*) FROM outbox)::int AS backlog,
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
+    const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
+      SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
+      WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
+    const behind = new Map((await metrics.shardLagMs.get()).values.map((v) => [String(v.labels.shard), v.value]));
+    const shards = shardRows.map((r) => ({ ...r, millis_behind_latest: loader ? (behind.get(r.shard_id) ?? null) : null }));
+    let clickhouse_clicks: number | null = null;
+    if (ch) {
+      try {
+        const [r] = await rows<{ n: number | string }>(ch, `SELECT uniqExact(click_id) AS n FROM ${config.CLICKHOUSE_DATABASE}.clicks`);
+        clickhouse_clicks = Number(r?.n ?? 0);
+      } catch (err) {
+        log.warn({ err: String(err) }, "clickhouse count failed");
+      }
+    }
+    metrics.outboxBacklog.set(backlog);
+    metrics.dlqOpen.set(dlq);
+    const breakers: Record<string, BreakerState> = {};
+    if (forwarder) breakers.kinesis = forwarder.breaker.state;
+    if (loader) breakers.clickhouse = loader.breaker.state;
+    return {
+      postgres_clicks: counters.postgres_clicks,
+      kinesis_sent: counters.kinesis_sent,
+      clickhouse_clicks,
+      clickhouse_rows: counters.clickhouse_rows,
+      outbox_backlog: backlog,
+      dlq,
+      breakers,
+      shards,
+      rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),
+      loader_lag: ch ? await lag(new Date(Date.now() - 5 * 60_000)).catch(() => null) : null,
+    };
+  }
+
+  return {
+    roles,
+    kinesis,
+    ch,
+    forwarder,
+    loader,
+    archiver,
+    status,
+    lag,
+    /** What the stats, SRE and recent-clicks routes read. */
+    analytics: { database: config.CLICKHOUSE_DATABASE, replica, streamsMax: config.STATS_STREAMS_MAX, streamMaxS: config.STATS_STREAM_MAX_S, metrics },
+    async stop() {
+      clearInterval(sampler);
+      if (maintenance) clearInterval(maintenance);
+      await forwarder?.stop();
+      await loader?.stop();
+      await archiver?.stop();
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
+}
+/** ARCHIVE_DIR, or DATA_DIR/archive. */
+export const archiveDir = (config: Config) => resolve(config.ARCHIVE_DIR ?? join(config.DATA_DIR, "archive"));
+
+export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
