@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { ClickEvent, EdgeLink } from "../../../shared/event.ts";
 import type { Keys } from "../../../shared/keys.ts";
-import { failedAuthThrottle } from "../auth/middleware.ts";
+import { failedAuthThrottle } from "./auth.ts";
 import { apiBodyLimit } from "./body-limit.ts";
 import { clickRoutes } from "./routes/beacons.ts";
 import { requestId } from "./request-id.ts";

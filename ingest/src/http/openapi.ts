@@ -1,6 +1,6 @@
 import { OpenAPIHono, type Hook } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import type { AuthVars } from "../auth/middleware.ts";
+import type { AuthVars } from "./auth.ts";
 import { ApiError } from "./errors.ts";
 
 /**

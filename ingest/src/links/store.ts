@@ -6,7 +6,7 @@ import { randomCode } from "./codes.ts";
 import type { Sql } from "../db/connect.ts";
 import type { EdgeSync } from "./edge-sync.ts";
 import { ApiError } from "../http/errors.ts";
-import type { Link, LinkCreate, LinkUpdate, ListQuery } from "../http/routes/links-schema.ts";
+import type { Link, LinkCreate, LinkUpdate, ListQuery } from "./schema.ts";
 import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { createRoute, z } from "@hono/zod-openapi";
 import { apiRouter, errorResponses } from "../api-router.ts";
-import { requireScope } from "../../auth/middleware.ts";
+import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { challengeName, challengeValue, newVerificationToken, type TxtLookup } from "../../links/domain-verify.ts";
 import { ApiError } from "../errors.ts";

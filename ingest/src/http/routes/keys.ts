@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { apiRouter, errorResponses } from "../api-router.ts";
-import { requireScope } from "../../auth/middleware.ts";
+import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import { createKey, SCOPES, type KeyRecord } from "../../auth/keys.ts";

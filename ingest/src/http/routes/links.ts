@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import { ErrorSchema } from "../api-router.ts";
-import { requireScope } from "../../auth/middleware.ts";
+import { requireScope } from "../auth.ts";
 import { exportCsv, parseImport } from "../../links/csv.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
@@ -21,7 +21,7 @@ import {
   ListQuerySchema,
   QrQuerySchema,
   type Link,
-} from "./links-schema.ts";
+} from "../../links/schema.ts";
 import { bearerSecurity, createRouter } from "../openapi.ts";
 import { qrPng, qrSvg, qrTarget } from "../../links/qr.ts";
 

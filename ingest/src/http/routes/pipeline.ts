@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { requireScope, type AuthVars } from "../../auth/middleware.ts";
+import { requireScope, type AuthVars } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import type { Pipeline } from "../../pipeline/index.ts";

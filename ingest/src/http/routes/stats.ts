@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { apiRouter, errorResponses } from "../api-router.ts";
-import { requireScope } from "../../auth/middleware.ts";
+import { requireScope } from "../auth.ts";
 import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";

@@ -4,9 +4,9 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { LRUCache } from "lru-cache";
 import type { Sql } from "../db/connect.ts";
-import { ApiError } from "../http/errors.ts";
-import { authenticate, type Principal, type Scope } from "./keys.ts";
-import { failureThrottle, rateLimiter } from "./rate-limit.ts";
+import { ApiError } from "./errors.ts";
+import { authenticate, type Principal, type Scope } from "../auth/keys.ts";
+import { failureThrottle, rateLimiter } from "../auth/rate-limit.ts";
 
 // One limiter for the process: every route counts against the same per-key bucket.
 const take = rateLimiter();

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { DEVICE_TYPES } from "../../../../shared/event.ts";
-import { isAllowedSlug } from "../../links/codes.ts";
+import { DEVICE_TYPES } from "../../../shared/event.ts";
+import { isAllowedSlug } from "./codes.ts";
 
 /**
  * The link API's request and response schemas: what the handlers validate against and what
