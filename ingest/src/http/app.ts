@@ -9,7 +9,8 @@ import { clickRoutes } from "./routes/beacons.ts";
 import { requestId } from "./request-id.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/connect.ts";
-import { ApiError, errorBody } from "./errors.ts";
+import { isDomainError } from "../errors.ts";
+import { ApiError, domainErrorResponse, errorBody } from "./errors.ts";
 import { dashboardRoutes } from "./routes/dashboard.ts";
 import { domainRoutes } from "./routes/domains.ts";
 import { txtLookup } from "../links/domain-verify.ts";
@@ -112,6 +113,10 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
   // The one place errors become responses.
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(errorBody(err.status, err.code, err.message, err.field), err.status);
+    if (isDomainError(err)) {
+      const { status, body } = domainErrorResponse(err);
+      return c.json(body, status);
+    }
     if (err instanceof HTTPException) {
       // The OpenAPI validators' own errors: unparsable JSON, a body of an undeclared content type.
       const code = err.status === 400 && /JSON/.test(err.message) ? "invalid_json" : err.status === 415 ? "unsupported_media_type" : "http_error";

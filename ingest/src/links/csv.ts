@@ -1,7 +1,7 @@
 import { parse } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
 import { UTM_KEYS } from "../../../shared/utm.ts";
-import { ApiError } from "../http/errors.ts";
+import { domainError } from "../errors.ts";
 import type { LinkRow } from "./store.ts";
 import { shortUrl } from "./store.ts";
 import { normaliseHost } from "./url-safety.ts";
@@ -59,7 +59,7 @@ function detect(headers: string[]): CsvFormat {
   if (h.has("short_code")) return "shlink";
   if (h.has("long_url")) return "bitly";
   if (h.has("url")) return "linkflow";
-  throw new ApiError(400, "invalid_csv", "unrecognised header row: expected a `url` column (or Bitly's `long_url`, or Shlink's `Long URL` and `Short code`)");
+  throw domainError("invalid_csv", "unrecognised header row: expected a `url` column (or Bitly's `long_url`, or Shlink's `Long URL` and `Short code`)");
 }
 
 /** Last path segment of a short link ("bit.ly/abc", "https://brand.co/x") and its host. */
@@ -94,12 +94,12 @@ export function parseImport(text: string, workspaceDomains: Set<string>): { form
   try {
     records = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true }) as string[][];
   } catch (err) {
-    throw new ApiError(400, "invalid_csv", `the CSV cannot be parsed: ${(err as Error).message}`);
+    throw domainError("invalid_csv", `the CSV cannot be parsed: ${(err as Error).message}`);
   }
   const [header, ...rows] = records;
-  if (!header) throw new ApiError(400, "invalid_csv", "the CSV is empty");
-  if (rows.length === 0) throw new ApiError(400, "invalid_csv", "the CSV has a header but no rows");
-  if (rows.length > MAX_IMPORT_ROWS) throw new ApiError(413, "too_many_rows", `at most ${MAX_IMPORT_ROWS} rows per import`);
+  if (!header) throw domainError("invalid_csv", "the CSV is empty");
+  if (rows.length === 0) throw domainError("invalid_csv", "the CSV has a header but no rows");
+  if (rows.length > MAX_IMPORT_ROWS) throw domainError("too_many_rows", `at most ${MAX_IMPORT_ROWS} rows per import`);
   const keys = header.map(headerKey);
   const format = detect(keys);
   const items = rows.map((cells) => {

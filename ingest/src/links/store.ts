@@ -5,7 +5,7 @@ import { mergeUtm } from "../../../shared/utm.ts";
 import { randomCode } from "./codes.ts";
 import type { Sql } from "../db/connect.ts";
 import type { EdgeSync } from "./edge-sync.ts";
-import { ApiError } from "../http/errors.ts";
+import { domainError } from "../errors.ts";
 import type { Link, LinkCreate, LinkUpdate, ListQuery } from "./schema.ts";
 import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
 
@@ -116,7 +116,7 @@ function decodeCursor(raw: string, sort: ListQuery["sort"]): Cursor {
   } catch {
     /* fall through */
   }
-  throw new ApiError(400, "invalid_cursor", "cursor is not a next_cursor of this listing (same sort)", "cursor");
+  throw domainError("invalid_cursor", "cursor is not a next_cursor of this listing (same sort)", "cursor");
 }
 
 export interface LinkStoreDeps {
@@ -140,8 +140,8 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     const hosts = new Map<string, string>(); // host → first field
     for (const { field, raw } of items) {
       const r = checkUrl(raw, { allowPrivate });
-      if (!r.ok) throw new ApiError(400, "unsafe_url", `${field}: ${r.reason}`, field);
-      if (ownHosts.has(r.host)) throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(r.host)}`, field);
+      if (!r.ok) throw domainError("unsafe_url", `${field}: ${r.reason}`, field);
+      if (ownHosts.has(r.host)) throw domainError("unsafe_url", `${field}: ${loopReason(r.host)}`, field);
       if (!hosts.has(r.host)) hosts.set(r.host, field);
       out.set(field, r.url);
     }
@@ -155,7 +155,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     const [own] = await q<{ hostname: string }[]>`SELECT hostname FROM domains WHERE hostname IN ${q([...hosts.keys()])} AND verified_at IS NOT NULL LIMIT 1`;
     if (own) {
       const field = hosts.get(own.hostname)!;
-      throw new ApiError(400, "unsafe_url", `${field}: ${loopReason(own.hostname)}`, field);
+      throw domainError("unsafe_url", `${field}: ${loopReason(own.hostname)}`, field);
     }
   }
 
@@ -164,8 +164,8 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     if (!raw) return "";
     const host = normaliseHost(raw);
     const [row] = host ? await sql<{ verified: boolean; id: string }[]>`SELECT id, verified_at IS NOT NULL AS verified FROM domains WHERE hostname = ${host} AND workspace_id = ${ws}` : [];
-    if (!row) throw new ApiError(400, "unknown_domain", `'${raw}' is not a domain of this workspace (add it with POST /api/domains)`, "domain");
-    if (!row.verified) throw new ApiError(400, "domain_unverified", `'${host}' is not verified yet: publish its DNS TXT record, then POST /api/domains/${row.id}/verify`, "domain");
+    if (!row) throw domainError("unknown_domain", `'${raw}' is not a domain of this workspace (add it with POST /api/domains)`, "domain");
+    if (!row.verified) throw domainError("domain_unverified", `'${host}' is not verified yet: publish its DNS TXT record, then POST /api/domains/${row.id}/verify`, "domain");
     return host;
   }
 
@@ -204,7 +204,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
   async function get(ws: number, id: number): Promise<LinkRow> {
     const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
-    if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+    if (!row) throw domainError("not_found", "no such link in this workspace");
     return row;
   }
 
@@ -222,11 +222,11 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     async getByCode(ws: number, domain: string, code: string): Promise<LinkRow> {
       const [row] = await sql<LinkRow[]>`
         SELECT * FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
-      if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+      if (!row) throw domainError("not_found", "no such link in this workspace");
       return row;
     },
 
-    /** Creates a link (throws ApiError: 400 invalid/unsafe, 409 slug taken). Pushes it to the edge. */
+    /** Creates a link (throws domain errors: unsafe_url, unknown_domain, slug_taken…). Pushes it to the edge. */
     async create(ws: number, input: LinkCreate, opts: { publish?: boolean } = {}): Promise<LinkRow> {
       const urls = await safeUrls(destinationsOf(input));
       const domain = await workspaceDomain(ws, input.domain);
@@ -247,11 +247,11 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
       let row: LinkRow | null = null;
       if (input.slug !== undefined) {
         row = await insert(ws, values, input.slug);
-        if (!row) throw new ApiError(409, "slug_taken", `the slug '${input.slug}' is already in use${domain ? ` on ${domain}` : ""}`, "slug");
+        if (!row) throw domainError("slug_taken", `the slug '${input.slug}' is already in use${domain ? ` on ${domain}` : ""}`, "slug");
       } else {
         // The UNIQUE constraint is the collision check; a clash just draws again.
         for (let i = 0; i < CODE_ATTEMPTS && !row; i++) row = await insert(ws, values, randomCode());
-        if (!row) throw new ApiError(503, "code_space_exhausted", "could not allocate a short code; retry");
+        if (!row) throw domainError("code_space_exhausted", "could not allocate a short code; retry");
       }
       if (opts.publish !== false) await publish(row);
       return row;
@@ -267,7 +267,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
       try {
         row = await sql.begin(async (tx) => {
           const [cur] = await tx<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws} FOR UPDATE`;
-          if (!cur) throw new ApiError(404, "not_found", "no such link in this workspace");
+          if (!cur) throw domainError("not_found", "no such link in this workspace");
           previous = cur;
           const has = <K extends keyof LinkUpdate>(k: K) => patch[k] !== undefined;
           const next = {
@@ -310,7 +310,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
           return updated!;
         });
       } catch (err) {
-        if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new ApiError(409, "slug_taken", "that slug is already in use on that domain", "slug");
+        if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw domainError("slug_taken", "that slug is already in use on that domain", "slug");
         throw err;
       }
       await publish(row, previous);
@@ -320,7 +320,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     /** Hard delete (its clicks stay); removes the edge key. */
     async remove(ws: number, id: number): Promise<LinkRow> {
       const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
-      if (!row) throw new ApiError(404, "not_found", "no such link in this workspace");
+      if (!row) throw domainError("not_found", "no such link in this workspace");
       await edge.remove(row.domain, row.code);
       return row;
     },

@@ -5,7 +5,8 @@ import { ErrorSchema } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import { exportCsv, parseImport } from "../../links/csv.ts";
 import type { Sql } from "../../db/connect.ts";
-import { ApiError } from "../errors.ts";
+import { isDomainError } from "../../errors.ts";
+import { ApiError, domainErrorResponse } from "../errors.ts";
 import { presentLink, type LinkStore } from "../../links/store.ts";
 import {
   BulkRequestSchema,
@@ -98,7 +99,10 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
       try {
         return { index, status: 201, link: present(await store.create(ws, parsed.data)) };
       } catch (err) {
-        if (err instanceof ApiError) return { index, status: err.status, error: { status: err.status, code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } };
+        if (isDomainError(err)) {
+          const { status, body } = domainErrorResponse(err);
+          return { index, status, error: body.error };
+        }
         log.error({ err, index }, "bulk item failed");
         return { index, status: 500, error: { status: 500, code: "internal", message: "internal error; retry this item" } };
       }
