@@ -9,7 +9,7 @@
  */
 import { serve, type HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
-import { readBody } from "../ingest/src/http/routes/beacons.ts";
+import { readBody } from "../ingest/src/http/read-body.ts";
 
 const raw = process.env.NOOP_BODY === "raw";
 const app = new Hono<{ Bindings: HttpBindings }>().post("/v1/clicks", async (c) => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema, type ClickEvent } from "../shared/event.ts";
 import { createArchiver, hourKey, partitionArchived, s3Uploader, type ArchivedClick } from "../ingest/src/pipeline/archiver.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
-import { storeClicks } from "../ingest/src/http/routes/beacons.ts";
+import { storeClicks } from "../ingest/src/clicks/store.ts";
 import { applyPrivacy } from "../ingest/src/analytics/enrich.ts";
 import { dropExpiredPartitions, ensurePartitions, listPartitions } from "../ingest/src/pipeline/partitions.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";

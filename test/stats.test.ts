@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
-import { storeClicks } from "../ingest/src/http/routes/beacons.ts";
+import { storeClicks } from "../ingest/src/clicks/store.ts";
 import { applyPrivacy, visitorHash } from "../ingest/src/analytics/enrich.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";

@@ -1,5 +1,5 @@
 import type { ClickEvent } from "../../../shared/event.ts";
-import { storeClicks } from "../http/routes/beacons.ts";
+import { storeClicks } from "./store.ts";
 import type { Sql } from "../db/connect.ts";
 
 interface Waiter {
