@@ -25,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { edgeWorker, startEdge } from "../edge/miniflare.ts";
+import { edgeBundleSize } from "../scripts/edge-size.ts";
 import { generateKey } from "../ingest/src/auth/keys.ts";
 import { keysOf } from "../shared/keys.ts";
 import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
@@ -42,6 +43,10 @@ const SECRET = "bench-edge-secret-0123456789-abcdef";
 const BEACON_KEY = (await keysOf(SECRET)).beacon;
 /** Links created only in PostgreSQL (not in KV) for the origin-miss load: each is asked for once. */
 const ORIGIN_CODES = quick ? 300 : 3000;
+
+/** The worker as `wrangler deploy` would upload it (minified), measured before any load starts. */
+const edgeBundle = edgeBundleSize();
+console.log(`worker bundle: ${edgeBundle.kib} KiB minified, ${edgeBundle.gzip_kib} KiB gzip`);
 
 const BASELINE = `export default { fetch() { return new Response(null, { status: 302, headers: { Location: "https://example.com/", "Cache-Control": "private, max-age=0" } }); } };`;
 
@@ -362,6 +367,8 @@ try {
   results = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     quick,
+    edge_bundle_kib: edgeBundle.kib,
+    edge_bundle_gzip_kib: edgeBundle.gzip_kib,
     redirect_warm_rps: Math.round(on.rps),
     redirect_baseline_rps: Math.round(baseline.rps),
     redirect_ratio: shared.ratios.onBaseline,

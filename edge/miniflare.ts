@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, type BuildOptions } from "esbuild";
 import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { parse } from "smol-toml";
 import { secretProblem } from "../shared/keys.ts";
@@ -85,7 +85,13 @@ export const DEV_CF = {
 };
 
 export async function bundleWorker(entry = root + wranglerConfig().main): Promise<string> {
-  const out = await build({
+  const out = await build({ ...workerBuildOptions(entry), minify: false, write: false, logLevel: "silent" });
+  return out.outputFiles[0]!.text;
+}
+
+/** How the worker is bundled; scripts/edge-size.ts and the size budget test minify it, as `wrangler deploy` does. */
+export const workerBuildOptions = (entry = root + wranglerConfig().main) =>
+  ({
     entryPoints: [entry],
     bundle: true,
     format: "esm",
@@ -93,12 +99,7 @@ export async function bundleWorker(entry = root + wranglerConfig().main): Promis
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     target: "es2022",
-    minify: false,
-    write: false,
-    logLevel: "silent",
-  });
-  return out.outputFiles[0]!.text;
-}
+  }) satisfies BuildOptions;
 
 export interface EdgeOptions {
   port?: number;

@@ -1,13 +1,16 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
 import { checkUrl } from "../../shared/destination.ts";
-import { edgeLinkSchema, linkKey, type EdgeLink } from "../../shared/event.ts";
+import { edgeLinkSchema, linkKey, type EdgeLink } from "../../shared/edge-link.ts";
 import { requestMessage, SIGNATURE_HEADER, verify } from "../../shared/signing.ts";
 import { isolateCache } from "./cache.ts";
 import { num, type Env } from "./env.ts";
 import { acceptedKeys } from "./keys.ts";
 
-const deleteSchema = z.object({ domain: z.string(), code: z.string().min(1) }).strict();
+const deleteSchema = z.strictObject({ domain: z.string(), code: z.string().check(z.minLength(1)) });
+// zod/mini has no messages of its own (every issue reads "Invalid input"): classic zod's English ones.
+const english = { error: en().localeError };
 
 /**
  * A pushed record's destinations under the rules ingest applies (shared/destination.ts): a
@@ -45,7 +48,7 @@ export const admin = new Hono<{ Bindings: Env }>().on(["PUT", "DELETE"], "/links
     json = undefined;
   }
   const put = c.req.method === "PUT";
-  const parsed = (put ? edgeLinkSchema : deleteSchema).safeParse(json);
+  const parsed = (put ? edgeLinkSchema : deleteSchema).safeParse(json, english);
   if (!parsed.success) return c.json(refuse(400, "invalid_body", parsed.error.issues[0]!.message), 400);
   if (put) {
     const unsafe = unsafeDestination(parsed.data as EdgeLink, c.env.ALLOW_PRIVATE_DESTINATIONS === "true");

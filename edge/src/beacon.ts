@@ -1,4 +1,5 @@
-import { MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../shared/event.ts";
+import { MAX_BATCH, MAX_BEACON_BYTES } from "../../shared/constants.ts";
+import type { ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { num, type Env } from "./env.ts";
 import { signingKeys } from "./keys.ts";

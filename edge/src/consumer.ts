@@ -1,4 +1,5 @@
-import { QUEUE_MAX_RETRY_DELAY_S, type ClickEvent } from "../../shared/event.ts";
+import { QUEUE_MAX_RETRY_DELAY_S } from "../../shared/constants.ts";
+import type { ClickEvent } from "../../shared/event.ts";
 import { enqueue, sendBeacon } from "./beacon.ts";
 import { num, type Env } from "./env.ts";
 

@@ -1,4 +1,5 @@
-import { edgeLinkSchema, linkKey, type CacheTier, type EdgeLink } from "../../shared/event.ts";
+import type { CacheTier } from "../../shared/constants.ts";
+import { edgeLinkSchema, linkKey, type EdgeLink } from "../../shared/edge-link.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { isolateCache } from "./cache.ts";
 import { num, type Env } from "./env.ts";
