@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 /**
- * scripts/patch-kinesalite.mjs (postinstall) replaces kinesalite's bignumber.js sequence-number
+ * patches/kinesalite+3.3.3.patch (patch-package, postinstall) replaces kinesalite's bignumber.js sequence-number
  * and hash-key arithmetic with BigInt. Kinesis sequence numbers are what the loader checkpoints
  * and resumes from, so the replacements must give exactly what the originals (kept as
  * `_bigNumber`) give, for the sequence numbers kinesalite makes and for hostile ones.
@@ -27,7 +27,7 @@ const outcome = (f: () => unknown) => {
 };
 
 describe("kinesalite BigInt patch", () => {
-  it("is installed (npm ci runs scripts/patch-kinesalite.mjs)", () => {
+  it("is installed (npm ci applies patches/kinesalite+3.3.3.patch)", () => {
     expect(readFileSync(resolve(import.meta.dirname, "../node_modules/kinesalite/db/index.js"), "utf8")).toContain("linkflow: BigInt sequence numbers");
     expect(slow).toBeDefined();
     expect(db.parseSequence).not.toBe(slow.parseSequence);
