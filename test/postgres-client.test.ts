@@ -7,8 +7,8 @@ import { DATABASE_URL } from "./helpers.ts";
 /**
  * postgres.js 3.4.9 throws an uncaught TypeError from `nextWrite` when a query is written to a
  * connection whose socket is already gone (porsager/postgres#1208): under a PostgreSQL outage it
- * took ingest down. scripts/patch-postgres.mjs (run by `npm ci` as postinstall) makes that write
- * settle with CONNECTION_CLOSED instead, as the upstream fix (PR #1209) does. An uncaught
+ * took ingest down. patches/postgres+3.4.9.patch (applied by patch-package when `npm ci` runs) makes
+ * that write settle with CONNECTION_CLOSED instead, as the upstream fix (PR #1209) does. An uncaught
  * exception here fails the vitest run.
  */
 const ROOT = resolve(import.meta.dirname, "..");
@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 describe("postgres.js client under a dying connection", () => {
-  it("the installed client carries the guard (npm ci runs scripts/patch-postgres.mjs)", () => {
+  it("the installed client carries the guard (npm ci applies patches/postgres+3.4.9.patch)", () => {
     for (const rel of ["src", "cjs/src"]) expect(readFileSync(join(ROOT, "node_modules/postgres", rel, "connection.js"), "utf8")).toContain("linkflow: guard nextWrite");
   });
 

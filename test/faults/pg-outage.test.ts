@@ -32,7 +32,7 @@ import {
  * after several seconds (requests waited for connections that could not be made; now the
  * PostgreSQL gate, ingest/src/http/pg-gate.ts, answers at once), and postgres.js 3.4.9 could throw an
  * uncaught TypeError from a write on a just-closed connection (porsager/postgres#1208), killing
- * ingest (now guarded by scripts/patch-postgres.mjs). The harness still supervises ingest, so a
+ * ingest (now guarded by patches/postgres+3.4.9.patch). The harness still supervises ingest, so a
  * crash would be restarted and reported in the table, and it fails the scenario.
  */
 const OUTAGE_MS = 10_000;
