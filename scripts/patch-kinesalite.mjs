@@ -2,7 +2,7 @@
 // kinesalite (the local Kinesis of `npm start`, the tests and the bench) parses and formats every
 // record's 56-digit sequence number and 128-bit hash key with bignumber.js base conversions; under
 // the pipeline's load that was ~40 % of kinesalite's CPU and a fifth of the pipeline process's
-// (`node --cpu-prof`, bench/README "Benchmarks"), CPU that a real Kinesis never takes from us.
+// (`node --cpu-prof`, docs/BENCHMARKS.md), CPU that a real Kinesis never takes from us.
 // The replacements compute the same strings (test/kinesalite-patch.test.ts compares them with
 // the original functions, kept as `_bigNumber`, on random and boundary inputs) and hand anything
 // unusual (non-decimal input, an error) to the original, so errors stay exactly as they were.
