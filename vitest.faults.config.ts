@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * `npm run test:faults`: the fault suite (README "Fault suite") with real processes on loopback.
+ * `npm run test:faults`: the fault suite (docs/FAULTS.md) with real processes on loopback.
  * Scenarios share the machine's cores and time budgets, so files run one after another; the
  * global setup collects each scenario's row and prints the combined table at the end.
  */

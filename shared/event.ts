@@ -49,7 +49,7 @@ export const clickEventSchema = z
     qr: z.boolean().optional(),
     /**
      * The visitor asked not to be tracked (`DNT: 1` or `Sec-GPC: 1`). With RESPECT_DNT, ingest
-     * still counts the click but drops its personal fields (see README, "Stats and SRE views").
+     * still counts the click but drops its personal fields (see docs/API.md, "Stats and SRE views").
      */
     dnt: z.boolean().optional(),
   })

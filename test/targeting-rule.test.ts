@@ -1,11 +1,11 @@
 import { toJSONSchema } from "zod";
 import * as zm from "zod/mini";
 import { describe, expect, it } from "vitest";
-import { TargetingRuleSchema } from "../ingest/src/links-schema.ts";
+import { TargetingRuleSchema } from "../ingest/src/links/schema.ts";
 import { targetingRuleSchema } from "../shared/edge-link.ts";
 
 /**
- * A targeting rule is checked twice: by the API (ingest/src/links-schema.ts, zod classic, for
+ * A targeting rule is checked twice: by the API (ingest/src/links/schema.ts, zod classic, for
  * OpenAPI) and by the worker on pushed records (shared/edge-link.ts, zod/mini, for the bundle
  * size). Their conditions must not drift apart, or the API would take rules the edge refuses.
  */

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { secretProblem } from "../../shared/keys.ts";
 
 /**
- * Every setting ingest reads, with its default. README.md lists the same table. Secrets have
+ * Every setting ingest reads, with its default. docs/CONFIGURATION.md lists the same table. Secrets have
  * no default: ingest refuses to start without them (`npm start` generates them in DATA_DIR).
  */
 const envSchema = z.object({

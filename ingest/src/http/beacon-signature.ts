@@ -5,7 +5,7 @@ import { SIGNATURE_WINDOW_S, type KeyMaterial, type VerifyResult } from "../../.
  * shared/signing.ts `verify`, with node:crypto's synchronous HMAC instead of WebCrypto, for
  * the beacon route only (with a key ring, as `verify`): under single-click load WebCrypto's verify (a promise job per call,
  * key and buffer transfers) took more of ingest's CPU than the whole HTTP request path
- * (`node --cpu-prof`, see README "Benchmarks"). Same header rules, same results:
+ * (`node --cpu-prof`, see docs/BENCHMARKS.md). Same header rules, same results:
  * beacon-signature.test.ts checks it against `verify` on valid, tampered, expired and
  * malformed headers. The parsing below is `verify`'s, line for line.
  */
