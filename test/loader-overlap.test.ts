@@ -1,8 +1,8 @@
 import { GetRecordsCommand, type KinesisClient } from "@aws-sdk/client-kinesis";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
-import { createLoader } from "../ingest/src/pipeline/loader.ts";
+import { rows } from "../ingest/src/analytics/clickhouse.ts";
+import { createLoader, type InsertClicks } from "../ingest/src/pipeline/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { eventually, startStack, type Stack } from "./helpers.ts";
@@ -11,8 +11,8 @@ import { eventually, startStack, type Stack } from "./helpers.ts";
  * The loader reads on while a batch is being inserted (one insert at a time), so a slow insert
  * no longer holds back the reading of the next batch. Real stack (PostgreSQL, outbox,
  * forwarder, kinesalite, chDB); the stack's own loader is stopped and replaced by one whose
- * ClickHouse inserts go through a slowing (and, in the second test, once failing) wrapper of
- * the real chDB client, and whose Kinesis reads are counted.
+ * ClickHouse inserts go through a slowing (and, in the second test, once failing) wrapper (the
+ * loader's `insert` option around the real chDB insert), and whose Kinesis reads are counted.
  */
 let s: Stack;
 let stream: string;
@@ -26,30 +26,25 @@ afterAll(() => s.close());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Wraps the real clients: inserts take `delayMs` more (the first `failFirst` fail after it), reads during an insert are counted. */
+/** Wraps the real insert and Kinesis client: inserts take `delayMs` more (the first `failFirst` fail after it), reads during an insert are counted. */
 function instrumented(delayMs: number, failFirst = 0) {
   const ch = s.ingest.pipeline.ch!;
   const kinesis = s.ingest.pipeline.kinesis!;
   const seen = { inserts: 0, inFlight: 0, maxInFlight: 0, recordsReadDuringInsert: 0, failed: 0 };
-  const slowCh = new Proxy(ch, {
-    get(target, key) {
-      if (key !== "insert") return Reflect.get(target, key, target);
-      return async (args: Parameters<ClickHouseClient["insert"]>[0]) => {
-        seen.inserts++;
-        seen.maxInFlight = Math.max(seen.maxInFlight, ++seen.inFlight);
-        try {
-          await sleep(delayMs);
-          if (seen.failed < failFirst) {
-            seen.failed++;
-            throw new Error("ClickHouse unavailable (test)");
-          }
-          return await target.insert(args);
-        } finally {
-          seen.inFlight--;
-        }
-      };
-    },
-  });
+  const slowInsert = (insert: InsertClicks): InsertClicks => async (batch) => {
+    seen.inserts++;
+    seen.maxInFlight = Math.max(seen.maxInFlight, ++seen.inFlight);
+    try {
+      await sleep(delayMs);
+      if (seen.failed < failFirst) {
+        seen.failed++;
+        throw new Error("ClickHouse unavailable (test)");
+      }
+      await insert(batch);
+    } finally {
+      seen.inFlight--;
+    }
+  };
   const countingKinesis = new Proxy(kinesis, {
     get(target, key) {
       if (key !== "send") return Reflect.get(target, key, target);
@@ -64,7 +59,8 @@ function instrumented(delayMs: number, failFirst = 0) {
   const loader = createLoader({
     sql: s.sql,
     kinesis: countingKinesis,
-    ch: slowCh,
+    ch,
+    insert: slowInsert,
     database: "linkflow",
     stream,
     batchRows: 1000,

@@ -1,13 +1,18 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, loadLinks, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, loadLinks } from "./load.ts";
+import { assertDrained, metricsText, pipelineStatus, waitDrained } from "./probes.ts";
+import { IngestProcess } from "./processes.ts";
+import { scenario, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
+import { expectEachClickOnce, verify } from "./verdict.ts";
 
 /**
  * ClickHouse refusing every insert for 30 s under steady beacon load. ClickHouse is chDB inside
- * the ingest child process, so the fault is switched on from inside: the loader's test hook
- * (LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE, ingest/src/pipeline/loader.ts) fails each insert while the flag
- * file exists. Beacons keep getting 202 (PostgreSQL + outbox → Kinesis go on), the ClickHouse
+ * the ingest child process, so the fault is switched on from inside: ingest runs through
+ * test/faults/ingest-with-faults.ts, whose insert wrapper (the loader's `insert` option) fails each
+ * insert while the flag file exists. Beacons keep getting 202 (PostgreSQL + outbox → Kinesis go on), the ClickHouse
  * breaker opens, the loader holds its place in Kinesis (no checkpoint past rows not inserted),
  * and once the file is gone the backlog drains: ClickHouse ends with exactly the acknowledged ids.
  */
@@ -20,7 +25,7 @@ let flag: string;
 beforeAll(async () => {
   s = await scenario("ClickHouse down 30 s");
   flag = join(s.dataDir, "clickhouse-down");
-  ingest = new IngestProcess(s, { env: { LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE: flag } });
+  ingest = new IngestProcess(s, { clickhouseFaultFile: flag });
   await ingest.start();
 });
 afterAll(async () => {
@@ -68,14 +73,9 @@ describe("fault: ClickHouse outage", () => {
     expect(stats.failedAttempts).toBe(0); // every beacon got 202 at the first attempt, outage or not
     expect(stats.refused).toEqual([]);
     expect(stats.unacked).toEqual([]);
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
+    assertDrained(drain, ingest);
     expect(drain.status.breakers.clickhouse).toBe("closed");
-    expect(v.missingPg).toEqual([]);
-    expect(v.extraPg).toEqual([]);
-    expect(v.pgDuplicateRows).toBe(0);
-    expect(v.missingCh).toEqual([]);
-    expect(v.extraCh).toEqual([]);
-    expect(drain.status).toMatchObject({ postgres_clicks: stats.acked.size, clickhouse_clicks: stats.acked.size, outbox_backlog: 0, dlq: 0 });
+    expectEachClickOnce(v, drain.status, stats.acked.size);
     expect(v.ch.distinct).toBe(stats.acked.size);
   });
 });

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, loadLinks, rand, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, loadLinks } from "./load.ts";
+import { assertDrained, waitDrained } from "./probes.ts";
+import { IngestProcess } from "./processes.ts";
+import { scenario, type Scenario } from "./scenario.ts";
+import { rand, sleep } from "./util.ts";
+import { expectEachClickOnce, verify } from "./verdict.ts";
 
 /**
  * Ingest SIGKILLed 10 times at random moments under steady beacon load, restarted each time on
@@ -51,13 +56,8 @@ describe("fault: ingest SIGKILL", () => {
     );
     expect(stats.refused).toEqual([]);
     expect(stats.unacked).toEqual([]);
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
-    expect(v.missingPg).toEqual([]);
-    expect(v.extraPg).toEqual([]);
-    expect(v.pgDuplicateRows).toBe(0);
-    expect(v.missingCh).toEqual([]);
-    expect(v.extraCh).toEqual([]);
-    expect(drain.status).toMatchObject({ postgres_clicks: stats.acked.size, clickhouse_clicks: stats.acked.size, outbox_backlog: 0, dlq: 0 });
+    assertDrained(drain, ingest);
+    expectEachClickOnce(v, drain.status, stats.acked.size);
     expect(v.ch.distinct).toBe(stats.acked.size);
   });
 });

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
 import { EDGE_SECRET, TcpProxy } from "../helpers.ts";
-import { createLink, IngestProcess, RedirectLoad, scenario, settleEdgeClicks, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { createLink, RedirectLoad } from "./load.ts";
+import { assertDrained, settleEdgeClicks, waitDrained } from "./probes.ts";
+import { IngestProcess } from "./processes.ts";
+import { scenario, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
+import { verify } from "./verdict.ts";
 
 /**
  * Ingest unreachable from the worker for 60 s (a TCP proxy between worker and ingest drops
@@ -70,7 +75,7 @@ describe("fault: ingest unreachable from the worker", () => {
     };
     const drain = await waitDrained(s, settled.direct.stored + settled.queued.stored, 120_000);
     const recoveryMs = Date.now() - upAt;
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
+    assertDrained(drain, ingest);
 
     const during = (l: RedirectLoad) => l.between(downAt, upAt).length;
     const lostDirect = served.direct - settled.direct.stored;

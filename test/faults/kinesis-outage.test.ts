@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BeaconLoad, IngestProcess, loadLinks, metricsText, pipelineStatus, scenario, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, loadLinks } from "./load.ts";
+import { assertDrained, metricsText, pipelineStatus, waitDrained } from "./probes.ts";
+import { IngestProcess } from "./processes.ts";
+import { scenario, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
+import { expectEachClickOnce, verify } from "./verdict.ts";
 
 /**
  * Kinesis unreachable for 30 s under steady beacon load (the TCP proxy between ingest and
@@ -61,13 +66,8 @@ describe("fault: Kinesis outage", () => {
     expect(stats.failedAttempts).toBe(0); // every beacon got 202 at the first attempt, outage or not
     expect(stats.refused).toEqual([]);
     expect(stats.unacked).toEqual([]);
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
+    assertDrained(drain, ingest);
     expect(drain.status.breakers.kinesis).toBe("closed");
-    expect(v.missingPg).toEqual([]);
-    expect(v.extraPg).toEqual([]);
-    expect(v.pgDuplicateRows).toBe(0);
-    expect(v.missingCh).toEqual([]);
-    expect(v.extraCh).toEqual([]);
-    expect(drain.status).toMatchObject({ postgres_clicks: stats.acked.size, clickhouse_clicks: stats.acked.size, outbox_backlog: 0, dlq: 0 });
+    expectEachClickOnce(v, drain.status, stats.acked.size);
   });
 });

@@ -1,8 +1,10 @@
 import { join } from "node:path";
-import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
-import { BeaconLoad, clickhouseIds, codesCoveringShards, freePort, IngestProcess, loadLinks, pipelineStatus, postgresIds, scenario, sleep, type Scenario } from "./harness.ts";
+import { BeaconLoad, codesCoveringShards, loadLinks } from "./load.ts";
+import { pipelineStatus, postgresIds, streamRecords } from "./probes.ts";
+import { clickhouseIds, IngestProcess } from "./processes.ts";
+import { freePort, scenario, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
 
 /**
  * Loader leases across processes: one forwarder process (HTTP + outbox → Kinesis) and three
@@ -57,22 +59,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 
 /** The last sequence number of every shard, read straight from Kinesis. */
 async function lastSequences(): Promise<Map<string, string | null>> {
-  const k = kinesisClient({ endpoint: `http://127.0.0.1:${s.kinesisProxy.port}` });
-  const out = new Map<string, string | null>();
-  const { Shards } = await k.send(new ListShardsCommand({ StreamName: s.stream }));
-  for (const sh of Shards ?? []) {
-    let it = (await k.send(new GetShardIteratorCommand({ StreamName: s.stream, ShardId: sh.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
-    let last: string | null = null;
-    for (;;) {
-      const r = await k.send(new GetRecordsCommand({ ShardIterator: it!, Limit: 10_000 }));
-      if (!r.Records?.length) break;
-      last = r.Records.at(-1)!.SequenceNumber!;
-      it = r.NextShardIterator;
-    }
-    out.set(sh.ShardId!, last);
-  }
-  k.destroy();
-  return out;
+  return new Map([...(await streamRecords(s))].map(([shard, records]) => [shard, records.at(-1)?.SequenceNumber ?? null]));
 }
 
 describe("fault: loader SIGKILLed among three", () => {

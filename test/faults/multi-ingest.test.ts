@@ -1,13 +1,15 @@
 import { request as httpRequest, createServer, Agent, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
 import { deaggregate } from "../../ingest/src/pipeline/aggregate.ts";
-import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
 import { EDGE_SECRET, json } from "../helpers.ts";
-import { clickhouseIds, freePort, IngestProcess, metricsText, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
+import { createLink } from "./load.ts";
+import { metricsText, postgresIds, streamRecords, waitDrained } from "./probes.ts";
+import { clickhouseIds, IngestProcess } from "./processes.ts";
+import { freePort, scenario, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
 
 /**
  * Scale-out (issue 9): two ingest processes behind a round-robin balancer, the real worker in
@@ -97,29 +99,16 @@ async function closeWorld(w: Partial<World>) {
 
 /** Every click in the stream, read back from the start of every shard (`records`: clicks read, repeats included). */
 async function readStream(s: Scenario): Promise<{ records: number; ids: Map<string, number> }> {
-  const k = kinesisClient({ endpoint: `http://127.0.0.1:${s.kinesisProxy.port}` });
   const ids = new Map<string, number>();
   let records = 0;
-  try {
-    const { Shards } = await k.send(new ListShardsCommand({ StreamName: s.stream }));
-    for (const sh of Shards ?? []) {
-      let it = (await k.send(new GetShardIteratorCommand({ StreamName: s.stream, ShardId: sh.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
-      while (it) {
-        const r = await k.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
-        if (!r.Records?.length) break;
-        // Clicks, not records: an aggregated record holds many (ingest/src/pipeline/aggregate.ts).
-        for (const rec of r.Records)
-          for (const part of deaggregate(rec.Data!) ?? [Buffer.from(rec.Data!)]) {
-            records++;
-            const id = (JSON.parse(part.toString("utf8")) as { click_id: string }).click_id;
-            ids.set(id, (ids.get(id) ?? 0) + 1);
-          }
-        it = r.NextShardIterator;
+  for (const shard of (await streamRecords(s)).values())
+    // Clicks, not records: an aggregated record holds many (ingest/src/pipeline/aggregate.ts).
+    for (const rec of shard)
+      for (const part of deaggregate(rec.Data!) ?? [Buffer.from(rec.Data!)]) {
+        records++;
+        const id = (JSON.parse(part.toString("utf8")) as { click_id: string }).click_id;
+        ids.set(id, (ids.get(id) ?? 0) + 1);
       }
-    }
-  } finally {
-    k.destroy();
-  }
   return { records, ids };
 }
 
@@ -131,11 +120,7 @@ async function redirectsThroughTwoIngests(w: World, label: string, fault?: (unti
   const { s, lb, edge, a, b } = w;
   const headers = json(s.adminKey);
   const links: { id: number; code: string }[] = [];
-  for (let i = 0; i < LINKS; i++) {
-    const res = await fetch(`${a.url}/api/links`, { method: "POST", headers, body: JSON.stringify({ url: `https://example.com/multi/${i}`, slug: `multi${i}` }) });
-    expect(res.status).toBe(201);
-    links.push((await res.json()) as { id: number; code: string });
-  }
+  for (let i = 0; i < LINKS; i++) links.push(await createLink(a.url, s, { url: `https://example.com/multi/${i}`, slug: `multi${i}` }));
 
   // Steady load: CONNECTIONS loops, each waiting for its answer, spread over the links.
   const served = new Map<string, number>(links.map((l) => [l.code, 0]));

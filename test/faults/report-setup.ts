@@ -1,12 +1,12 @@
 /**
  * Global setup of `npm run test:faults`: each scenario appends its row (printReport in
- * harness.ts) to one file per run; the teardown prints them as one table, so the run ends with
+ * report.ts) to one file per run; the teardown prints them as one table, so the run ends with
  * every scenario's figures together instead of scattered through the test output.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { reportTable, type Report } from "./harness.ts";
+import { reportTable, type Report } from "./report.ts";
 
 export default function setup() {
   const file = join(tmpdir(), `linkflow-faults-${process.pid}-${Date.now()}.jsonl`);

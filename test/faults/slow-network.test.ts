@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, type Edge } from "../../edge/miniflare.ts";
 import { EDGE_SECRET, TcpProxy } from "../helpers.ts";
-import { createLink, IngestProcess, percentile, RedirectLoad, scenario, settleEdgeClicks, sleep, verify, waitDrained, type Scenario } from "./harness.ts";
+import { createLink, RedirectLoad } from "./load.ts";
+import { assertDrained, settleEdgeClicks, waitDrained } from "./probes.ts";
+import { IngestProcess } from "./processes.ts";
+import { scenario, type Scenario } from "./scenario.ts";
+import { percentile, sleep } from "./util.ts";
+import { expectEachClickOnce, verify } from "./verdict.ts";
 
 /**
  * A slow network between worker and ingest: a TCP proxy holds every chunk back DELAY_MS in each
@@ -59,7 +64,7 @@ describe("fault: slow network between worker and ingest", () => {
     proxy.delayMs = 0;
     const drain = await waitDrained(s, settled.stored, 120_000);
     const recoveryMs = Date.now() - endAt;
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n--- ingest output ---\n${ingest.output()}`);
+    assertDrained(drain, ingest);
 
     const ms = (l: RedirectLoad) => l.samples.map((r) => r.ms);
     const figures = (l: RedirectLoad) => `p50 ${percentile(ms(l), 50)} ms, p99 ${percentile(ms(l), 99)} ms, max ${Math.max(...ms(l))} ms`;
@@ -81,10 +86,6 @@ describe("fault: slow network between worker and ingest", () => {
     expect(percentile(ms(slow), 50)).toBeLessThan(DELAY_MS);
     expect(settled.complete).toBe(true);
     expect(v.edge).toMatchObject({ served, stored: served, lost: 0, extra: 0, missingCh: 0 });
-    expect(v.missingCh).toEqual([]);
-    expect(v.extraPg).toEqual([]);
-    expect(v.extraCh).toEqual([]);
-    expect(v.pgDuplicateRows).toBe(0);
-    expect(drain.status).toMatchObject({ postgres_clicks: served, clickhouse_clicks: served, outbox_backlog: 0, dlq: 0 });
+    expectEachClickOnce(v, drain.status, served);
   });
 });

@@ -1,7 +1,10 @@
 import { ListShardsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
-import { BeaconLoad, clickhouseIds, IngestProcess, loadLinks, postgresIds, scenario, sleep, waitDrained, type Scenario } from "./harness.ts";
+import { BeaconLoad, loadLinks } from "./load.ts";
+import { assertDrained, postgresIds, waitDrained } from "./probes.ts";
+import { clickhouseIds, IngestProcess } from "./processes.ts";
+import { scenario, scenarioKinesis, type Scenario } from "./scenario.ts";
+import { sleep } from "./util.ts";
 
 /**
  * A shard split mid-stream under load: the parent is read to its end and checkpointed as
@@ -25,7 +28,7 @@ describe("fault: shard split mid-stream", () => {
   it("loses and double-counts nothing across a SplitShard", async () => {
     const load = new BeaconLoad(s.url, { rate: 100, maxInFlight: 32, links: await loadLinks(s) }).start();
     await sleep(4_000);
-    const k = kinesisClient({ endpoint: `http://127.0.0.1:${s.kinesisProxy.port}` });
+    const k = scenarioKinesis(s);
     const before = (await k.send(new ListShardsCommand({ StreamName: s.stream }))).Shards!;
     const parent = before[0]!;
     const { StartingHashKey: lo, EndingHashKey: hi } = parent.HashKeyRange!;
@@ -53,7 +56,7 @@ describe("fault: shard split mid-stream", () => {
     expect(children).toHaveLength(2);
 
     const drain = await waitDrained(s, stats.acked.size, 60_000);
-    if (!drain.drained) throw new Error(`pipeline did not drain: ${JSON.stringify(drain.status)}\n${ingest.output()}`);
+    assertDrained(drain, ingest);
     const cps = await s.pg<{ shard_id: string; finished: boolean; sequence_number: string | null }[]>`
       SELECT shard_id, finished, sequence_number FROM loader_checkpoints WHERE stream = ${s.stream}`;
     expect(cps.find((c) => c.shard_id === parent.ShardId)?.finished).toBe(true);

@@ -43,9 +43,10 @@ export interface PipelineStatus {
 }
 
 export interface PipelineExtras {
-  /** Test hooks: forced duplicate delivery, a newer record schema. */
+  /** Test hooks: forced duplicate delivery, a newer record schema, a wrapped ClickHouse insert. */
   duplicateDelivery?: boolean;
   schema?: LoaderOptions["schema"];
+  insert?: LoaderOptions["insert"];
 }
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
@@ -124,6 +125,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       maxAttempts: config.LOADER_MAX_ATTEMPTS,
       owner: `${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       schema: extras.schema,
+      insert: extras.insert,
     });
     loader.start();
   }

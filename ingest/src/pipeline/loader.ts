@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import {
   GetRecordsCommand,
   GetShardIteratorCommand,
@@ -51,6 +50,8 @@ export interface LoaderOptions {
   leaseS?: number;
   renewMs?: number;
   listShardsMs?: number;
+  /** Wraps the ClickHouse insert (tests: a slow, failing or unavailable ClickHouse). */
+  insert?: (insert: InsertClicks) => InsertClicks;
 }
 
 const DEFAULT_LEASE_S = 15;
@@ -106,6 +107,8 @@ export function toClickHouseRow(r: ClickRecord) {
   };
 }
 type Row = ReturnType<typeof toClickHouseRow>;
+/** One insert of rows into the clicks table. */
+export type InsertClicks = (rows: Row[]) => Promise<void>;
 
 interface Shard {
   id: string;
@@ -141,15 +144,6 @@ interface Batch {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Test hook for the fault suite (test/faults/clickhouse-outage.test.ts), where chDB lives inside
- * the ingest child process and cannot be taken away from outside: while the file named by
- * LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE exists, every insert fails as an unavailable ClickHouse
- * would. Unset (always, outside that suite): no effect.
- */
-const CLICKHOUSE_FAULT_FILE = process.env.LINKFLOW_TEST_CLICKHOUSE_FAULT_FILE;
-const injectedClickHouseFault = () => !!CLICKHOUSE_FAULT_FILE && existsSync(CLICKHOUSE_FAULT_FILE);
-
-/**
  * Kinesis → ClickHouse. Reads every shard it holds a lease on, batches rows (by count and by
  * time), inserts them, and only then checkpoints each shard's last sequence number in
  * PostgreSQL. A crash re-reads from the checkpoint: duplicates, collapsed by ClickHouse.
@@ -183,14 +177,15 @@ export function createLoader(o: LoaderOptions) {
   let lastRenew = 0;
   let lastList = 0;
 
-  const insert = new Breaker(
-    "clickhouse",
-    async (rows: Row[]) => {
-      if (injectedClickHouseFault()) throw new Error("ClickHouse unavailable (test fault injected)");
-      await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
-    },
-    { failures: o.breakerFailures, resetMs: o.breakerResetMs, isFailure: (err) => !isDataError(err) },
-  );
+  const chInsert: InsertClicks = async (rows) => {
+    await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
+  };
+  const insertRows = o.insert ? o.insert(chInsert) : chInsert;
+  const insert = new Breaker("clickhouse", insertRows, {
+    failures: o.breakerFailures,
+    resetMs: o.breakerResetMs,
+    isFailure: (err) => !isDataError(err),
+  });
   const setGauge = () => o.metrics.breakerState.set({ breaker: "clickhouse" }, BREAKER_GAUGE[insert.state]);
   insert.onChange(setGauge);
   insert.onChange((st) => st === "open" && o.log.warn("clickhouse breaker open: the loader holds its position in Kinesis"));
@@ -360,7 +355,7 @@ export function createLoader(o: LoaderOptions) {
         o.log.warn({ err: String(err) }, "batch refused by ClickHouse; inserting row by row to find the poison");
         for (const p of b.rows) {
           try {
-            await o.ch.insert({ table: `${o.database}.clicks`, values: [p.row], format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
+            await insertRows([p.row]);
           } catch (rowErr) {
             if (!isDataError(rowErr)) throw rowErr;
             await deadLetter(p.shard, p.seq, p.row.code, p.payload, `clickhouse refused: ${String(rowErr)}`);
