@@ -9,7 +9,6 @@ import { connect, type Sql } from "./db/connect.ts";
 import { edgeSync, requeuePasswordLinks } from "./links/edge-sync.ts";
 import { applyPrivacy } from "./analytics/enrich.ts";
 import { createEnforcer } from "./pipeline/enforcer.ts";
-import { toEdgeLink } from "./links/store.ts";
 import { groupCommitter } from "./clicks/group-commit.ts";
 import { startEmbeddedPostgres } from "./db/embedded-pg.ts";
 import { ensureKey } from "./auth/keys.ts";
@@ -66,10 +65,7 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
           database: config.CLICKHOUSE_DATABASE,
           intervalMs: config.CLICK_LIMIT_INTERVAL_MS,
           log,
-          republish: async (ids) => {
-            const links = await sql`SELECT * FROM links WHERE id = ANY(${ids}::bigint[])`;
-            for (const l of links) await pushEdge(await toEdgeLink(l as Parameters<typeof toEdgeLink>[0], keys.password));
-          },
+          republish: pushEdge.pushLinks,
         })
       : undefined;
   enforcer?.start();

@@ -1,7 +1,7 @@
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import { csvSafe, csvUnsafe, exportCsv, parseImport } from "./csv.ts";
-import type { LinkRow } from "./store.ts";
+import type { LinkRow } from "./row.ts";
 
 const row = (over: Partial<LinkRow>): LinkRow => ({
   id: "1",

@@ -2,7 +2,7 @@ import { parse } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
 import { UTM_KEYS } from "../../../shared/utm.ts";
 import { domainError } from "../errors.ts";
-import type { LinkRow } from "./store.ts";
+import type { LinkRow } from "./row.ts";
 import { shortUrl } from "./store.ts";
 import { normaliseHost } from "./url-safety.ts";
 

@@ -3,7 +3,8 @@ import type { Sql } from "postgres";
 import type { EdgeLink } from "../../../shared/event.ts";
 import type { Keys } from "../../../shared/keys.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../../shared/signing.ts";
-import { toEdgeLink, type LinkRow } from "./store.ts";
+import { toEdgeLink } from "./edge-record.ts";
+import type { LinkRow } from "./row.ts";
 
 /** KV write-through: `push` a link's edge record, `remove` a (domain, code) key. */
 export interface EdgeSync {
@@ -37,7 +38,7 @@ export function edgeSync(
   keys: Pick<Keys, "edgeAdmin" | "password">,
   log: Logger,
   opts: { sql?: Sql; retryMs?: number } = {},
-): EdgeSync & EdgeSync["push"] & EdgeSyncRetry {
+): EdgeSync & EdgeSync["push"] & EdgeSyncRetry & { pushLinks: (ids: number[]) => Promise<void> } {
   const path = "/_admin/links";
   const { sql, retryMs = 5_000 } = opts;
 
@@ -125,7 +126,14 @@ export function edgeSync(
     timer = undefined;
     await running;
   };
-  return Object.assign(push, { push, remove, start, stop, retryPending });
+  /** Pushes the current records of these links (a click limit reached or lifted: their `gone` changed). */
+  async function pushLinks(ids: number[]): Promise<void> {
+    if (!sql) return;
+    const rows = await sql<LinkRow[]>`SELECT * FROM links WHERE id = ANY(${ids}::bigint[])`;
+    for (const row of rows) await push(await toEdgeLink(row, keys.password));
+  }
+
+  return Object.assign(push, { push, remove, pushLinks, start, stop, retryPending });
 }
 
 /**

@@ -1,10 +1,11 @@
 import type { JSONValue, TransactionSql } from "postgres";
-import type { EdgeLink, TargetingRule } from "../../../shared/event.ts";
-import { hashPassword, passwordVerifier, VERIFIER_SCHEME } from "../../../shared/password.ts";
-import { mergeUtm } from "../../../shared/utm.ts";
+import type { TargetingRule } from "../../../shared/event.ts";
+import { hashPassword } from "../../../shared/password.ts";
 import { randomCode } from "./codes.ts";
 import type { Sql } from "../db/connect.ts";
 import type { EdgeSync } from "./edge-sync.ts";
+import { toEdgeLink } from "./edge-record.ts";
+import type { LinkRow } from "./row.ts";
 import { domainError } from "../errors.ts";
 import type { Link, LinkCreate, LinkUpdate, ListQuery } from "./schema.ts";
 import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
@@ -15,57 +16,8 @@ import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
  * PostgreSQL's UNIQUE (domain, code) decides slug clashes.
  */
 
-/** A `SELECT * FROM links` row (bigint columns come back as strings). */
-export interface LinkRow {
-  id: string;
-  workspace_id: string;
-  domain: string;
-  code: string;
-  url: string;
-  redirect_status: number;
-  title: string | null;
-  tags: string[];
-  expires_at: Date | null;
-  expired_url: string | null;
-  max_clicks: string | null;
-  password_hash: string | null;
-  targeting: TargetingRule[];
-  utm: Record<string, string>;
-  archived: boolean;
-  limit_reached_at: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
 const UNIQUE_VIOLATION = "23505";
 const CODE_ATTEMPTS = 5;
-
-/**
- * The compact record the worker decides with (KV, /v1/resolve): the single mapping from a row.
- * Empty optional fields are left out, so a plain link is `{ id, domain, code, url, status }`.
- */
-/**
- * A row as the edge's record. The password hash leaves ingest only sealed with the password
- * key (shared/password.ts passwordVerifier): a record read from KV or /v1/resolve allows no
- * offline guessing. A hash that cannot be sealed keeps the link locked (a verifier nothing matches).
- */
-export async function toEdgeLink(r: LinkRow, passwordKey: Uint8Array<ArrayBuffer>): Promise<EdgeLink> {
-  const utm = r.utm && Object.keys(r.utm).length ? r.utm : undefined;
-  const password = r.password_hash ? ((await passwordVerifier(r.password_hash, passwordKey)) ?? `${VERIFIER_SCHEME}$0$$`) : undefined;
-  return {
-    id: Number(r.id),
-    domain: r.domain,
-    code: r.code,
-    url: mergeUtm(r.url, utm),
-    status: r.redirect_status as EdgeLink["status"],
-    ...(r.expires_at ? { expires_at: new Date(r.expires_at).getTime() } : {}),
-    ...(r.expired_url ? { expired_url: r.expired_url } : {}),
-    ...(r.archived || r.limit_reached_at ? { gone: true as const } : {}),
-    ...(password ? { password } : {}),
-    ...(r.targeting?.length ? { targeting: r.targeting } : {}),
-    ...(utm ? { utm } : {}),
-  };
-}
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 

@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { requestMessage, SIGNATURE_HEADER, verify } from "../../../../shared/signing.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import { toEdgeLink, type LinkRow } from "../../links/store.ts";
+import { toEdgeLink } from "../../links/edge-record.ts";
+import type { LinkRow } from "../../links/row.ts";
 
 /**
  * GET /v1/resolve/:code?domain=: the edge's origin lookup, signed with the resolve key (`accept`:
