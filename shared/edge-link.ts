@@ -6,7 +6,9 @@ import * as z from "zod/mini";
  * KiB). zod/mini has no English messages of its own: edge/src/admin.ts passes classic's.
  */
 
-export const DEVICE_TYPES = ["desktop", "mobile", "tablet"] as const;
+import { DEVICE_TYPES } from "./user-agent.ts";
+
+export { DEVICE_TYPES };
 
 const status = z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]);
 

@@ -9,7 +9,7 @@ import { clickEventSchema, type ClickEvent } from "../shared/event.ts";
 import { createArchiver, hourKey, partitionArchived, s3Uploader, type ArchivedClick } from "../ingest/src/pipeline/archiver.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
-import { applyPrivacy } from "../ingest/src/analytics/enrich.ts";
+import { applyPrivacy } from "../ingest/src/clicks/privacy.ts";
 import { dropExpiredPartitions, ensurePartitions, listPartitions } from "../ingest/src/pipeline/partitions.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { eventually, KEYS, startStack, type Stack } from "./helpers.ts";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
-import { applyPrivacy, visitorHash } from "../ingest/src/analytics/enrich.ts";
+import { applyPrivacy, visitorHash } from "../ingest/src/clicks/privacy.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent, postBeacon } from "./fixtures.ts";
 import { body, DATABASE_URL, eventually, json, KEYS, startStack, type Stack } from "./helpers.ts";

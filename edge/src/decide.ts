@@ -3,7 +3,7 @@ import { mergeUtm } from "../../shared/utm.ts";
 import type { Resolution } from "./resolve.ts";
 import { PASSWORD_WINDOW_S } from "./throttle.ts";
 
-export type DeviceType = "desktop" | "mobile" | "tablet";
+import type { DeviceType } from "../../shared/user-agent.ts";
 
 /** What the visitor's User-Agent says (ua-parser-js), needed only by device and OS rules. */
 export interface Agent {

@@ -1,16 +1,10 @@
-import { UAParser } from "ua-parser-js";
-import type { Agent, DeviceType, RequestFacts } from "./decide.ts";
+import { parseUserAgent } from "../../shared/user-agent.ts";
+import type { Agent, RequestFacts } from "./decide.ts";
 
-/**
- * Device class and OS of a User-Agent (ua-parser-js). No device type means a desktop browser;
- * wearables count as mobile; TVs, consoles and the rest as desktop. iPads that present
- * themselves as a Mac (iPadOS Safari's default) are desktops here, as they are for every UA parser.
- */
+/** Device class and OS of a User-Agent, as ingest's stats classify it (shared/user-agent.ts). */
 export function parseAgent(ua: string): Agent {
-  const r = UAParser(ua.slice(0, 1024));
-  const t = r.device.type;
-  const device: DeviceType = t === "mobile" || t === "wearable" ? "mobile" : t === "tablet" ? "tablet" : "desktop";
-  return { device, os: r.os.name ?? "" };
+  const { device, os } = parseUserAgent(ua);
+  return { device, os };
 }
 
 /**

@@ -7,7 +7,7 @@ import { createApp } from "./http/app.ts";
 import type { Config } from "./config.ts";
 import { connect, type Sql } from "./db/connect.ts";
 import { edgeSync, requeuePasswordLinks } from "./links/edge-sync.ts";
-import { applyPrivacy } from "./analytics/enrich.ts";
+import { applyPrivacy } from "./clicks/privacy.ts";
 import { createEnforcer } from "./pipeline/enforcer.ts";
 import { groupCommitter } from "./clicks/group-commit.ts";
 import { startEmbeddedPostgres } from "./db/embedded-pg.ts";

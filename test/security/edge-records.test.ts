@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasUnlockCookie, unlockCookie } from "../../edge/src/unlock.ts";
-import { visitorHash } from "../../ingest/src/analytics/enrich.ts";
+import { visitorHash } from "../../ingest/src/clicks/privacy.ts";
 import { keysOf } from "../../shared/keys.ts";
 import { checkVerifier, verifyPassword } from "../../shared/password.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
