@@ -24,3 +24,13 @@ export const MAX_CLICK_FUTURE_MS = 5 * 60_000;
  * plus an hour for the direct attempts and batching before it. Older is refused (a replay).
  */
 export const MAX_CLICK_AGE_MS = (QUEUE_MAX_RETRIES * QUEUE_MAX_RETRY_DELAY_S + 3600) * 1000;
+
+/**
+ * Short codes and custom slugs: what the API issues and accepts, and what the worker looks up
+ * (anything else is a 404 without a lookup).
+ */
+export const CODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** The redirect statuses a link may answer with. */
+export const REDIRECT_STATUSES = [301, 302, 307, 308] as const;
+export type RedirectStatus = (typeof REDIRECT_STATUSES)[number];

@@ -6,11 +6,12 @@ import * as z from "zod/mini";
  * KiB). zod/mini has no English messages of its own: edge/src/admin.ts passes classic's.
  */
 
+import { REDIRECT_STATUSES } from "./constants.ts";
 import { DEVICE_TYPES } from "./user-agent.ts";
 
 export { DEVICE_TYPES };
 
-const status = z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]);
+const status = z.literal(REDIRECT_STATUSES);
 
 /** A targeting rule: every condition given must hold (lists: any of); first matching rule wins. */
 export const targetingRuleSchema = z.strictObject({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CACHE_TIERS, MAX_BATCH } from "./constants.ts";
+import { CACHE_TIERS, MAX_BATCH, REDIRECT_STATUSES } from "./constants.ts";
 
 // The zod-free constants and the edge record (zod/mini) live in their own modules, so the worker
 // imports them without zod classic; re-exported here for ingest and the tests.
@@ -43,7 +43,7 @@ export const clickEventSchema = z
     domain: text(253), // "" is the primary short domain
     code: z.string().min(1).max(64),
     link_id: z.number().int().positive(),
-    redirect_status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]),
+    redirect_status: z.literal(REDIRECT_STATUSES),
     cache_tier: z.enum(CACHE_TIERS),
     /** The visit came from the link's QR code (`?qr=1`). */
     qr: z.boolean().optional(),

@@ -1,10 +1,10 @@
 import { MAX_BATCH, MAX_BEACON_BYTES } from "../../shared/constants.ts";
 import type { ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
+import { sleep } from "../../shared/sleep.ts";
 import { num, type Env } from "./env.ts";
 import { signingKeys } from "./keys.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Statuses worth another try; any other 4xx means the beacon itself is wrong. */
 const retryable = (status: number) => status >= 500 || status === 429 || status === 408;

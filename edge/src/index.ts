@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { CODE_PATTERN } from "../../shared/constants.ts";
 import type { ClickEvent } from "../../shared/event.ts";
 import { secretProblem } from "../../shared/keys.ts";
 import { admin } from "./admin.ts";
@@ -16,7 +17,6 @@ import { hostnameOf } from "./url.ts";
 import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
 
 // Codes the API could have issued (see ingest/src/links/codes.ts); anything else is 404 without a lookup.
-const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /** PRIMARY_HOSTS as a set, parsed once per value of the var (not once per redirect). */
 let primary = { from: "", hosts: new Set<string>() };
@@ -46,7 +46,7 @@ type C = Context<{ Bindings: Env }>;
  */
 async function visit(c: C, post: boolean): Promise<Response> {
   const code = c.req.param("code")!;
-  if (!CODE_RE.test(code)) return pages.notFound();
+  if (!CODE_PATTERN.test(code)) return pages.notFound();
   const req = c.req.raw;
   const resolution = await resolveLink(c.env, c.executionCtx, domainOf(req.url, c.env), code);
   const facts = requestFacts(req, Date.now(), post);

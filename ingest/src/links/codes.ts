@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import { CODE_PATTERN } from "../../../shared/constants.ts";
 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 export const CODE_LENGTH = 7;
@@ -11,7 +12,7 @@ export function randomCode(length = CODE_LENGTH): string {
 }
 
 /** Custom slugs: case-sensitive, a URL-safe alphabet, and never a path the worker owns. */
-export const SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+export const SLUG_RE = CODE_PATTERN;
 export const RESERVED_SLUGS = new Set(["api", "_admin", "admin", "v1", "health", "healthz", "metrics", "favicon.ico", "robots.txt"]);
 
 export const isAllowedSlug = (slug: string) => SLUG_RE.test(slug) && !RESERVED_SLUGS.has(slug.toLowerCase());

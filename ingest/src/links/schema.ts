@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { DEVICE_TYPES } from "../../../shared/event.ts";
+import { DEVICE_TYPES, REDIRECT_STATUSES } from "../../../shared/event.ts";
 import { isAllowedSlug } from "./codes.ts";
 
 /**
@@ -10,7 +10,6 @@ import { isAllowedSlug } from "./codes.ts";
 export const MAX_TAGS = 20;
 export const MAX_TAG_LENGTH = 50;
 export const MAX_BULK = 1000;
-export const REDIRECT_STATUSES = [301, 302, 307, 308] as const;
 /** Characters that separate tags in CSV cells, so never part of a tag. */
 export const TAG_SEPARATORS = /[,;|]/;
 
@@ -29,6 +28,7 @@ const tag = z
   .max(MAX_TAG_LENGTH)
   .refine((t) => !TAG_SEPARATORS.test(t) && !/\p{Cc}/u.test(t), "tags cannot contain , ; | or control characters");
 
+// A union of literals, not z.literal([…]): the OpenAPI generator writes the latter as a string enum.
 export const redirectStatus = z.union(REDIRECT_STATUSES.map((s) => z.literal(s)) as [z.ZodLiteral<301>, z.ZodLiteral<302>, z.ZodLiteral<307>, z.ZodLiteral<308>]);
 
 const utmValue = z.string().min(1).max(200);

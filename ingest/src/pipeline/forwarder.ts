@@ -1,5 +1,7 @@
 import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import { sleep } from "../../../shared/sleep.ts";
+import { backoff } from "./backoff.ts";
 import { aggregate, packRecords } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { bump } from "../db/counters.ts";
@@ -40,9 +42,6 @@ const LEASE_S = 30;
 /** PutRecords rounds per batch for records Kinesis refused (throttling, internal errors). */
 const RECORD_ROUNDS = 4;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Exponential backoff with full jitter, capped. */
-export const backoff = (attempt: number, baseMs = 100, capMs = 5_000) => Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
 
 /**
  * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP

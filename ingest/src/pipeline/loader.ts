@@ -14,7 +14,8 @@ import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analyt
 import { bump } from "../db/counters.ts";
 import { enrich } from "../analytics/enrich.ts";
 import type { Sql } from "../db/connect.ts";
-import { backoff } from "./forwarder.ts";
+import { sleep } from "../../../shared/sleep.ts";
+import { backoff } from "./backoff.ts";
 import type { Metrics } from "../metrics.ts";
 
 /**
@@ -141,7 +142,6 @@ interface Batch {
   firstAt: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Kinesis → ClickHouse. Reads every shard it holds a lease on, batches rows (by count and by
