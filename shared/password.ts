@@ -43,7 +43,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
 /**
  * What an edge record carries instead of the stored hash: the same salt and iterations, and
  * HMAC(password key, PBKDF2 output) in place of the PBKDF2 output. The worker checks a
- * submission with it as before (one PBKDF2, then one HMAC per key of the ring), but a record
+ * submission with it (one PBKDF2, then one HMAC per key of the ring), and a record
  * read from KV or /v1/resolve without the password key (shared/keys.ts) allows no offline
  * guessing. "pbkdf2-sha256+hmac$<iterations>$<salt>$<mac>" (base64url).
  */

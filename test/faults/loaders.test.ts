@@ -80,7 +80,12 @@ describe("fault: loader SIGKILLed among three", () => {
     const victimOwner = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
     const victim = loaders.find((l) => l.pid === ownerPid(victimOwner))!;
     const orphaned = spread.filter((l) => l.owner === victimOwner).map((l) => l.shard_id);
-    await sleep(2_000);
+    // Killed once it has loaded something (a checkpoint moved), so the handover is tested with
+    // work behind it; a fixed wait here was too short on a loaded machine (0 clicks in its folder).
+    await until("the victim's first checkpoint", 30_000, async () => {
+      const ls = await leases();
+      return ls.some((l) => l.owner === victimOwner && l.sequence_number) ? true : undefined;
+    });
     const killedAt = Date.now();
     await victim.kill("SIGKILL");
 

@@ -24,7 +24,7 @@ import type { Sql } from "../db/connect.ts";
  */
 export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomInt(16)): Promise<Set<string>> {
   // A click in two beacons of one group (a retry racing its original) is one row and gets one
-  // outbox record: the later copy is the one kept, as before.
+  // outbox record: the later copy is the one kept.
   const unique = new Map<string, ClickEvent>();
   for (const e of events) unique.set(`${e.click_id} ${e.timestamp}`, e);
   const group = JSON.stringify([...unique.values()]);

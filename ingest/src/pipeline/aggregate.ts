@@ -11,7 +11,7 @@
  * outbox row's data, as it was). Length-prefixed rather than a JSON array, so each click is
  * parsed on its own: a bad one (a replayed dead letter, say) is dead-lettered alone and the
  * others still load. No JSON text starts with the magic (0xF3 is not a JSON token), so a
- * record without it is a single click, as every record was before aggregation.
+ * record without it is a single click (KINESIS_AGGREGATE_BYTES=0, or a record written before aggregation).
  */
 export const AGGREGATE_MAGIC = Buffer.from([0xf3, 0x4c, 0x46, 0x31]); // 0xF3 "LF1"
 const FRAME = 4;

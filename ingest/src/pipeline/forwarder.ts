@@ -48,10 +48,9 @@ const RECORD_ROUNDS = 4;
  * LOCKED, so concurrent forwarders never send the same row at once), packs them into
  * aggregated records (KINESIS_AGGREGATE_BYTES), PutRecords them, re-sends only the records
  * Kinesis refused, and deletes rows only after Kinesis accepted the record holding them.
- * Partition key: the short code for a record of one click (as before aggregation); for an
- * aggregate, its first outbox id, so aggregates spread over all shards (one viral link is no
- * longer capped at one shard's 1,000 records/s; per-link order is not needed: ClickHouse
- * orders by time). At-least-once: a crash after the put and before the
+ * Partition key: the short code for a record of one click; for an aggregate, its first outbox
+ * id, so aggregates spread over all shards (one viral link is not capped at one shard's 1,000
+ * records/s; per-link order is not needed: ClickHouse orders by time). At-least-once: a crash after the put and before the
  * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
  */
 export function createForwarder(o: ForwarderOptions) {

@@ -150,9 +150,8 @@ interface Batch {
  * Records that do not parse or validate go to the dead-letter table and the shard moves on.
  *
  * Reading goes on while a batch is being inserted (one insert at a time, so checkpoints only
- * move forward): the insert's time no longer delays the reading of the next batch, which was
- * the largest part of the lag's tail when inserts were slow (each click waited for the insert
- * before its own to end, then for its batch window, then for its own insert).
+ * move forward): a slow insert does not hold back the reading of the next batch, so a click's
+ * lag is its batch window plus one insert, not the insert before its own as well.
  */
 export function createLoader(o: LoaderOptions) {
   // Compiled (zod's generated parser; its runtime, with the same errors, when that one fails).
@@ -227,8 +226,8 @@ export function createLoader(o: LoaderOptions) {
     // Balance (like the Kinesis Client Library): aim at an equal share of the open shards among
     // the live loaders (those holding an unexpired lease, and this one).
     // A resharded stream: a child shard waits until its parents are read to their end (finished),
-    // so a key's records are loaded in order across the split or merge. A parent no longer
-    // listed (past retention) blocks nothing.
+    // so a key's records are loaded in order across the split or merge. A parent the stream
+    // does not list any more (past retention) blocks nothing.
     const finished = new Set(
       (await o.sql<{ shard_id: string }[]>`SELECT shard_id FROM loader_checkpoints WHERE stream = ${o.stream} AND finished`).map((r) => r.shard_id),
     );
