@@ -1,3 +1,4 @@
+import { sleep } from "../../../shared/sleep.ts";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { Sql } from "../db/connect.ts";
@@ -61,7 +62,7 @@ export function pgGate(sql: Sql, log: Logger, { probeMs = 500, probeTimeoutMs = 
       since = Date.now();
       log.warn({ code: (err as { code?: string }).code }, "database unreachable: answering 503 until a probe succeeds");
       for (;;) {
-        await new Promise((r) => setTimeout(r, probeMs));
+        await sleep(probeMs);
         const r = await probeOnce();
         if (r === "fail") continue;
         down = false;
