@@ -64,7 +64,7 @@ export async function apiTypes(spec: unknown): Promise<string> {
   const ast = await openapiTS(spec as Parameters<typeof openapiTS>[0], { alphabetize: false });
   return (
     "/**\n * Generated from /openapi.json by openapi-typescript (`npm run gen:api`); do not edit.\n" +
-    " * test/openapi-types.test.ts fails when the server's spec and this file differ.\n */\n\n" +
+    " * test/openapi-lint.test.ts fails when the server's spec and this file differ.\n */\n\n" +
     astToString(ast)
   );
 }
