@@ -2,7 +2,11 @@
  * GET /docs: the API reference (Redoc) for /openapi.json, entirely from this server: the page, a
  * small start script and Redoc's standalone bundle, read from node_modules (the copy @redocly/cli
  * ships, pinned by package-lock.json), under the dashboard's CSP. No CDN, no inline script.
+ * One addition to that CSP: Redoc styles itself with styled-components, which writes <style>
+ * elements at run time; they carry a per-response nonce (given to it by the csp-nonce meta tag),
+ * so style-src admits those and still no other inline style; and its icon font is a data: URL.
  */
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { Hono, type Context } from "hono";
@@ -11,11 +15,12 @@ import { DASHBOARD_CSP } from "./dashboard.ts";
 /** Redoc's browser bundle (an ES module) as @redocly/cli ships it for `build-docs`. */
 export const REDOC_BUNDLE = fileURLToPath(new URL("../../../../node_modules/@redocly/cli/lib/chunks/redoc.standalone.js", import.meta.url));
 
-const PAGE = `<!doctype html>
+const page = (nonce: string) => `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta property="csp-nonce" content="${nonce}">
 <title>Linkflow API</title>
 <script type="module" src="/docs/assets/start.js"></script>
 </head>
@@ -28,8 +33,11 @@ const START = `import { init } from "/docs/assets/redoc.js";
 init("/openapi.json", { disableTelemetry: true, hideDownloadButtons: false }, document.getElementById("redoc"));
 `;
 
-function secure(c: Context) {
-  c.header("Content-Security-Policy", DASHBOARD_CSP);
+/** The dashboard's CSP, plus: the nonce'd <style> elements, and Redoc's icon font (a data: URL in its CSS). */
+export const DOCS_CSP = (styleNonce: string) => DASHBOARD_CSP.replace("style-src 'self'", `style-src 'self' 'nonce-${styleNonce}'`).replace("font-src 'self'", "font-src 'self' data:");
+
+function secure(c: Context, styleNonce?: string) {
+  c.header("Content-Security-Policy", styleNonce ? DOCS_CSP(styleNonce) : DASHBOARD_CSP);
   c.header("X-Content-Type-Options", "nosniff");
   c.header("X-Frame-Options", "DENY");
   c.header("Referrer-Policy", "no-referrer");
@@ -39,9 +47,10 @@ export function docsRoutes(bundle = REDOC_BUNDLE) {
   const app = new Hono();
   let cached: Promise<Buffer> | undefined;
   app.get("/docs", (c) => {
-    secure(c);
-    c.header("Cache-Control", "no-cache");
-    return c.html(PAGE);
+    const nonce = randomBytes(16).toString("base64");
+    secure(c, nonce);
+    c.header("Cache-Control", "no-store"); // a nonce is used once
+    return c.html(page(nonce));
   });
   app.get("/docs/assets/start.js", (c) => {
     secure(c);
