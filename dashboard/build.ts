@@ -1,6 +1,6 @@
 /**
  * Builds the dashboard (dashboard/src → dist/dashboard) with esbuild: one ES module bundle
- * (uPlot included, no CDN) and one stylesheet, plus index.html. `npm run build` runs it;
+ * (uPlot and the typed API client, openapi-fetch on shared/api-types.ts, included; no CDN) and one stylesheet, plus index.html. `npm run build` runs it;
  * `npm start` runs it with `--if-stale` (skipped when the output is newer than every source).
  */
 import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
@@ -22,12 +22,13 @@ async function newestMtime(dir: string): Promise<number> {
   return newest;
 }
 
-/** True when dist/dashboard is missing or older than a source file (or the chart library). */
+/** True when dist/dashboard is missing or older than a source file (or the API types, or a library it bundles). */
 export async function dashboardStale(): Promise<boolean> {
   const built = await stat(STAMP).then((s) => s.mtimeMs, () => 0);
   if (!built) return true;
-  const uplot = await stat(resolve(root, "../node_modules/uplot/package.json")).then((s) => s.mtimeMs, () => 0);
-  return Math.max(await newestMtime(join(root, "src")), (await stat(join(root, "index.html"))).mtimeMs, uplot) > built;
+  const mtime = (p: string) => stat(resolve(root, p)).then((s) => s.mtimeMs, () => 0);
+  const deps = await Promise.all(["../node_modules/uplot/package.json", "../node_modules/openapi-fetch/package.json", "../shared/api-types.ts"].map(mtime));
+  return Math.max(await newestMtime(join(root, "src")), (await stat(join(root, "index.html"))).mtimeMs, ...deps) > built;
 }
 
 /** Builds the dashboard; with `ifStale`, only when the output is missing or out of date. */

@@ -1,13 +1,15 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp, buildSpec } from "../scripts/openapi.ts";
 import { startDnsServer } from "./dns-server.ts";
-import { json, startStack, type Stack } from "./helpers.ts";
+import { startStack, type Stack } from "./helpers.ts";
 
 /**
- * The spec is the contract: /openapi.json is valid OpenAPI 3.1, and real responses of every
- * operation it lists (successes and errors) match the schema it declares for their status and
- * content type. An operation added to the spec without a request here fails the coverage check.
+ * The spec is the contract: /openapi.json is valid OpenAPI 3.1, lists every /api route of the
+ * app with an operationId and a summary, and real responses of every operation it lists
+ * (successes and errors) match the schema and headers it declares for their status and content
+ * type. An operation added to the spec without a request here fails the coverage check.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -21,12 +23,13 @@ const checked: string[] = [];
 
 beforeAll(async () => {
   dns = await startDnsServer();
-  s = await startStack({ edge: false, env: { DNS_RESOLVER: dns.address } });
+  // With the pipeline: ClickHouse (chDB) answers the stats routes.
+  s = await startStack({ edge: false, pipeline: true, env: { DNS_RESOLVER: dns.address } });
   await s.sql`UPDATE api_keys SET requests_per_minute = 1000000`;
   const [ws] = await s.sql`SELECT min(id) AS id FROM workspaces`;
   await s.sql`INSERT INTO domains (workspace_id, hostname, verified_at) VALUES (${ws!.id}, 'spec.brand.test', now())`;
   spec = await (await fetch(`${s.ingest.url}/openapi.json`)).json();
-});
+}, 60_000);
 afterAll(async () => {
   await s.close();
   await dns.close();
@@ -69,6 +72,11 @@ async function call(method: string, path: string, init: { body?: string; key?: s
   const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
   const media = declared.content?.[type];
   expect(media, `${where}: content type ${type} not declared`).toBeDefined();
+  // The headers the response carries are the ones the spec declares for it.
+  const documented = Object.keys(declared.headers ?? {}).map((h) => h.toLowerCase());
+  expect(res.headers.get("x-request-id"), `${where}: X-Request-Id`).toBeTruthy();
+  for (const h of ["x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "retry-after"])
+    if (res.headers.has(h)) expect(documented, `${where}: ${h} not declared`).toContain(h);
   let value: Json;
   if (type === "application/json") {
     value = await res.json();
@@ -102,10 +110,42 @@ describe("/openapi.json", () => {
       }
   });
 
-  it("serves the interactive reference at /docs", async () => {
+  it("lists every /api route of the app, each with an operationId and a summary", async () => {
+    const { app, close } = await buildApp();
+    const routes = new Set(app.routes.filter((r) => r.path.startsWith("/api/") && r.method !== "ALL").map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`));
+    await close();
+    const documented = Object.entries<Json>(spec.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
+    expect(routes.size).toBeGreaterThan(25);
+    expect([...routes].filter((r) => !documented.includes(r))).toEqual([]);
+    expect(documented.filter((r) => !routes.has(r))).toEqual([]);
+    const ids: string[] = [];
+    for (const [path, item] of Object.entries<Json>(spec.paths))
+      for (const [method, op] of Object.entries<Json>(item)) {
+        expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+        expect(op.summary, `${method} ${path}`).toBeTruthy();
+        ids.push(op.operationId);
+      }
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(spec.servers).toEqual([expect.objectContaining({ url: "/" })]);
+    expect(spec.info.license.name).toBeTruthy();
+    // The stream is documented as what it is.
+    expect(Object.keys(spec.paths["/api/stats/stream"].get.responses["200"].content)).toEqual(["text/event-stream"]);
+  });
+
+  it("is the spec scripts/openapi.ts builds (npm run gen:api, lint:api)", async () => {
+    expect(await buildSpec()).toEqual(spec);
+  });
+
+  it("serves the reference at /docs from this server, under the dashboard's CSP", async () => {
     const res = await fetch(`${s.ingest.url}/docs`);
     expect(res.status).toBe(200);
-    expect(await res.text()).toContain("/openapi.json");
+    const csp = res.headers.get("content-security-policy")!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|https?:/);
+    const html = await res.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline scripts
+    for (const src of html.match(/(?<=src=")[^"]+/g)!) expect((await fetch(s.ingest.url + src)).status).toBe(200);
   });
 });
 
@@ -153,6 +193,28 @@ describe("real responses match the spec", () => {
     await call("DELETE", `/api/domains/${domain.id}`);
     await call("DELETE", `/api/domains/${domain.id}`); // 404
   });
+
+  it("stats, recent clicks, SRE, pipeline", async () => {
+    const { body: link } = await call("POST", "/api/links", { body: JSON.stringify({ url: "https://example.com/stats" }) });
+    await call("GET", `/api/stats?link=${link.id}&interval=hour&group_by=country`);
+    await call("GET", `/api/stats/live?link=${link.id}`);
+    const { body: events } = await call("GET", `/api/stats/stream?link=${link.id}&max_seconds=1`);
+    expect(events).toContain("event: tick");
+    await call("GET", `/api/clicks/recent?link=${link.id}`);
+    await call("GET", "/api/sre/edge?interval=day");
+    await call("GET", "/api/pipeline");
+    await call("GET", `/api/pipeline/lag?since=${new Date(Date.now() - 60_000).toISOString()}`);
+    await call("GET", "/api/pipeline/dlq?limit=10");
+    await call("POST", "/api/pipeline/dlq/replay", { body: JSON.stringify({ ids: [] }) });
+    // Errors.
+    await call("GET", "/api/stats?tz=Mars/Olympus");
+    await call("GET", "/api/stats?link=999999");
+    await call("GET", "/api/pipeline/lag?since=yesterday");
+    await call("POST", "/api/pipeline/dlq/replay", { body: '{"ids":"all"}' });
+    const { body: reader } = await call("POST", "/api/keys", { body: JSON.stringify({ name: "stats-reader", scopes: ["stats:read"] }) });
+    await call("GET", "/api/pipeline", { key: reader.key }); // 403: operator only
+    await call("GET", "/api/clicks/recent", { key: reader.key }); // 400: link is required
+  }, 30_000);
 
   it("the checks have teeth: the Link schema refuses extra fields such as a password hash", () => {
     const v = ajv.compile({ $ref: "#/components/schemas/Link", components: spec.components });

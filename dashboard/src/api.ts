@@ -1,4 +1,7 @@
 /** The API client: the key lives in sessionStorage and goes out as a Bearer token. */
+import createClient from "openapi-fetch";
+import type { components, paths } from "../../shared/api-types.ts";
+
 const KEY = "linkflow.apiKey";
 
 export const getKey = () => sessionStorage.getItem(KEY);
@@ -16,76 +19,46 @@ export class ApiFailure extends Error {
   }
 }
 
-export async function call(path: string, init: RequestInit = {}, key = getKey()): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (key) headers.set("Authorization", `Bearer ${key}`);
-  if (init.body && typeof init.body === "string") headers.set("content-type", "application/json");
-  const res = await fetch(path, { ...init, headers });
-  if (!res.ok) {
-    let err: { code?: string; message?: string; field?: string } = {};
-    try {
-      err = ((await res.json()) as { error?: typeof err }).error ?? {};
-    } catch {
-      /* not JSON */
-    }
-    if (res.status === 401 && key === getKey()) {
+/** The typed client: paths, parameters and bodies from the spec (shared/api-types.ts, `npm run gen:api`). */
+export const api = createClient<paths>({ baseUrl: location.origin });
+api.use({
+  // The stored key, unless the call sends its own (sign-in tries a key before storing it).
+  onRequest({ request }) {
+    const key = getKey();
+    if (key && !request.headers.has("Authorization")) request.headers.set("Authorization", `Bearer ${key}`);
+    return request;
+  },
+  // A 401 for the stored key (or for no key) signs out.
+  onResponse({ request, response }) {
+    const sent = request.headers.get("Authorization")?.replace(/^Bearer /, "") ?? null;
+    if (response.status === 401 && sent === getKey()) {
       dropKey();
       location.hash = "#/login";
     }
-    throw new ApiFailure(res.status, err.code ?? "http_error", err.message ?? `${res.status} ${res.statusText}`, err.field);
-  }
-  return res;
+  },
+});
+
+/** The data of a client call, or an ApiFailure with the error's code, message and field. */
+export async function ok<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  const { data, error, response: res } = await call;
+  if (res.ok) return data as T;
+  const err: { code?: string; message?: string; field?: string } = (error as ErrorBody | undefined)?.error ?? {};
+  throw new ApiFailure(res.status, err.code ?? "http_error", err.message ?? `${res.status} ${res.statusText}`, err.field);
 }
 
-export async function get<T>(path: string, params: Record<string, string | number | undefined> = {}): Promise<T> {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
-  const qs = q.toString();
-  return (await call(qs ? `${path}?${qs}` : path)).json() as Promise<T>;
-}
-
-export async function send<T>(method: string, path: string, body: unknown): Promise<T> {
-  return (await call(path, { method, body: JSON.stringify(body) })).json() as Promise<T>;
-}
-
-export interface Link {
-  id: number;
-  url: string;
-  domain: string;
-  code: string;
-  short_url: string;
-  title: string | null;
-  tags: string[];
-  redirect_status: number;
-  expires_at: string | null;
-  expired_url: string | null;
-  max_clicks: number | null;
-  has_password: boolean;
-  targeting: unknown[];
-  utm: Partial<Record<string, string>>;
-  archived: boolean;
-  limit_reached_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Stats {
-  from: string;
-  to: string;
-  interval: string;
-  source: string;
-  totals: { clicks: number; visitors: number };
-  series: { t: string; clicks: number; visitors: number }[];
-  breakdown: { value: string; clicks: number; visitors: number }[] | null;
-}
+export type Link = components["schemas"]["Link"];
+export type Stats = components["schemas"]["Stats"];
+export type EdgeStats = components["schemas"]["EdgeStats"];
+export type PipelineStatus = components["schemas"]["PipelineStatus"];
+type ErrorBody = components["schemas"]["Error"];
 
 /**
  * Server-sent events over fetch (EventSource cannot send an Authorization header). Calls
  * `onEvent` per event until `signal` aborts or the stream ends.
  */
-export async function stream(path: string, onEvent: (event: string, data: string) => void, signal: AbortSignal): Promise<void> {
-  const res = await call(path, { signal });
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+export async function stream(query: { link: number; max_seconds: number }, onEvent: (event: string, data: string) => void, signal: AbortSignal): Promise<void> {
+  const body = await ok(api.GET("/api/stats/stream", { params: { query }, parseAs: "stream", signal }));
+  const reader = body!.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   for (;;) {
     const { value, done } = await reader.read();

@@ -1,5 +1,5 @@
 /** One link: clicks over time, breakdowns, live counter (poll + SSE), QR. */
-import { call, get, stream, type Link, type Stats } from "./api.ts";
+import { api, ok, stream } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h, when } from "./dom.ts";
 import { downloadQr } from "./links.ts";
@@ -14,7 +14,7 @@ const DIMENSIONS = [
 
 /** Runs until `signal` aborts (the route changed). */
 export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal): Promise<void> {
-  const link = await get<Link>(`/api/links/${id}`);
+  const link = await ok(api.GET("/api/links/{id}", { params: { path: { id } } }));
   const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   const interval = h("select", { name: "interval", "aria-label": "interval" }, h("option", { value: "minute" }, "Last hour, by minute"), h("option", { value: "hour", selected: true }, "Last 2 days, by hour"), h("option", { value: "day" }, "Last 30 days, by day"));
   const totalClicks = h("strong", { id: "total-clicks" }, "–");
@@ -50,15 +50,14 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
     h("section", {}, h("h2", {}, "Breakdowns"), breakdowns),
   );
 
-  call(`/api/links/${id}/qr?format=png&size=320`, { signal })
-    .then((r) => r.blob())
+  ok(api.GET("/api/links/{id}/qr", { params: { path: { id }, query: { format: "png", size: 320 } }, parseAs: "blob", signal }))
     .then((b) => (qrImg.src = URL.createObjectURL(b)))
     .catch(() => {});
 
   async function loadStats() {
     try {
-      const base = { link: id, interval: interval.value, tz };
-      const [main, ...groups] = await Promise.all([get<Stats>("/api/stats", base), ...DIMENSIONS.map(([d]) => get<Stats>("/api/stats", { ...base, group_by: d, limit: 8 }))]);
+      const base = { link: id, interval: interval.value as "minute" | "hour" | "day", tz };
+      const [main, ...groups] = await Promise.all([ok(api.GET("/api/stats", { params: { query: base } })), ...DIMENSIONS.map(([d]) => ok(api.GET("/api/stats", { params: { query: { ...base, group_by: d, limit: 8 } } })))]);
       if (signal.aborted) return;
       error.textContent = "";
       totalClicks.textContent = fmt.format(main.totals.clicks);
@@ -77,7 +76,7 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
 
   async function loadLive() {
     try {
-      const live = await get<{ seconds: { t: string; clicks: number }[]; total: number }>("/api/stats/live", { link: id });
+      const live = await ok(api.GET("/api/stats/live", { params: { query: { link: id } } }));
       if (signal.aborted) return;
       liveTotal.textContent = fmt.format(live.total);
       timeChart(liveBox, live.seconds.map((s) => Date.parse(s.t) / 1000), [live.seconds.map((s) => s.clicks)], [{ label: "Clicks/s", color: "#16a34a", bars: true }], { height: 120 });
@@ -98,7 +97,7 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
   };
   void (async () => {
     while (!signal.aborted) {
-      await stream(`/api/stats/stream?link=${id}&max_seconds=600`, onEvent, signal).catch(() => {});
+      await stream({ link: id, max_seconds: 600 }, onEvent, signal).catch(() => {});
       if (!signal.aborted) await new Promise((r) => setTimeout(r, 2000));
     }
   })();

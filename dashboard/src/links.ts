@@ -1,5 +1,6 @@
 /** Links: the table (search, archived filter, paging), the create/edit form, QR download. */
-import { ApiFailure, call, get, send, type Link } from "./api.ts";
+import { api, ApiFailure, ok, type Link } from "./api.ts";
+import type { components } from "../../shared/api-types.ts";
 import { clear, h, when } from "./dom.ts";
 
 export async function linksPage(app: HTMLElement): Promise<void> {
@@ -18,7 +19,8 @@ export async function linksPage(app: HTMLElement): Promise<void> {
     if (reset) cursor = null;
     status.textContent = "Loading…";
     try {
-      const page = await get<{ items: Link[]; next_cursor: string | null }>("/api/links", { limit: 50, q: q.value.trim() || undefined, archived: archived.value, cursor: cursor ?? undefined });
+      const query = { limit: 50, q: q.value.trim() || undefined, archived: archived.value as "false" | "true" | "all", cursor: cursor ?? undefined };
+      const page = await ok(api.GET("/api/links", { params: { query } }));
       if (mine !== seq) return;
       if (reset) body.replaceChildren();
       for (const l of page.items) body.append(row(l));
@@ -62,7 +64,7 @@ function row(l: Link): HTMLTableRowElement {
 
 /** Fetches the PNG with the key (an <a href> could not send it) and saves it. */
 export async function downloadQr(l: Link): Promise<void> {
-  const blob = await (await call(`/api/links/${l.id}/qr?format=png&size=1024`)).blob();
+  const blob = await ok(api.GET("/api/links/{id}/qr", { params: { path: { id: l.id }, query: { format: "png", size: 1024 } }, parseAs: "blob" }));
   const url = URL.createObjectURL(blob);
   const a = h("a", { href: url, download: `${l.code}-qr.png` });
   document.body.append(a);
@@ -81,7 +83,7 @@ const toLocalInput = (iso: string | null) => {
 };
 
 export async function linkFormPage(app: HTMLElement, id: number | null): Promise<void> {
-  const link = id ? await get<Link>(`/api/links/${id}`) : null;
+  const link = id ? await ok(api.GET("/api/links/{id}", { params: { path: { id } } })) : null;
   const field = (name: string, label: string, input: HTMLElement, hint?: string) => h("label", { class: "field", "data-field": name }, h("span", {}, label), input, hint ? h("small", { class: "muted" }, hint) : null, h("small", { class: "error" }));
   const text = (name: string, value: string | number | null | undefined, extra: Record<string, string> = {}) => h("input", { name, value: value ?? "", ...extra });
   const status = h("select", { name: "redirect_status" }, ...[302, 301, 307, 308].map((s) => h("option", { value: s, selected: (link?.redirect_status ?? 302) === s }, String(s))));
@@ -143,7 +145,10 @@ export async function linkFormPage(app: HTMLElement, id: number | null): Promise
       }
     } else if (link) body.targeting = [];
     try {
-      const saved = link ? await send<Link>("PATCH", `/api/links/${link.id}`, body) : await send<Link>("POST", "/api/links", body);
+      // The form's fields as the server reads them; it validates them (400 names the field).
+      const saved = link
+        ? await ok(api.PATCH("/api/links/{id}", { params: { path: { id: link.id } }, body: body as components["schemas"]["LinkUpdate"] }))
+        : await ok(api.POST("/api/links", { body: body as components["schemas"]["LinkCreate"] }));
       location.hash = `#/links/${saved.id}`;
     } catch (e) {
       if (e instanceof ApiFailure) showError(e.field?.split(/[.[]/)[0], e.message);

@@ -1,5 +1,5 @@
 /** The dashboard: hash routes, sign-in with an API key (sessionStorage), navigation. */
-import { ApiFailure, call, dropKey, getKey, setKey } from "./api.ts";
+import { api, ApiFailure, dropKey, getKey, ok, setKey } from "./api.ts";
 import { clear, h } from "./dom.ts";
 import { linkPage } from "./link-page.ts";
 import { linkFormPage, linksPage } from "./links.ts";
@@ -26,7 +26,7 @@ function loginPage(): void {
     e.preventDefault();
     const k = key.value.trim();
     // Any answer but 401 means the key exists (a stats-only key gets 403 on links).
-    call("/api/links?limit=1", {}, k)
+    ok(api.GET("/api/links", { params: { query: { limit: 1 } }, headers: { Authorization: `Bearer ${k}` } }))
       .then(() => true)
       .catch((err) => (err instanceof ApiFailure && err.status !== 401 ? true : ((msg.textContent = err.status === 401 ? "That key is not valid." : (err as Error).message), false)))
       .then((ok) => {

@@ -1,35 +1,7 @@
 /** SRE: edge cache tiers and hit ratio (/api/sre/edge), pipeline health (/api/pipeline). */
-import { ApiFailure, get } from "./api.ts";
+import { api, ApiFailure, ok } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h } from "./dom.ts";
-
-interface Tiers {
-  isolate: number;
-  kv: number;
-  origin: number;
-  total: number;
-  hit_ratio: number | null;
-}
-interface Edge {
-  from: string;
-  to: string;
-  totals: Tiers;
-  series: (Tiers & { t: string })[];
-  by_colo: (Tiers & { colo: string })[];
-  notes: string[];
-}
-interface Pipeline {
-  postgres_clicks: number;
-  kinesis_sent: number;
-  clickhouse_clicks: number | null;
-  clickhouse_rows: number;
-  outbox_backlog: number;
-  dlq: number;
-  breakers: Record<string, string>;
-  shards: { shard_id: string; sequence_number: string | null; owner: string | null; lease_until: string; finished: boolean; millis_behind_latest: number | null }[];
-  rates: { kinesis_sent_per_s: number | null; clickhouse_rows_per_s: number | null; window_s: number };
-  loader_lag: { clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null;
-}
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
 const num = (v: number | null | undefined, unit = "") => (v === null || v === undefined ? "–" : `${fmt.format(Math.round(v * 10) / 10)}${unit}`);
@@ -54,7 +26,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
 
   async function loadEdge() {
     try {
-      const e = await get<Edge>("/api/sre/edge", { interval: interval.value, tz });
+      const e = await ok(api.GET("/api/sre/edge", { params: { query: { interval: interval.value as "minute" | "hour" | "day", tz } } }));
       if (signal.aborted) return;
       clear(edgeCards, card("Hit ratio", pct(e.totals.hit_ratio), "hit-ratio"), card("Isolate", fmt.format(e.totals.isolate)), card("KV", fmt.format(e.totals.kv)), card("Origin", fmt.format(e.totals.origin)), card("Redirects", fmt.format(e.totals.total)));
       const xs = e.series.map((p) => Date.parse(p.t) / 1000);
@@ -84,7 +56,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
 
   async function loadPipeline() {
     try {
-      const p = await get<Pipeline>("/api/pipeline");
+      const p = await ok(api.GET("/api/pipeline"));
       if (signal.aborted) return;
       const bad = (ok: boolean) => (ok ? "" : "warn");
       clear(

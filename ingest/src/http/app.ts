@@ -73,10 +73,6 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
     await pipeline.status().catch(() => undefined); // refreshes the backlog and DLQ gauges
     return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
   });
-  app.route("/api/pipeline", pipelineRoutes(sql, pipeline));
-  app.route("/api/stats", statsRoutes(sql, pipeline, { perKey: config.STATS_STREAMS_PER_KEY, perWorkspace: config.STATS_STREAMS_PER_WORKSPACE }));
-  app.route("/api/sre", sreRoutes(sql, pipeline));
-  app.route("/api/clicks", recentClickRoutes(sql, pipeline));
 
   app.get("/healthz", async (c) => {
     await sql`SELECT 1`;
@@ -94,6 +90,17 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
     passwordKey: keys[0]!.password,
     allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
   });
+  // The routes get only what they use of the pipeline.
+  const { replica, database, metrics: am } = pipeline.analytics;
+  const ch = pipeline.ch;
+  const streams = {
+    max: pipeline.analytics.streamsMax,
+    maxSeconds: pipeline.analytics.streamMaxS,
+    perKey: config.STATS_STREAMS_PER_KEY,
+    perWorkspace: config.STATS_STREAMS_PER_WORKSPACE,
+    gauge: (open: number) => am.statsStreams.set(open),
+  };
+  const observe = (source: string, s: number) => am.statsQueryDuration.observe({ source }, s);
   app.route(
     "/",
     createApi([
@@ -101,6 +108,10 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
       { path: "/api/keys", router: keyRoutes(sql) },
       { path: "/api/workspaces", router: workspaceRoutes(sql) },
       { path: "/api/domains", router: domainRoutes(sql, ownHosts, txtLookup(config.DNS_RESOLVER)) },
+      { path: "/api/stats", router: statsRoutes({ sql, replica, ch, database, observe, streams }) },
+      { path: "/api/clicks", router: recentClickRoutes({ sql, replica }) },
+      { path: "/api/sre", router: sreRoutes({ sql, replica, ch, database }) },
+      { path: "/api/pipeline", router: pipelineRoutes({ sql, status: pipeline.status, lag: pipeline.lag }) },
     ]),
   );
   app.route("/v1/resolve", resolveRoutes(sql, { accept: keys.map((k) => k.resolve), passwordKey: keys[0]!.password }));

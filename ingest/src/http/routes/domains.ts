@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses } from "../api-router.ts";
+import { apiRouter, errorResponses, json } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { challengeName, challengeValue, newVerificationToken, type TxtLookup } from "../../links/domain-verify.ts";
@@ -28,7 +28,6 @@ const DomainSchema = z
     verification: VerificationSchema.optional().openapi({ description: "while pending: the DNS TXT record that proves ownership" }),
   })
   .openapi("Domain");
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
 const IdParams = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: "id", in: "path" } }) });
 const UNIQUE_VIOLATION = "23505";

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses } from "../api-router.ts";
+import { apiRouter, errorResponses, json } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
@@ -38,7 +38,6 @@ const present = (r: KeyRecord) => ({
   created_at: new Date(r.created_at).toISOString(),
   revoked_at: r.revoked_at ? new Date(r.revoked_at).toISOString() : null,
 });
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
 
 /**
@@ -49,7 +48,7 @@ export function keyRoutes(sql: Sql) {
   const app = apiRouter();
   app.use(requireScope(sql, "admin"));
   app.openapi(
-    createRoute({ method: "post", path: "/", tags: ["keys"], security, request: { body: { content: { "application/json": { schema: CreateKeyBody } }, required: true } }, responses: { 201: json(CreatedKeySchema, "the new key, with its secret"), ...errorResponses(400, 401, 403, 429) } }),
+    createRoute({ method: "post", path: "/", operationId: "createKey", summary: "Create an API key in the caller's workspace (the secret is shown once)", tags: ["keys"], security, request: { body: { content: { "application/json": { schema: CreateKeyBody } }, required: true } }, responses: { 201: json(CreatedKeySchema, "the new key, with its secret"), ...errorResponses(400, 401, 403, 429) } }),
     async (c) => {
       const body = c.req.valid("json");
       // Only an operator grants operator: a workspace admin cannot mint an instance-wide key.
@@ -61,7 +60,7 @@ export function keyRoutes(sql: Sql) {
     },
   );
   app.openapi(
-    createRoute({ method: "get", path: "/", tags: ["keys"], security, responses: { 200: json(z.object({ items: z.array(KeySchema) }), "the workspace's keys (no secrets)"), ...errorResponses(401, 403, 429) } }),
+    createRoute({ method: "get", path: "/", operationId: "listKeys", summary: "The workspace's API keys (no secrets)", tags: ["keys"], security, responses: { 200: json(z.object({ items: z.array(KeySchema) }), "the workspace's keys (no secrets)"), ...errorResponses(401, 403, 429) } }),
     async (c) => {
       const rows = await sql<KeyRecord[]>`
         SELECT id, workspace_id, name, prefix, scopes, requests_per_minute, created_at, revoked_at
@@ -70,7 +69,7 @@ export function keyRoutes(sql: Sql) {
     },
   );
   app.openapi(
-    createRoute({ method: "delete", path: "/{id}", tags: ["keys"], security, request: { params: IdParam }, responses: { 200: json(KeySchema, "the revoked key"), ...errorResponses(400, 401, 403, 404, 429) } }),
+    createRoute({ method: "delete", path: "/{id}", operationId: "revokeKey", summary: "Revoke an API key", tags: ["keys"], security, request: { params: IdParam }, responses: { 200: json(KeySchema, "the revoked key"), ...errorResponses(400, 401, 403, 404, 429) } }),
     async (c) => {
       const { id } = c.req.valid("param");
       const [row] = await sql<KeyRecord[]>`
@@ -96,6 +95,8 @@ export function workspaceRoutes(sql: Sql) {
     createRoute({
       method: "post",
       path: "/",
+      operationId: "createWorkspace",
+      summary: "Create a workspace with its first admin key (operator)",
       tags: ["workspaces"],
       security,
       request: { body: { content: { "application/json": { schema: z.object({ name: z.string().min(1).max(100) }).strict() } }, required: true } },

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
-import { ErrorSchema } from "../api-router.ts";
+import { errorResponses, json, okHeaders, type ErrorStatus } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import { exportCsv, parseImport } from "../../links/csv.ts";
 import type { Sql } from "../../db/connect.ts";
@@ -30,10 +30,8 @@ const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
 /** Items of a bulk request or import processed at once (each is a few queries and an edge push). */
 const BULK_CONCURRENCY = 8;
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [s, { description: ERROR_TEXT[s] ?? "error", content: { "application/json": { schema: ErrorSchema } } }]));
-const ERROR_TEXT: Record<number, string> = {
+const errors = (...statuses: ErrorStatus[]) => errorResponses(...statuses, ERROR_TEXT);
+const ERROR_TEXT: Partial<Record<ErrorStatus, string>> = {
   400: "invalid input (invalid_body, invalid_query, unsafe_url, unknown_domain…), naming the field",
   401: "no or unknown API key",
   403: "the key lacks the scope",
@@ -118,6 +116,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "get",
       path: "/info",
+      operationId: "getLinkByCode",
       tags,
       summary: "Look a link up by its short code",
       security: bearerSecurity,
@@ -135,6 +134,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "post",
       path: "/bulk",
+      operationId: "bulkCreateLinks",
       tags,
       summary: "Create up to 1,000 links; a result per item",
       security: bearerSecurity,
@@ -149,6 +149,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "post",
       path: "/import",
+      operationId: "importLinks",
       tags,
       summary: "Import links from CSV (ours, Bitly's or Shlink's export)",
       description:
@@ -175,13 +176,14 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "get",
       path: "/export",
+      operationId: "exportLinks",
       tags,
       summary: "Export links as CSV (re-importable)",
       description: "Columns: url, slug, domain, title, tags (| separated), redirect_status, expires_at, expired_url, max_clicks, utm_source…utm_content, archived, short_url, created_at. Passwords and targeting are not exported.",
       security: bearerSecurity,
       middleware: [read] as const,
       request: { query: ExportQuerySchema },
-      responses: { 200: { description: "the CSV, oldest first", content: { "text/csv": { schema: z.string() } } }, ...errors(400, 401, 403, 429) },
+      responses: { 200: { description: "the CSV, oldest first", headers: okHeaders, content: { "text/csv": { schema: z.string() } } }, ...errors(400, 401, 403, 429) },
     }),
     (c) => {
       const q = c.req.valid("query");
@@ -215,6 +217,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "post",
       path: "/",
+      operationId: "createLink",
       tags,
       summary: "Create a link",
       security: bearerSecurity,
@@ -229,6 +232,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "get",
       path: "/",
+      operationId: "listLinks",
       tags,
       summary: "List links (cursor pagination, search, filters)",
       security: bearerSecurity,
@@ -246,6 +250,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "get",
       path: "/{id}",
+      operationId: "getLink",
       tags,
       summary: "Get a link",
       security: bearerSecurity,
@@ -260,6 +265,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "patch",
       path: "/{id}",
+      operationId: "updateLink",
       tags,
       summary: "Change a link",
       security: bearerSecurity,
@@ -274,6 +280,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "delete",
       path: "/{id}",
+      operationId: "deleteLink",
       tags,
       summary: "Delete a link (its clicks stay)",
       security: bearerSecurity,
@@ -288,6 +295,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
     createRoute({
       method: "get",
       path: "/{id}/qr",
+      operationId: "getLinkQr",
       tags,
       summary: "QR code of the short URL (with ?qr=1, so the worker counts QR visits)",
       security: bearerSecurity,
@@ -296,6 +304,7 @@ export function linkRoutes({ sql, store, shortBaseUrl, log }: LinkRoutesDeps) {
       responses: {
         200: {
           description: "the QR code",
+          headers: okHeaders,
           content: { "image/svg+xml": { schema: z.string() }, "image/png": { schema: z.string().openapi({ format: "binary" }) } },
         },
         ...errors(400, 401, 403, 404, 429),

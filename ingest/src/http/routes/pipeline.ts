@@ -1,45 +1,123 @@
-import { Hono } from "hono";
-import { z } from "zod";
-import { requireScope, type AuthVars } from "../auth.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import type { Pipeline } from "../../pipeline/index.ts";
+import type { PipelineStatus } from "../../pipeline/index.ts";
+import { apiRouter, errorResponses, json } from "../api-router.ts";
+import { bearerSecurity } from "../openapi.ts";
 import { parseJson } from "../validate.ts";
 
-const replaySchema = z.object({ ids: z.array(z.number().int().positive()).max(10_000).optional() }).strict();
-const lagQuery = z.object({ since: z.iso.datetime({ offset: true }) });
+const replaySchema = z
+  .object({ ids: z.array(z.number().int().positive()).max(10_000).optional().openapi({ description: "dead letters to replay; absent: all" }) })
+  .strict()
+  .openapi("DeadLetterReplayRequest");
+const lagQuery = z.object({ since: z.iso.datetime({ offset: true }).openapi({ description: "clicks committed since this instant (ISO 8601)" }) });
+// An out-of-range value falls back to the default (the route never refused one).
 const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).catch(100).openapi({ type: "integer", minimum: 1, maximum: 1000, default: 100 }),
+  after: z.coerce.number().int().min(0).default(0).catch(0).openapi({ type: "integer", minimum: 0, default: 0, description: "the next_after of the previous page" }),
 });
+
+const Lag = z.object({ clicks: z.number().int(), p50_ms: z.number(), p99_ms: z.number(), max_ms: z.number() }).openapi("PipelineLag");
+const PipelineStatusSchema = z
+  .object({
+    postgres_clicks: z.number().int(),
+    kinesis_sent: z.number().int().openapi({ description: "outbox rows confirmed sent (a batch re-sent after a crash counts once)" }),
+    clickhouse_clicks: z.number().int().nullable().openapi({ description: "distinct click_ids in ClickHouse (null: this process has no ClickHouse, or it failed)" }),
+    clickhouse_rows: z.number().int(),
+    outbox_backlog: z.number().int(),
+    dlq: z.number().int().openapi({ description: "dead letters not replayed" }),
+    breakers: z.record(z.string(), z.enum(["closed", "open", "half_open"])),
+    shards: z.array(
+      z.object({
+        shard_id: z.string(),
+        sequence_number: z.string().nullable(),
+        owner: z.string().nullable(),
+        lease_until: z.string(),
+        finished: z.boolean(),
+        millis_behind_latest: z.number().nullable().openapi({ description: "when this process's loader reads the shard" }),
+      }),
+    ),
+    rates: z.object({ kinesis_sent_per_s: z.number().nullable(), clickhouse_rows_per_s: z.number().nullable(), window_s: z.number().int() }),
+    loader_lag: Lag.nullable().openapi({ description: "PostgreSQL commit → ClickHouse of the clicks of the last 5 minutes (null: no ClickHouse here)" }),
+  })
+  .openapi("PipelineStatus");
+const DeadLetter = z
+  .object({
+    id: z.number().int(),
+    source: z.string(),
+    shard_id: z.string().nullable(),
+    sequence_number: z.string().nullable(),
+    partition_key: z.string(),
+    payload: z.string().openapi({ description: "the record's bytes as UTF-8 text (lossy if they are not UTF-8)" }),
+    payload_base64: z.string().openapi({ description: "the record's bytes, exactly" }),
+    error: z.string(),
+    created_at: z.string(),
+  })
+  .openapi("DeadLetter");
+
+export interface PipelineRoutesDeps {
+  sql: Sql;
+  /** The pipeline's counters, breakers and shards (pipeline/index.ts `status`). */
+  status: () => Promise<PipelineStatus>;
+  /** End-to-end lag since an instant; null when this process has no ClickHouse. */
+  lag: (since: Date) => Promise<z.infer<typeof Lag> | null>;
+}
+
+const tags = ["pipeline"];
+const security = bearerSecurity;
 
 /**
  * GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay: instance-wide (every
  * workspace's dead letters), so the operator scope, which a workspace admin does not have.
  */
-export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
-  return new Hono<{ Variables: AuthVars }>()
-    .use(requireScope(sql, "operator"))
-    .get("/", async (c) => c.json(await pipeline.status()))
-    // End-to-end lag of the clicks committed since `since`: PostgreSQL commit → row in ClickHouse.
-    .get("/lag", async (c) => {
-      const q = lagQuery.safeParse(c.req.query());
-      if (!q.success) throw new ApiError(400, "invalid_query", "since must be an ISO 8601 time", "since");
-      const lag = await pipeline.lag(new Date(q.data.since));
-      if (!lag) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
-      return c.json(lag);
-    })
-    .get("/dlq", async (c) => {
-      const q = listQuery.safeParse(c.req.query());
-      const { limit, after } = q.success ? q.data : { limit: 100, after: 0 };
+export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
+  const app = apiRouter();
+  app.use(requireScope(sql, "operator"));
+  app.openapi(
+    createRoute({ method: "get", path: "/", operationId: "getPipelineStatus", summary: "Pipeline health: counters, backlog, dead letters, breakers, shards, rates, lag", tags, security, responses: { 200: json(PipelineStatusSchema, "the pipeline's state"), ...errorResponses(401, 403, 429) } }),
+    // lease_until is a Date here; c.json serialises it as the ISO string the schema says.
+    async (c) => c.json((await status()) as unknown as z.infer<typeof PipelineStatusSchema>, 200),
+  );
+  // End-to-end lag of the clicks committed since `since`: PostgreSQL commit → row in ClickHouse.
+  app.openapi(
+    createRoute({ method: "get", path: "/lag", operationId: "getPipelineLag", summary: "End-to-end lag (PostgreSQL commit → ClickHouse) of the clicks since an instant", tags, security, request: { query: lagQuery }, responses: { 200: json(Lag, "percentiles of the lag"), ...errorResponses(400, 401, 403, 429, 503) } }),
+    async (c) => {
+      const result = await lag(new Date(c.req.valid("query").since));
+      if (!result) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
+      return c.json(result, 200);
+    },
+    // This route's own message for a missing or unparsable `since`.
+    (result) => {
+      if (!result.success) throw new ApiError(400, "invalid_query", "since must be an ISO 8601 time", "since");
+      return undefined;
+    },
+  );
+  app.openapi(
+    createRoute({ method: "get", path: "/dlq", operationId: "listDeadLetters", summary: "Dead letters not yet replayed (every workspace's), oldest first", tags, security, request: { query: listQuery }, responses: { 200: json(z.object({ items: z.array(DeadLetter), next_after: z.number().int().nullable() }), "one page"), ...errorResponses(401, 403, 429) } }),
+    async (c) => {
+      const { limit, after } = c.req.valid("query");
       const items = await sql`
         SELECT id, source, shard_id, sequence_number, partition_key, payload, error, created_at
         FROM dead_letters WHERE replayed_at IS NULL AND id > ${after} ORDER BY id LIMIT ${limit}`;
       // payload: the bytes as text (lossy if they are not UTF-8); payload_base64: exactly.
       const out = items.map((r) => ({ ...r, id: Number(r.id), payload: (r.payload as Buffer).toString("utf8"), payload_base64: (r.payload as Buffer).toString("base64") }));
-      return c.json({ items: out, next_after: items.length === limit ? out.at(-1)!.id : null });
-    })
-    .post("/dlq/replay", async (c) => {
+      return c.json({ items: out as z.infer<typeof DeadLetter>[], next_after: items.length === limit ? out.at(-1)!.id : null }, 200);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/dlq/replay",
+      operationId: "replayDeadLetters",
+      summary: "Put dead letters back into the outbox (all, or the ids given)",
+      tags,
+      security,
+      // Documented here, parsed by the handler: an empty body (of any content type) means "all".
+      request: { body: { content: { "application/json": { schema: { $ref: "#/components/schemas/DeadLetterReplayRequest" } } }, required: false } },
+      responses: { 200: json(z.object({ replayed: z.number().int() }), "how many went back to the outbox"), ...errorResponses(400, 401, 403, 413, 429) },
+    }),
+    async (c) => {
       const raw = await c.req.text();
       const { ids } = raw.trim() ? parseJson(replaySchema, raw) : {};
       // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
@@ -51,6 +129,10 @@ export function pipelineRoutes(sql: Sql, pipeline: Pipeline) {
           RETURNING partition_key, payload)
         , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
         SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
-      return c.json({ replayed: n });
-    });
+      return c.json({ replayed: n }, 200);
+    },
+  );
+  // The replay body's schema, referenced above (not attached to the route: no validator).
+  app.openAPIRegistry.register("DeadLetterReplayRequest", replaySchema);
+  return app;
 }

@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses } from "../api-router.ts";
+import { apiRouter, errorResponses, json } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
-import { chTime, rows } from "../../analytics/clickhouse.ts";
+import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import type { Pipeline } from "../../pipeline/index.ts";
+import { bearerSecurity } from "../openapi.ts";
 import { pickSource, validTimeZone } from "./stats.ts";
 
 const INTERVAL_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
@@ -59,14 +59,12 @@ function fold(rs: TierRow[]) {
  * included: they load the edge too). An operator key sees every link; any other key (a workspace
  * admin too) its own workspace's links.
  */
-export function sreRoutes(sql: Sql, pipeline: Pipeline) {
-  const a = pipeline.analytics;
+export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: Sql; ch: ClickHouseClient | undefined; database: string }) {
   const app = apiRouter();
   app.use(requireScope(sql, "stats:read"));
   app.openapi(
-    createRoute({ method: "get", path: "/edge", tags: ["sre"], security: [{ bearer: [] }], request: { query: EdgeQuery }, responses: { 200: { description: "edge cache hit ratios", content: { "application/json": { schema: EdgeResponse } } }, ...errorResponses(400, 401, 403, 429, 503) } }),
+    createRoute({ method: "get", path: "/edge", operationId: "getSreEdge", summary: "Which cache tier answered the redirects (isolate, KV, origin), over time and per colo", tags: ["sre"], security: bearerSecurity, request: { query: EdgeQuery }, responses: { 200: json(EdgeResponse, "edge cache hit ratios"), ...errorResponses(400, 401, 403, 429, 503) } }),
     async (c) => {
-      const ch = pipeline.ch;
       if (!ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
       const q = c.req.valid("query");
       const p = c.var.principal;
@@ -75,13 +73,13 @@ export function sreRoutes(sql: Sql, pipeline: Pipeline) {
       if (from >= to) throw new ApiError(400, "invalid_query", "from must be before to", "from");
       if (to - from > MAX_RANGE_MS[q.interval]) throw new ApiError(400, "invalid_query", `range too long for interval=${q.interval}`, "from");
       const all = p.scopes.includes("operator");
-      const ids = all ? [] : (await a.replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
+      const ids = all ? [] : (await replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
       const source = pickSource(q.interval, q.tz, from, to);
       const timeCol = source === "clicks" ? "ts" : source === "clicks_hourly" ? "hour" : "day";
       const clicks = source === "clicks" ? "uniqExact(click_id)" : "uniqExactMerge(clicks)";
       const cond = `${all ? "1" : "link_id IN {ids:Array(UInt64)}"} AND ${timeCol} >= {from:DateTime64(3, 'UTC')} AND ${timeCol} < {to:DateTime64(3, 'UTC')}`;
       const params = { ids, from: chTime(new Date(from)), to: chTime(new Date(to)), tz: q.tz };
-      const table = `${a.database}.${source}`;
+      const table = `${database}.${source}`;
       const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
       const empty = !all && !ids.length;
       const [series, colos, totals] = empty

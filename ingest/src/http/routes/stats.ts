@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { apiRouter, errorResponses } from "../api-router.ts";
+import { apiRouter, errorResponses, json, okHeaders } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import type { Pipeline } from "../../pipeline/index.ts";
+import { bearerSecurity } from "../openapi.ts";
 
 /**
  * The stats API (scope stats:read): ClickHouse, the hourly/daily views when the query allows,
@@ -217,8 +217,7 @@ const StreamQuery = LiveQuery.extend({
 });
 const botCond = (bots: string) => (bots === "exclude" ? " AND NOT is_bot" : bots === "only" ? " AND is_bot" : "");
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const security = [{ bearer: [] }];
+const security = bearerSecurity;
 const Counts = z.object({ clicks: z.number().int(), visitors: z.number().int() });
 const StatsResponse = z
   .object({
@@ -275,27 +274,32 @@ function streamSlots(max: () => number, caps: StreamCaps) {
   };
 }
 
+/** What the stream route needs besides the queries: its caps, longest stream, and open-stream gauge. */
+export interface StreamDeps extends StreamCaps {
+  /** Most open streams in this process (STATS_STREAMS_MAX). */
+  max: number;
+  /** Longest a stream stays open, in seconds (STATS_STREAM_MAX_S). */
+  maxSeconds: number;
+  /** Reports the open streams (the stats_streams gauge). */
+  gauge: (open: number) => void;
+}
+
 /** /api/stats, /api/stats/live, /api/stats/stream (scope stats:read). */
-export function statsRoutes(sql: Sql, pipeline: Pipeline, caps: StreamCaps) {
-  const a = pipeline.analytics;
-  const deps: StatsDeps = {
-    sql,
-    replica: a.replica,
-    ch: pipeline.ch,
-    database: a.database,
-    observe: (source, s) => a.metrics.statsQueryDuration.observe({ source }, s),
-  };
-  const streams = streamSlots(() => a.streamsMax, caps);
+export function statsRoutes({ streams: caps, ...deps }: StatsDeps & { streams: StreamDeps }) {
+  const { sql } = deps;
+  const streams = streamSlots(() => caps.max, caps);
   const app = apiRouter();
   app.use(requireScope(sql, "stats:read"));
   app.openapi(
-    createRoute({ method: "get", path: "/", tags: ["stats"], security, request: { query: StatsQuery }, responses: { 200: json(StatsResponse, "time series, totals and top-N breakdown"), ...errorResponses(400, 401, 403, 404, 429, 503) } }),
+    createRoute({ method: "get", path: "/", operationId: "getStats", summary: "Clicks and visitors over time, with totals and a top-N breakdown", tags: ["stats"], security, request: { query: StatsQuery }, responses: { 200: json(StatsResponse, "time series, totals and top-N breakdown"), ...errorResponses(400, 401, 403, 404, 429, 503) } }),
     async (c) => c.json(await queryStats(deps, c.var.principal.workspaceId, c.req.valid("query")), 200),
   );
   app.openapi(
     createRoute({
       method: "get",
       path: "/live",
+      operationId: "getLiveStats",
+      summary: "Clicks per second over the last 60 seconds",
       tags: ["stats"],
       security,
       request: { query: LiveQuery },
@@ -324,7 +328,23 @@ export function statsRoutes(sql: Sql, pipeline: Pipeline, caps: StreamCaps) {
   // Server-sent events: `click` per new click in ClickHouse (polled every second, at most 100
   // per tick), `tick` every second with that second's count; closes after max_seconds.
   app.openapi(
-    createRoute({ method: "get", path: "/stream", tags: ["stats"], security, request: { query: StreamQuery }, responses: { 200: { description: "text/event-stream of `click` and `tick` events" }, ...errorResponses(400, 401, 403, 404, 429, 503) } }),
+    createRoute({
+      method: "get",
+      path: "/stream",
+      operationId: "streamStats",
+      summary: "Live clicks as server-sent events",
+      description:
+        "Events: `click` per new click (`id` is the click_id; data: the click as JSON: click_id, link_id, code, ts, country, device, browser, os, referer_host, cache_tier, qr, inserted_at), " +
+        "at most 100 a second, and `tick` every second (data: `{ t, clicks }`). Closes after max_seconds. " +
+        "Open streams are capped per API key and per workspace (429 too_many_streams, Retry-After) and per process (503).",
+      tags: ["stats"],
+      security,
+      request: { query: StreamQuery },
+      responses: {
+        200: { description: "a text/event-stream of `click` and `tick` events", headers: okHeaders, content: { "text/event-stream": { schema: z.string().openapi({ description: "server-sent events" }) } } },
+        ...errorResponses(400, 401, 403, 404, 429, 503),
+      },
+    }),
     async (c) => {
       if (!deps.ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
       const q = c.req.valid("query");
@@ -338,11 +358,11 @@ export function statsRoutes(sql: Sql, pipeline: Pipeline, caps: StreamCaps) {
         const n = slot === "key" ? caps.perKey : caps.perWorkspace;
         throw new ApiError(429, "too_many_streams", `at most ${n} open streams per ${slot === "key" ? "API key" : "workspace"}; close one or retry later`);
       }
-      const maxMs = Math.min(q.max_seconds ?? a.streamMaxS, a.streamMaxS) * 1000;
-      a.metrics.statsStreams.set(streams.total);
+      const maxMs = Math.min(q.max_seconds ?? caps.maxSeconds, caps.maxSeconds) * 1000;
+      caps.gauge(streams.total);
       const release = () => {
         slot();
-        a.metrics.statsStreams.set(streams.total);
+        caps.gauge(streams.total);
       };
       return streamSSE(c, async (stream) => {
         const seen = new Map<string, number>(); // click_id → when seen (a 10 s window of overlap)
@@ -403,12 +423,11 @@ const RecentClick = z.object({
 });
 
 /** GET /api/clicks/recent?link=: the link's latest clicks from PostgreSQL (the replica when configured); no IPs. */
-export function recentClickRoutes(sql: Sql, pipeline: Pipeline) {
-  const replica = pipeline.analytics.replica;
+export function recentClickRoutes({ sql, replica }: { sql: Sql; replica: Sql }) {
   const app = apiRouter();
   app.use(requireScope(sql, "stats:read"));
   app.openapi(
-    createRoute({ method: "get", path: "/recent", tags: ["stats"], security, request: { query: RecentQuery }, responses: { 200: json(z.object({ items: z.array(RecentClick) }), "latest clicks, newest first"), ...errorResponses(400, 401, 403, 404, 429) } }),
+    createRoute({ method: "get", path: "/recent", operationId: "listRecentClicks", summary: "A link's latest clicks (from PostgreSQL; no IP addresses)", tags: ["stats"], security, request: { query: RecentQuery }, responses: { 200: json(z.object({ items: z.array(RecentClick) }), "latest clicks, newest first"), ...errorResponses(400, 401, 403, 404, 429) } }),
     async (c) => {
       const q = c.req.valid("query");
       await workspaceLinkIds(replica, c.var.principal.workspaceId, { link: q.link });
