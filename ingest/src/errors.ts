@@ -6,7 +6,7 @@
  */
 export const DOMAIN_ERRORS = {
   /** Input that breaks a rule: 400. */
-  invalid: ["invalid_cursor", "unsafe_url", "unknown_domain", "domain_unverified", "invalid_csv"],
+  invalid: ["invalid_cursor", "unsafe_url", "unknown_domain", "domain_unverified", "invalid_csv", "invalid_query"],
   /** No such thing in the caller's workspace: 404. */
   missing: ["not_found"],
   /** Taken by another row (a PostgreSQL UNIQUE constraint said so): 409. */
@@ -14,7 +14,7 @@ export const DOMAIN_ERRORS = {
   /** More than one request may carry: 413. */
   tooLarge: ["too_many_rows"],
   /** Could not be done now, may succeed on retry: 503. */
-  retry: ["code_space_exhausted"],
+  retry: ["code_space_exhausted", "unavailable"],
 } as const;
 
 export type DomainErrorCode = (typeof DOMAIN_ERRORS)[keyof typeof DOMAIN_ERRORS][number];

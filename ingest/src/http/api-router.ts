@@ -5,9 +5,9 @@ import { z, type OpenAPIHono } from "@hono/zod-openapi";
  * The error codes the API answers with, by status: what routes and domain code throw as
  * ApiError, the validation hook's codes, and app.ts's onError (`internal`, the database's
  * `unavailable`). The spec's error schemas list them, so a client can switch on `code`.
- * TODO(lead): build this from the list errors.ts will export.
+ * These are the codes the HTTP layer itself answers with (routes, validators, auth, limits);
+ * ERROR_CODES below adds the domain's (ingest/src/errors.ts), by the status they map to.
  */
-/** Codes the HTTP layer itself answers with (routes, validators, auth, limits). */
 const HTTP_ERROR_CODES = {
   400: ["invalid_body", "invalid_query", "invalid_params", "invalid_json", "invalid_hostname"],
   401: ["unauthorized"],
@@ -105,5 +105,3 @@ export function errorResponses(...args: (ErrorStatus | Partial<Record<ErrorStatu
   );
 }
 
-/** Routers are made by openapi.ts's createRouter (one validation hook for all). */
-export { createRouter as apiRouter } from "./openapi.ts";

@@ -29,6 +29,9 @@ export const validationHook: Hook<any, any, any, void> = (result) => {
 export const createRouter = () => new OpenAPIHono<{ Variables: AuthVars }>({ defaultHook: validationHook });
 
 /** `security` of a route that needs an API key. */
+/** A router of the documented API (one validation hook for all). */
+export const apiRouter = createRouter;
+
 export const bearerSecurity = [{ bearer: [] as string[] }];
 
 export interface MountedRouter {

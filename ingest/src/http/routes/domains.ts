@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses, json } from "../api-router.ts";
+import { errorResponses, json } from "../api-router.ts";
+import { apiRouter } from "../openapi.ts";
 import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { challengeName, challengeValue, newVerificationToken, type TxtLookup } from "../../links/domain-verify.ts";

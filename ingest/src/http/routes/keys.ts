@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses, json } from "../api-router.ts";
+import { errorResponses, json } from "../api-router.ts";
+import { apiRouter } from "../openapi.ts";
 import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";

@@ -1,10 +1,10 @@
+import { apiRouter, bearerSecurity } from "../openapi.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import type { PipelineStatus } from "../../pipeline/index.ts";
-import { apiRouter, errorResponses, json } from "../api-router.ts";
-import { bearerSecurity } from "../openapi.ts";
+import { errorResponses, json } from "../api-router.ts";
 import { parseJson } from "../validate.ts";
 
 const replaySchema = z

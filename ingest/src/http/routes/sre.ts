@@ -1,15 +1,12 @@
+import { apiRouter, bearerSecurity } from "../openapi.ts";
 import { createRoute, z } from "@hono/zod-openapi";
-import { apiRouter, errorResponses, json } from "../api-router.ts";
+import { errorResponses, json } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
 import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import { bearerSecurity } from "../openapi.ts";
-import { pickSource, validTimeZone } from "./stats.ts";
+import { BUCKET_FN, pickSource, queryRange, validTimeZone } from "../../analytics/time.ts";
 
-const INTERVAL_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
-const MAX_RANGE_MS = { minute: 7 * 86_400_000, hour: 400 * 86_400_000, day: 5 * 366 * 86_400_000 } as const;
-const BUCKET_FN = { minute: "toStartOfMinute", hour: "toStartOfHour", day: "toStartOfDay" } as const;
 
 const EdgeQuery = z.object({
   from: z.iso.datetime({ offset: true }).optional(),
@@ -68,10 +65,7 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
       if (!ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
       const q = c.req.valid("query");
       const p = c.var.principal;
-      const to = q.to ? Date.parse(q.to) : Math.ceil(Date.now() / 3_600_000) * 3_600_000;
-      const from = q.from ? Date.parse(q.from) : to - (q.interval === "minute" ? 3_600_000 : q.interval === "hour" ? 2 * 86_400_000 : 30 * 86_400_000);
-      if (from >= to) throw new ApiError(400, "invalid_query", "from must be before to", "from");
-      if (to - from > MAX_RANGE_MS[q.interval]) throw new ApiError(400, "invalid_query", `range too long for interval=${q.interval}`, "from");
+      const { from, to } = queryRange(q.interval, q.from, q.to);
       const all = p.scopes.includes("operator");
       const ids = all ? [] : (await replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
       const source = pickSource(q.interval, q.tz, from, to);

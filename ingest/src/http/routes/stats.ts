@@ -1,71 +1,15 @@
+import { apiRouter, bearerSecurity } from "../openapi.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { apiRouter, errorResponses, json, okHeaders } from "../api-router.ts";
+import { errorResponses, json, okHeaders } from "../api-router.ts";
 import { requireScope } from "../auth.ts";
-import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
+import { chTime, rows } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import { bearerSecurity } from "../openapi.ts";
+import { DIMENSION_KEYS, queryStats, workspaceLinkIds, type Dimension, type StatsDeps } from "../../analytics/stats-query.ts";
+import { validTimeZone } from "../../analytics/time.ts";
 
-/**
- * The stats API (scope stats:read): ClickHouse, the hourly/daily views when the query allows,
- * the raw table otherwise. Every count is uniqExact(click_id) (or the merge of its states), so
- * duplicate deliveries never count twice. Workspace isolation: the caller's link ids come from
- * PostgreSQL and ClickHouse is only ever asked about those (link_id IN {ids}).
- * SQL safety: every value is a query parameter; the only identifiers put into SQL come from
- * the fixed maps below, chosen by validated enum keys.
- */
-
-/** group_by / filter name → ClickHouse column (the only identifiers that reach SQL from a request). */
-export const DIMENSIONS = {
-  country: "country",
-  region: "region",
-  city: "city",
-  device: "device",
-  browser: "browser",
-  os: "os",
-  referer_host: "referer_host",
-  utm_source: "utm_source",
-  utm_medium: "utm_medium",
-  utm_campaign: "utm_campaign",
-  qr: "qr",
-  cache_tier: "cache_tier",
-  colo: "colo",
-} as const;
-export type Dimension = keyof typeof DIMENSIONS;
-const DIMENSION_KEYS = Object.keys(DIMENSIONS) as [Dimension, ...Dimension[]];
-
-const INTERVALS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
-type Interval = keyof typeof INTERVALS;
-const BUCKET_FN: Record<Interval, string> = { minute: "toStartOfMinute", hour: "toStartOfHour", day: "toStartOfDay" };
-/** Longest range per interval (bounded series). */
-const MAX_RANGE: Record<Interval, number> = { minute: 7 * INTERVALS.day, hour: 400 * INTERVALS.day, day: 5 * 366 * INTERVALS.day };
-const DEFAULT_RANGE: Record<Interval, number> = { minute: INTERVALS.hour, hour: 2 * INTERVALS.day, day: 30 * INTERVALS.day };
-
-/** An IANA zone this runtime knows (aliases like "UTC" included); letters, digits, / _ + - only. */
-export function validTimeZone(tz: string): boolean {
-  if (!/^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$/.test(tz)) return false;
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Minutes east of UTC of `tz` at `t`. */
-function offsetMinutes(tz: string, t: number): number {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" }).formatToParts(new Date(t));
-  const n = (type: string) => Number(parts.find((p) => p.type === type)!.value);
-  return Math.round((Date.UTC(n("year"), n("month") - 1, n("day"), n("hour"), n("minute"), n("second")) - Math.floor(t / 1000) * 1000) / 60_000);
-}
-/** The zone's offsets over [from, to] (sampled at both ends and every 15 days between). */
-function offsetsOver(tz: string, from: number, to: number): number[] {
-  const out = new Set<number>();
-  for (let t = from; t < to; t += 15 * INTERVALS.day) out.add(offsetMinutes(tz, t));
-  out.add(offsetMinutes(tz, to));
-  return [...out];
-}
+/** The stats API (scope stats:read); the queries are analytics/stats-query.ts's. */
 
 const csv = z.string().max(2000).optional();
 export const StatsQuery = z
@@ -86,125 +30,6 @@ export const StatsQuery = z
     if (q.qr !== undefined && !["true", "false"].includes(q.qr)) ctx.addIssue({ code: "custom", path: ["qr"], message: "qr filter is true or false" });
   });
 export type StatsQuery = z.infer<typeof StatsQuery>;
-
-export interface StatsDeps {
-  sql: Sql;
-  /** Read-only queries (link ids, recent clicks): the replica, or the primary. */
-  replica: Sql;
-  ch: ClickHouseClient | undefined;
-  database: string;
-  observe?: (source: string, seconds: number) => void;
-}
-
-/** The caller's link ids matching link/domain/tag; 404 when `link` is not theirs. */
-export async function workspaceLinkIds(replica: Sql, workspaceId: number, q: { link?: number; domain?: string; tag?: string }): Promise<number[]> {
-  const ids = await replica<{ id: string }[]>`
-    SELECT id FROM links
-    WHERE workspace_id = ${workspaceId}
-      AND (${q.link ?? null}::bigint IS NULL OR id = ${q.link ?? null})
-      AND (${q.domain ?? null}::text IS NULL OR domain = ${q.domain ?? null})
-      AND (${q.tag ?? null}::text IS NULL OR ${q.tag ?? null} = ANY(tags))`;
-  if (q.link && !ids.length) throw new ApiError(404, "not_found", "no such link in this workspace");
-  return ids.map((r) => Number(r.id));
-}
-
-export type Source = "clicks" | "clicks_hourly" | "clicks_daily" | "clicks_hourly_totals" | "clicks_daily_totals";
-
-/** Which table answers: a view when its buckets line up with the query's, else the raw table. */
-export function pickSource(interval: Interval, tz: string, from: number, to: number): "clicks" | "clicks_hourly" | "clicks_daily" {
-  if (interval === "minute") return "clicks";
-  const offsets = offsetsOver(tz, from, to);
-  const aligned = (ms: number) => from % ms === 0 && to % ms === 0;
-  if (interval === "day" && offsets.every((o) => o === 0) && aligned(INTERVALS.day)) return "clicks_daily";
-  if (offsets.every((o) => o % 60 === 0) && aligned(INTERVALS.hour)) return "clicks_hourly";
-  return "clicks";
-}
-
-interface Bucket {
-  t: string;
-  clicks: number;
-  visitors: number;
-}
-
-export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsQuery) {
-  if (!d.ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
-  const to = q.to ? Date.parse(q.to) : Math.ceil(Date.now() / INTERVALS.hour) * INTERVALS.hour;
-  const from = q.from ? Date.parse(q.from) : to - DEFAULT_RANGE[q.interval];
-  if (from >= to) throw new ApiError(400, "invalid_query", "from must be before to", "from");
-  if (to - from > MAX_RANGE[q.interval]) throw new ApiError(400, "invalid_query", `at most ${MAX_RANGE[q.interval] / INTERVALS.day} days at interval=${q.interval}`, "from");
-  const ids = await workspaceLinkIds(d.sql === d.replica ? d.sql : d.replica, workspaceId, q);
-  const view = pickSource(q.interval, q.tz, from, to);
-  // No breakdown and no dimension filter: the narrow per-link views answer (few rows a link).
-  const source: Source = view !== "clicks" && !q.group_by && DIMENSION_KEYS.every((k) => q[k] === undefined) ? `${view}_totals` : view;
-  const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, source, links: ids.length };
-  if (!ids.length) return { ...base, totals: { clicks: 0, visitors: 0 }, series: [] as Bucket[], breakdown: q.group_by ? [] : null };
-
-  const raw = source === "clicks";
-  const timeCol = source === "clicks" ? "ts" : source.startsWith("clicks_hourly") ? "hour" : "day";
-  const clicks = raw ? "uniqExact(click_id)" : "uniqExactMerge(clicks)";
-  const visitors = raw ? "uniqExact(nullIf(visitor_hash, ''))" : "uniqExactMerge(visitors)";
-  const params: Record<string, unknown> = { ids, from: chTime(new Date(from)), to: chTime(new Date(to)), tz: q.tz, limit: q.limit };
-  const where = [`link_id IN {ids:Array(UInt64)}`, `${timeCol} >= {from:DateTime64(3, 'UTC')}`, `${timeCol} < {to:DateTime64(3, 'UTC')}`];
-  if (q.bots === "exclude") where.push("NOT is_bot");
-  if (q.bots === "only") where.push("is_bot");
-  for (const dim of DIMENSION_KEYS) {
-    const v = q[dim];
-    if (v === undefined) continue;
-    if (dim === "qr") {
-      where.push(`qr = {f_qr:Bool}`);
-      params.f_qr = v === "true";
-    } else {
-      where.push(`${DIMENSIONS[dim]} IN {f_${dim}:Array(String)}`);
-      params[`f_${dim}`] = v.split(",").map((s) => s.trim());
-    }
-  }
-  const table = `${d.database}.${source}`;
-  const cond = where.join(" AND ");
-  const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
-  const run = async <T>(query: string) => {
-    const started = performance.now();
-    try {
-      return await rows<T>(d.ch!, query, params);
-    } finally {
-      d.observe?.(source, (performance.now() - started) / 1000);
-    }
-  };
-  const num = (x: unknown) => Number(x ?? 0);
-  // Per UTC day (the daily views), the totals are the sums of the series, exactly: a click has
-  // one timestamp, so one day (a redelivery too), and a visitor hash is salted with the click's
-  // UTC day (enrich.ts visitorHash), so no hash is in two days. The () total of GROUPING SETS
-  // merged every state of the range a second time, into one large set: in chDB, 150k clicks
-  // over 30 days took 19 ms that way and 10 ms without it. Elsewhere (hours: a visitor spans
-  // several) the total row stays.
-  const daily = timeCol === "day";
-  // Totals and series in one pass (GROUPING SETS: one row per bucket, plus the () total row):
-  // the uniqExact states are read once, not twice.
-  const bucketed = daily
-    ? `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, 0 AS is_total FROM ${table} WHERE ${cond} GROUP BY t ORDER BY t`
-    : `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, grouping(t) AS is_total
-    FROM ${table} WHERE ${cond} GROUP BY GROUPING SETS ((t), ()) ORDER BY is_total, t`;
-  const [grouped, breakdown] = await Promise.all([
-    run<{ t: number; clicks: number; visitors: number; is_total: number }>(bucketed),
-    q.group_by
-      ? run<{ value: string; clicks: number; visitors: number }>(
-          `SELECT toString(${DIMENSIONS[q.group_by]}) AS value, ${clicks} AS clicks, ${visitors} AS visitors FROM ${table} WHERE ${cond}
-           GROUP BY value ORDER BY clicks DESC, value LIMIT {limit:UInt32}`,
-        )
-      : Promise.resolve(null),
-  ]);
-  // grouping(t) is 1 on the rows where t is aggregated away, i.e. the total.
-  const series = grouped.filter((r) => num(r.is_total) === 0 && num(r.clicks) > 0);
-  const totalRow = grouped.find((r) => num(r.is_total) === 1);
-  const total = daily
-    ? series.reduce((a, r) => ({ clicks: a.clicks + num(r.clicks), visitors: a.visitors + num(r.visitors) }), { clicks: 0, visitors: 0 })
-    : { clicks: num(totalRow?.clicks), visitors: num(totalRow?.visitors) };
-  return {
-    ...base,
-    totals: total,
-    series: series.map((r) => ({ t: new Date(num(r.t) * 1000).toISOString(), clicks: num(r.clicks), visitors: num(r.visitors) })),
-    breakdown: breakdown?.map((r) => ({ value: r.value, clicks: num(r.clicks), visitors: num(r.visitors) })) ?? null,
-  };
-}
 
 const LiveQuery = z.object({
   link: z.coerce.number().int().positive().optional(),
