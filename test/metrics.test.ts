@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,7 +17,18 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const RULES_DIR = join(ROOT, "ops/prometheus");
 const PROMTOOL = "/usr/bin/promtool";
 const NO_PROMTOOL = `${PROMTOOL} is not installed (apt-get install prometheus; .ci/run installs it)`;
-const promtool = (args: string[], input?: string) => spawnSync(PROMTOOL, args, { input, encoding: "utf8", cwd: RULES_DIR });
+/** Runs promtool without blocking the event loop (the ingest under test lives in this process). */
+function promtool(args: string[], input = ""): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PROMTOOL, args, { cwd: RULES_DIR });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", reject).on("close", (status) => resolve({ status, stdout, stderr }));
+    p.stdin.end(input);
+  });
+}
 
 /** Every series name a scrape can hold: TYPE lines (histograms expand to their three series) and sample lines. */
 function exposedNames(text: string): Set<string> {
@@ -55,9 +66,9 @@ describe("/metrics of an ingest with the pipeline", () => {
     await s?.close();
   });
 
-  it("passes `promtool check metrics` with no findings", (ctx) => {
+  it("passes `promtool check metrics` with no findings", async (ctx) => {
     ctx.skip(!existsSync(PROMTOOL), NO_PROMTOOL);
-    const r = promtool(["check", "metrics"], text);
+    const r = await promtool(["check", "metrics"], text);
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
   });
@@ -99,7 +110,7 @@ describe("/metrics of an ingest with the pipeline", () => {
     const dir = await mkdtemp(join(tmpdir(), "linkflow-dash-"));
     try {
       await writeFile(join(dir, "q.yml"), JSON.stringify({ groups: [{ name: "dashboard", rules }] })); // JSON is YAML
-      const r = promtool(["check", "rules", join(dir, "q.yml")]);
+      const r = await promtool(["check", "rules", join(dir, "q.yml")]);
       expect(r.stdout + r.stderr, r.stderr).toContain(`SUCCESS: ${rules.length} rules found`);
       expect(r.status).toBe(0);
     } finally {
@@ -107,15 +118,15 @@ describe("/metrics of an ingest with the pipeline", () => {
     }
   });
 
-  it("the alert rules pass `promtool check rules` and their unit tests (`promtool test rules`)", (ctx) => {
+  it("the alert rules pass `promtool check rules` and their unit tests (`promtool test rules`)", async (ctx) => {
     ctx.skip(!existsSync(PROMTOOL), NO_PROMTOOL);
-    const check = promtool(["check", "rules", "alerts.yml"]);
+    const check = await promtool(["check", "rules", "alerts.yml"]);
     expect(check.stdout + check.stderr).toMatch(/SUCCESS: \d+ rules found/);
     expect(check.status, check.stdout + check.stderr).toBe(0);
-    const test = promtool(["test", "rules", "alerts.test.yml"]);
+    const test = await promtool(["test", "rules", "alerts.test.yml"]);
     expect(test.status, test.stdout + test.stderr).toBe(0);
     expect(test.stdout).toContain("SUCCESS");
-  });
+  }, 60_000);
 
   it("every alert has for:, a severity, summary and description; every metric it names exists", () => {
     const yml = readFileSync(join(RULES_DIR, "alerts.yml"), "utf8");
