@@ -265,7 +265,7 @@ describe("operational and SRE views", () => {
     const text = await (await fetch(`${s.ingest.url}/metrics`)).text();
     expect(text).toMatch(/linkflow_edge_clicks_total\{cache_tier="kv"\} 4/);
     expect(text).toMatch(/linkflow_stats_query_duration_seconds_count\{source="clicks_daily"\} \d+/);
-    expect(text).toMatch(/linkflow_kinesis_millis_behind_latest\{shard="[^"]+"\} \d+/);
+    expect(text).toMatch(/linkflow_kinesis_behind_latest_seconds\{shard="[^"]+"\} [\d.e+-]+$/m);
   });
 
   it("streams new clicks (SSE) and counts the last minute per second", async () => {

@@ -1,16 +1,30 @@
+import { readFileSync } from "node:fs";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** Ingest's Prometheus metrics; one registry per ingest instance (tests run several). */
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+/** Request latencies, up to 10 s: a slow PostgreSQL or ClickHouse shows in the top buckets, not past them. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// prom-client's sums of nodejs_active_{handles,requests,resources} by type: gauges named
+// `_total`, which `promtool check metrics` refuses (only counters end in _total). The per-type
+// gauges stay; sum() over them gives the same figure.
+const GAUGES_NAMED_TOTAL = ["handles", "requests", "resources"].map((k) => `linkflow_nodejs_active_${k}_total`);
+
+/**
+ * Ingest's Prometheus metrics; one registry per ingest instance (tests run several). Names and
+ * units follow Prometheus' conventions (base units, `_total` only on counters): test/metrics.test.ts
+ * runs `promtool check metrics` on the scrape.
+ */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "linkflow_" });
+  for (const name of GAUGES_NAMED_TOTAL) registry.removeSingleMetric(name);
   const m = {
     registry,
     httpDuration: new Histogram({
       name: "linkflow_http_request_duration_seconds",
       help: "HTTP request latency by route and status",
       labelNames: ["method", "route", "status"] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
     clicksStored: new Counter({ name: "linkflow_clicks_stored_total", help: "Clicks committed to PostgreSQL (new ones)", registers: [registry] }),
@@ -36,12 +50,21 @@ export function createMetrics() {
       name: "linkflow_stats_query_duration_seconds",
       help: "ClickHouse stats queries by source table (clicks, clicks_hourly, clicks_daily)",
       labelNames: ["source"] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: LATENCY_BUCKETS.slice(2),
       registers: [registry],
     }),
     statsStreams: new Gauge({ name: "linkflow_stats_streams", help: "Open /api/stats/stream connections", registers: [registry] }),
-    shardLagMs: new Gauge({ name: "linkflow_kinesis_millis_behind_latest", help: "Loader position behind the stream tip, per shard", labelNames: ["shard"] as const, registers: [registry] }),
+    // GetRecords' MillisBehindLatest, in seconds (set with ms / 1000).
+    shardBehind: new Gauge({ name: "linkflow_kinesis_behind_latest_seconds", help: "Loader position behind the stream tip, per shard", labelNames: ["shard"] as const, registers: [registry] }),
+    beaconsRefused: new Counter({
+      name: "linkflow_beacons_refused_total",
+      help: "Beacon requests (POST /v1/clicks) refused, by error code (bad_signature: the edge's secret does not match; unavailable: PostgreSQL down)",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    buildInfo: new Gauge({ name: "linkflow_build_info", help: "Always 1; the labels say which ingest build and Node.js runtime", labelNames: ["version", "node_version"] as const, registers: [registry] }),
   };
+  m.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
   return m;
 }
 

@@ -23,6 +23,9 @@ import type { Metrics } from "../metrics.ts";
 import type { Pipeline } from "../pipeline/index.ts";
 import { pgGate, isUnavailable } from "./pg-gate.ts";
 import { pipelineRoutes } from "./routes/pipeline.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { readiness } from "../db/readiness.ts";
+import { countRefusedBeacons } from "./beacon-refusals.ts";
 import { sreRoutes } from "./routes/sre.ts";
 import { recentClickRoutes, statsRoutes } from "./routes/stats.ts";
 import { createApi } from "./openapi.ts";
@@ -63,6 +66,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
   });
   // Everything under /v1 and /api needs PostgreSQL: during an outage it answers 503 at once.
   const db = pgGate(sql, log);
+  app.use("/v1/clicks", countRefusedBeacons(metrics)); // before the gate: its 503s count too
   app.use("/v1/*", db.middleware);
   app.use("/api/*", db.middleware);
   // Failed-auth throttle per client address (auth.ts), then body size limits (body-limit.ts).
@@ -78,6 +82,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
     await sql`SELECT 1`;
     return c.json({ ok: true });
   });
+  app.route("/", healthRoutes(readiness(sql), db)); // GET /livez, GET /readyz
 
   // The documented API (/openapi.json, /docs): every router listed here is in the spec.
   const edge: EdgeSync = "remove" in pushEdge ? pushEdge : { push: pushEdge, remove: async () => false };

@@ -13,6 +13,6 @@ export function randomCode(length = CODE_LENGTH): string {
 
 /** Custom slugs: case-sensitive, a URL-safe alphabet, and never a path the worker owns. */
 export const SLUG_RE = CODE_PATTERN;
-export const RESERVED_SLUGS = new Set(["api", "_admin", "admin", "v1", "health", "healthz", "metrics", "favicon.ico", "robots.txt"]);
+export const RESERVED_SLUGS = new Set(["api", "_admin", "admin", "v1", "health", "healthz", "livez", "readyz", "metrics", "favicon.ico", "robots.txt"]);
 
 export const isAllowedSlug = (slug: string) => SLUG_RE.test(slug) && !RESERVED_SLUGS.has(slug.toLowerCase());

@@ -196,7 +196,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
-    const behind = new Map((await metrics.shardLagMs.get()).values.map((v) => [String(v.labels.shard), v.value]));
+    const behind = new Map((await metrics.shardBehind.get()).values.map((v) => [String(v.labels.shard), Math.round(v.value * 1000)]));
     const shards = shardRows.map((r) => ({ ...r, millis_behind_latest: loader ? (behind.get(r.shard_id) ?? null) : null }));
     let clickhouse_clicks: number | null = null;
     if (ch) {

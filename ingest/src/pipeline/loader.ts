@@ -330,7 +330,7 @@ export function createLoader(o: LoaderOptions) {
         for (const rec of out.Records ?? []) await take(s, rec);
         if (out.Records?.length) clicksPerRecord = Math.max(1, (buffer.length - before) / out.Records.length);
         n += out.Records?.length ?? 0;
-        o.metrics.shardLagMs.set({ shard: s.id }, out.MillisBehindLatest ?? 0);
+        o.metrics.shardBehind.set({ shard: s.id }, (out.MillisBehindLatest ?? 0) / 1000);
         s.iterator = out.NextShardIterator;
         if (!s.iterator) {
           s.closed = true; // a resharded (closed) shard, read to its end: checkpointed as finished
