@@ -417,6 +417,10 @@ export interface components {
             targeting: components["schemas"]["TargetingRule"][];
             utm: components["schemas"]["Utm"];
             archived: boolean;
+            /** @description the visitor's query string is passed on to the destination (its keys win; `qr=1` never); default true */
+            forward_query: boolean;
+            /** @description search engines may follow and index it: listed as `Allow` in its domain's robots.txt, no `X-Robots-Tag: noindex`; default false */
+            crawlable: boolean;
             /** @description when the click limit was reached (set by the enforcer) */
             limit_reached_at: string | null;
             created_at: string;
@@ -610,6 +614,10 @@ export interface components {
             utm?: components["schemas"]["Utm"];
             /** @description archived links answer like expired ones and are hidden from the list by default */
             archived?: boolean;
+            /** @description the visitor's query string is passed on to the destination (its keys win; `qr=1` never); default true */
+            forward_query?: boolean;
+            /** @description search engines may follow and index it: listed as `Allow` in its domain's robots.txt, no `X-Robots-Tag: noindex`; default false */
+            crawlable?: boolean;
         };
         LinkList: {
             items: components["schemas"]["Link"][];
@@ -659,6 +667,10 @@ export interface components {
             utm?: components["schemas"]["Utm"];
             /** @description archived links answer like expired ones and are hidden from the list by default */
             archived?: boolean;
+            /** @description the visitor's query string is passed on to the destination (its keys win; `qr=1` never); default true */
+            forward_query?: boolean;
+            /** @description search engines may follow and index it: listed as `Allow` in its domain's robots.txt, no `X-Robots-Tag: noindex`; default false */
+            crawlable?: boolean;
         };
         CreatedApiKey: components["schemas"]["ApiKey"] & {
             /** @description the secret: shown once, never again */

@@ -6,7 +6,7 @@ import * as z from "zod/mini";
  * KiB). zod/mini has no English messages of its own: edge/src/admin.ts passes classic's.
  */
 
-import { REDIRECT_STATUSES } from "./constants.ts";
+import { CODE_PATTERN, REDIRECT_STATUSES } from "./constants.ts";
 import { DEVICE_TYPES } from "./user-agent.ts";
 
 export { DEVICE_TYPES };
@@ -50,8 +50,17 @@ export const edgeLinkSchema = z.strictObject({
   targeting: z.optional(z.array(targetingRuleSchema).check(z.maxLength(50))),
   /** UTM parameters, for the targeting URLs (already merged into `url`). */
   utm: z.optional(z.record(z.string(), z.string())),
+  /** Present (false) only when the visitor's query must not be forwarded; absent: forwarded. */
+  forward_query: z.optional(z.literal(false)),
+  /** Present (true) only for a link search engines may index: no `X-Robots-Tag: noindex` on its redirect. */
+  crawlable: z.optional(z.literal(true)),
 });
 export type EdgeLink = z.infer<typeof edgeLinkSchema>;
 
 /** The one KV key layout, shared by the worker, ingest's write-through and the tests. */
 export const linkKey = (domain: string, code: string) => `link:${domain}:${code}`;
+/** The codes of a domain's crawlable links, which its robots.txt allows (ingest keeps it, PostgreSQL is the truth). */
+export const robotsKey = (domain: string) => `robots:${domain}`;
+/** The robots write-through's body: every crawlable code of the domain (the whole list each time; codes only, so no line can be injected). */
+export const robotsSchema = z.strictObject({ domain: z.string(), allow: z.array(z.string().check(z.regex(CODE_PATTERN))).check(z.maxLength(100_000)) });
+export type Robots = z.infer<typeof robotsSchema>;

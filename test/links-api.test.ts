@@ -55,6 +55,8 @@ describe("CRUD", () => {
       targeting: [{ country: ["DE", "AT"], url: "https://example.de/spring" }],
       utm: { utm_source: "newsletter", utm_campaign: "spring" },
       archived: false,
+      forward_query: true,
+      crawlable: false,
       limit_reached_at: null,
     });
     expect(JSON.stringify(link)).not.toMatch(/hunter2|pbkdf2/);
@@ -91,10 +93,11 @@ describe("CRUD", () => {
   it("updates partially; null clears; slug changes are checked by the UNIQUE constraint", async () => {
     const link = await body(await post({ url: "https://example.com/p", title: "T", password: "pw", max_clicks: 5 }));
     await s.sql`UPDATE links SET limit_reached_at = now() WHERE id = ${link.id}`;
-    let res = await patch(link.id, { title: null, password: null, tags: ["x"], max_clicks: 10, archived: true, slug: "patched" });
+    let res = await patch(link.id, { title: null, password: null, tags: ["x"], max_clicks: 10, archived: true, slug: "patched", forward_query: false, crawlable: true });
     expect(res.status).toBe(200);
     const got = await body(res);
-    expect(got).toMatchObject({ url: "https://example.com/p", title: null, has_password: false, tags: ["x"], max_clicks: 10, archived: true, code: "patched", limit_reached_at: null });
+    expect(got).toMatchObject({ url: "https://example.com/p", title: null, has_password: false, tags: ["x"], max_clicks: 10, archived: true, code: "patched", limit_reached_at: null, forward_query: false, crawlable: true });
+    expect((await patch(link.id, { forward_query: "no" })).status).toBe(400);
     expect(Date.parse(got.updated_at)).toBeGreaterThanOrEqual(Date.parse(link.updated_at));
     res = await patch(link.id, { slug: "spring" });
     expect(res.status).toBe(409);
@@ -271,13 +274,14 @@ describe("CSV", () => {
     await fetch(`${s.ingest.url}/api/links/${r.results[2].link.id}`, {
       method: "PATCH",
       headers: json(s.adminKey),
-      body: JSON.stringify({ utm: { utm_source: "csv" }, expired_url: "https://import.example/gone", max_clicks: 9, archived: true }),
+      body: JSON.stringify({ utm: { utm_source: "csv" }, expired_url: "https://import.example/gone", max_clicks: 9, archived: true, forward_query: false, crawlable: true }),
     });
 
     const exported = await exportCsv("?tag=csv");
     const rows = rowsOf(exported);
     expect(rows).toHaveLength(998);
-    expect(Object.keys(rows[0]!)).toEqual(["url", "slug", "domain", "title", "tags", "redirect_status", "expires_at", "expired_url", "max_clicks", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "archived", "short_url", "created_at"]);
+    expect(Object.keys(rows[0]!)).toEqual(["url", "slug", "domain", "title", "tags", "redirect_status", "expires_at", "expired_url", "max_clicks", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "archived", "forward_query", "crawlable", "short_url", "created_at"]);
+    expect(rows.find((r) => r.utm_source === "csv")).toMatchObject({ forward_query: "false", crawlable: "true" });
 
     // Import the export into another workspace (after freeing the slugs), export again: same links.
     await s.sql`DELETE FROM links WHERE 'csv' = ANY(tags)`;

@@ -24,7 +24,7 @@ const go = (l: EdgeLink, f: RequestFacts = facts()) => decide({ link: l, tier: "
 
 describe("decide: lookup outcomes", () => {
   it("redirects with the link's own status and the tier that answered, parsing nothing", () => {
-    expect(decide({ link, tier: "isolate" }, facts())).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate", qr: false, count: true });
+    expect(decide({ link, tier: "isolate" }, facts())).toEqual({ kind: "redirect", status: 308, location: link.url, link, tier: "isolate", qr: false, count: true, noindex: true });
   });
   it("honours every redirect status", () => {
     for (const status of [301, 302, 307, 308] as const) expect(go({ ...link, status })).toMatchObject({ kind: "redirect", status });
@@ -60,7 +60,7 @@ describe("decide: expiry and gone", () => {
   });
   it("sends an expired or gone link to its expired_url with a 302", () => {
     const l = { ...link, expires_at: NOW - 1, expired_url: "https://example.com/over" };
-    expect(go(l, facts({ qr: true }))).toEqual({ kind: "expired_redirect", status: 302, location: "https://example.com/over", link: l, tier: "kv", qr: true, count: true });
+    expect(go(l, facts({ qr: true }))).toEqual({ kind: "expired_redirect", status: 302, location: "https://example.com/over", link: l, tier: "kv", qr: true, count: true, noindex: true });
     expect(go({ ...link, gone: true })).toMatchObject({ kind: "expired" });
     expect(go({ ...link, gone: true, expired_url: "https://example.com/sold-out" })).toMatchObject({ kind: "expired_redirect", location: "https://example.com/sold-out" });
   });
@@ -141,5 +141,55 @@ describe("decide: targeting", () => {
   });
   it("uses a targeting URL that does not parse as it is", () => {
     expect(go({ ...link, utm: { utm_source: "x" }, targeting: [{ country: ["US"], url: "not a url" }] })).toMatchObject({ location: "not a url" });
+  });
+});
+
+describe("decide: the visitor's query (forwarded by default)", () => {
+  // What ingest pushes for url https://example.com/p?id=7&utm_source=site with utm { utm_source: "nl", utm_medium: "email" }:
+  // the destination's own utm_source kept, the link's utm_medium appended.
+  const campaign: EdgeLink = { ...link, url: "https://example.com/p?id=7&utm_source=site&utm_medium=email", utm: { utm_source: "nl", utm_medium: "email" } };
+  const q = (query: string, over: Partial<RequestFacts> = {}) => facts({ query, ...over });
+
+  it("appends the visitor's parameters to the destination's own and the link's UTM", () => {
+    expect(go(campaign, q("ref=y&lang=de"))).toMatchObject({ kind: "redirect", location: "https://example.com/p?id=7&utm_source=site&utm_medium=email&ref=y&lang=de" });
+  });
+  it("lets a key the visitor sends replace that key, as Shlink and Dub do: visitor > destination's own > link UTM", () => {
+    expect(go(campaign, q("utm_source=x&ref=y"))).toMatchObject({ location: "https://example.com/p?id=7&utm_medium=email&utm_source=x&ref=y" });
+    expect(go(campaign, q("utm_medium=social&id=8"))).toMatchObject({ location: "https://example.com/p?utm_source=site&utm_medium=social&id=8" });
+  });
+  it("replaces every pair of a repeated key, keeps the visitor's repeats, and compares keys decoded (a+b is a%20b)", () => {
+    const l = { ...link, url: "https://example.com/?t=1&k=0&t=2&a%20b=1" };
+    expect(go(l, q("t=3&t=4"))).toMatchObject({ location: "https://example.com/?k=0&a%20b=1&t=3&t=4" });
+    expect(go(l, q("a+b=2"))).toMatchObject({ location: "https://example.com/?t=1&k=0&t=2&a+b=2" });
+  });
+  it("adds a query to a destination without one, before its fragment, keeping both sides' encoding", () => {
+    expect(go({ ...link, url: "https://example.com/a#top" }, q("x=1"))).toMatchObject({ location: "https://example.com/a?x=1#top" });
+    expect(go({ ...link, url: "https://example.com/?q=a%20b&flag#f" }, q("n=J%C3%BCrgen+X&e"))).toMatchObject({ location: "https://example.com/?q=a%20b&flag&n=J%C3%BCrgen+X&e#f" });
+  });
+  it("never forwards the QR marker qr=1 (other qr values are plain parameters), nor empty pairs", () => {
+    expect(go(link, q("qr=1", { qr: true }))).toMatchObject({ location: link.url, qr: true });
+    expect(go(link, q("qr=1&x=2", { qr: true }))).toMatchObject({ location: `${link.url}&x=2` });
+    expect(go(link, q("qr=0"))).toMatchObject({ location: `${link.url}&qr=0` });
+    expect(go(link, q("&&"))).toMatchObject({ location: link.url });
+    expect(go(link, q(""))).toMatchObject({ location: link.url });
+  });
+  it("forwards into the matching targeting rule's URL, after its UTM", () => {
+    const t: EdgeLink = { ...campaign, targeting: [{ country: ["DE"], url: "https://example.de/?utm_medium=app" }] };
+    expect(go(t, q("utm_campaign=x", { country: "DE" }))).toMatchObject({ location: "https://example.de/?utm_medium=app&utm_source=nl&utm_campaign=x" });
+  });
+  it("forwards nothing for a link with forward_query false, or into an expired link's fallback", () => {
+    expect(go({ ...campaign, forward_query: false }, q("ref=y"))).toMatchObject({ kind: "redirect", location: campaign.url });
+    expect(go({ ...link, gone: true, expired_url: "https://example.com/over" }, q("ref=y"))).toMatchObject({ kind: "expired_redirect", location: "https://example.com/over" });
+  });
+  it("gives a HEAD the same forwarded location", () => {
+    expect(go(link, q("x=1", { head: true }))).toMatchObject({ location: `${link.url}&x=1`, count: false });
+  });
+});
+
+describe("decide: indexing", () => {
+  it("marks every redirect noindex but a crawlable link's; an expired link's fallback always", () => {
+    expect(go(link)).toMatchObject({ kind: "redirect", noindex: true });
+    expect(go({ ...link, crawlable: true })).toMatchObject({ kind: "redirect", noindex: false });
+    expect(go({ ...link, crawlable: true, gone: true, expired_url: "https://example.com/over" })).toMatchObject({ kind: "expired_redirect", noindex: true });
   });
 });

@@ -1,5 +1,6 @@
 import type { CacheTier, EdgeLink, TargetingRule } from "../../shared/event.ts";
 import { mergeUtm } from "../../shared/utm.ts";
+import { forwardQuery } from "./query.ts";
 import type { Resolution } from "./resolve.ts";
 import { PASSWORD_WINDOW_S } from "./throttle.ts";
 
@@ -26,6 +27,8 @@ export interface RequestFacts {
   languages: () => string[];
   /** The visit came from the link's QR code (`?qr=1`). */
   qr: boolean;
+  /** The request's raw query, without `?` ("" or absent: none), forwarded unless the link says not to. */
+  query?: string;
   /** A form POST (password submission) rather than a GET/HEAD visit. */
   post?: boolean;
   /** A HEAD request (link checkers, unfurlers): answered like a GET, never counted as a click. */
@@ -40,10 +43,13 @@ export interface RequestFacts {
 }
 
 export type Decision =
-  /** Send the visitor on (and count the click, unless `count` is false: a HEAD). */
-  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean }
-  /** Expired, exhausted or archived, with a fallback URL: 302 there (and count the click, unless a HEAD). */
-  | { kind: "expired_redirect"; status: 302; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean }
+  /**
+   * Send the visitor on (and count the click, unless `count` is false: a HEAD); `noindex`: answer
+   * with `X-Robots-Tag: noindex` (every link but a crawlable one).
+   */
+  | { kind: "redirect"; status: EdgeLink["status"]; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean; noindex: boolean }
+  /** Expired, exhausted or archived, with a fallback URL: 302 there (and count the click, unless a HEAD); never indexed. */
+  | { kind: "expired_redirect"; status: 302; location: string; link: EdgeLink; tier: CacheTier; qr: boolean; count: boolean; noindex: true }
   /** Expired, exhausted or archived, without a fallback: 410. */
   | { kind: "expired"; link: EdgeLink }
   /** The link has a password and the visitor has not proved it (yet): the form (401 after a wrong one). */
@@ -85,7 +91,9 @@ function withUtm(url: string, utm: Record<string, string> | undefined): string {
  * The one edge decision, pure: the resolved link and the request's facts → what to answer.
  * Order: unknown/unavailable, then expired or gone (no password asked for a dead link), then
  * the password (a throttled submission before anything else about it), then targeting (first
- * matching rule) with the link's UTM merged in. A HEAD gets the same answer, uncounted.
+ * matching rule) with the link's UTM merged in, then the visitor's query forwarded into it
+ * (edge/src/query.ts: the visitor's keys win; not into an expired link's fallback, as Shlink and
+ * Dub). A HEAD gets the same answer, uncounted.
  */
 export function decide(resolution: Resolution, f: RequestFacts): Decision {
   const { link, tier } = resolution;
@@ -94,7 +102,7 @@ export function decide(resolution: Resolution, f: RequestFacts): Decision {
 
   if (link.gone || (link.expires_at !== undefined && link.expires_at <= f.now)) {
     if (f.post) return { kind: "reload" };
-    return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr, count: !f.head } : { kind: "expired", link };
+    return link.expired_url ? { kind: "expired_redirect", status: 302, location: link.expired_url, link, tier, qr: f.qr, count: !f.head, noindex: true } : { kind: "expired", link };
   }
 
   if (link.password) {
@@ -115,5 +123,7 @@ export function decide(resolution: Resolution, f: RequestFacts): Decision {
       }
     }
   }
-  return { kind: "redirect", status: link.status, location, link, tier, qr: f.qr, count: !f.head };
+  // Only a visit with a query pays for forwarding (string work, never a URL parse).
+  if (f.query && link.forward_query !== false) location = forwardQuery(location, f.query);
+  return { kind: "redirect", status: link.status, location, link, tier, qr: f.qr, count: !f.head, noindex: !link.crawlable };
 }

@@ -45,7 +45,8 @@ describe("requestFacts", () => {
     const req = new Request("https://s.example/abc?qr=1", { headers: { "user-agent": UA.iphone, "accept-language": "fr-FR,en;q=0.5" } });
     Object.defineProperty(req, "cf", { value: { country: "FR" } });
     const f = requestFacts(req, 5);
-    expect(f).toMatchObject({ now: 5, country: "FR", qr: true, post: false });
+    expect(f).toMatchObject({ now: 5, country: "FR", qr: true, query: "qr=1", post: false });
+    expect(requestFacts(new Request("https://s.example/abc"), 5).query).toBe("");
     expect(f.agent()).toEqual({ device: "mobile", os: "iOS" });
     expect(f.agent()).toBe(f.agent()); // parsed once
     expect(f.languages()).toEqual(["fr", "en"]);

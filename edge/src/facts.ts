@@ -1,5 +1,6 @@
 import { parseUserAgent } from "../../shared/user-agent.ts";
 import type { Agent, RequestFacts } from "./decide.ts";
+import { queryOf } from "./query.ts";
 
 /** Device class and OS of a User-Agent, as ingest's stats classify it (shared/user-agent.ts). */
 export function parseAgent(ua: string): Agent {
@@ -44,7 +45,7 @@ const once = <T>(f: () => T): (() => T) => {
   };
 };
 
-/** `?qr=1`: the visit came from the link's QR code (the query is never forwarded). */
+/** `?qr=1`: the visit came from the link's QR code (that pair is never forwarded, edge/src/query.ts). */
 export const qrVisit = (url: string) => {
   const q = url.indexOf("?");
   return q >= 0 && new URLSearchParams(url.slice(q + 1)).get("qr") === "1";
@@ -59,6 +60,7 @@ export function requestFacts(req: Request, now: number, post = false): RequestFa
     agent: once(() => parseAgent(req.headers.get("user-agent") ?? "")),
     languages: once(() => parseLanguages(req.headers.get("accept-language"))),
     qr: qrVisit(req.url),
+    query: queryOf(req.url),
     post,
     head: req.method === "HEAD",
   };

@@ -12,6 +12,7 @@ import { requestFacts } from "./facts.ts";
 import { acceptedKeys, signingKeys } from "./keys.ts";
 import { pages } from "./pages.ts";
 import { resolveLink } from "./resolve.ts";
+import { robotsAdmin, robotsResponse } from "./robots.ts";
 import { passwordAttemptAllowed } from "./throttle.ts";
 import { hostnameOf } from "./url.ts";
 import { checkPassword, hasUnlockCookie, readSubmission, unlockCookie } from "./unlock.ts";
@@ -83,7 +84,7 @@ async function answer(c: C, d: Decision): Promise<Response> {
     case "reload": {
       // 303: the browser comes back to the same URL (its ?qr=1 too) with a GET; that visit is the click.
       const url = new URL(c.req.url);
-      const headers = new Headers({ Location: url.pathname + url.search, "Cache-Control": "no-store" });
+      const headers = new Headers({ Location: url.pathname + url.search, "Cache-Control": "no-store", "X-Robots-Tag": "noindex" });
       if (d.kind === "unlocked") headers.set("Set-Cookie", await unlockCookie(await signingKeys(c.env), d.link, url.protocol === "https:"));
       return new Response(null, { status: 303, headers });
     }
@@ -97,10 +98,9 @@ async function answer(c: C, d: Decision): Promise<Response> {
         if (sending) c.executionCtx.waitUntil(sending);
       }
       // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.
-      return new Response(null, {
-        status: d.status,
-        headers: { Location: d.location, "Cache-Control": "private, max-age=0", "X-Cache-Tier": d.tier },
-      });
+      const headers: Record<string, string> = { Location: d.location, "Cache-Control": "private, max-age=0", "X-Cache-Tier": d.tier };
+      if (d.noindex) headers["X-Robots-Tag"] = "noindex";
+      return new Response(null, { status: d.status, headers });
     }
   }
 }
@@ -120,7 +120,10 @@ app.use(async (c, next) => {
 });
 
 app.route("/_admin", admin);
+app.route("/_admin", robotsAdmin);
 app.get("/", (c) => c.text("Linkflow edge\n"));
+// The Host's domain's robots.txt (edge/src/robots.ts); before /:code, which would take it and 404 (no code has a dot).
+app.get("/robots.txt", (c) => robotsResponse(c.env, domainOf(c.req.url, c.env)));
 
 // Hono answers HEAD through this GET route too (same decision, no body; decide() marks it uncounted).
 app.get("/:code", (c) => visit(c, false));

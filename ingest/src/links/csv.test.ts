@@ -19,6 +19,8 @@ const row = (over: Partial<LinkRow>): LinkRow => ({
   targeting: [],
   utm: {},
   archived: false,
+  forward_query: true,
+  crawlable: false,
   limit_reached_at: null,
   created_at: new Date("2026-11-01T00:00:00Z"),
   updated_at: new Date("2026-11-01T00:00:00Z"),

@@ -9,8 +9,8 @@ import { normaliseHost } from "./url-safety.ts";
 /**
  * CSV import and export of links. Import recognises three layouts by their header row:
  *  - linkflow (ours, what the export writes): url, slug, domain, title, tags, redirect_status,
- *    expires_at, expired_url, max_clicks, utm_source … utm_content, archived (short_url and
- *    created_at are ignored)
+ *    expires_at, expired_url, max_clicks, utm_source … utm_content, archived, forward_query,
+ *    crawlable (short_url and created_at are ignored)
  *  - Bitly's export: long_url, title, tags, custom_bitlinks (first custom back-half becomes the
  *    slug; the generated `link` is not kept), created_at (ignored)
  *  - Shlink's export: Long URL, Short code, Title, Tags, Domain, Short URL (ignored)
@@ -30,6 +30,8 @@ export const EXPORT_COLUMNS = [
   "max_clicks",
   ...UTM_KEYS,
   "archived",
+  "forward_query",
+  "crawlable",
   "short_url",
   "created_at",
 ] as const;
@@ -125,6 +127,8 @@ export function parseImport(text: string, workspaceDomains: Set<string>): { form
         if (row.expired_url !== undefined) out.expired_url = row.expired_url;
         if (row.max_clicks !== undefined) out.max_clicks = num(row.max_clicks);
         if (row.archived !== undefined) out.archived = bool(row.archived);
+        if (row.forward_query !== undefined) out.forward_query = bool(row.forward_query);
+        if (row.crawlable !== undefined) out.crawlable = bool(row.crawlable);
         const utm: Record<string, string> = {};
         for (const k of UTM_KEYS) if (row[k] !== undefined) utm[k] = row[k]!;
         if (Object.keys(utm).length) out.utm = utm;
@@ -169,6 +173,8 @@ export function exportCsv(rows: LinkRow[], shortBaseUrl: string, header: boolean
     max_clicks: r.max_clicks ?? "",
     ...Object.fromEntries(UTM_KEYS.map((k) => [k, r.utm?.[k] ?? ""])),
     archived: r.archived ? "true" : "false",
+    forward_query: r.forward_query ? "true" : "false",
+    crawlable: r.crawlable ? "true" : "false",
     short_url: shortUrl(shortBaseUrl, r.domain, r.code),
     created_at: new Date(r.created_at).toISOString(),
   }));

@@ -5,7 +5,8 @@ import type { LinkRow } from "./row.ts";
 
 /**
  * A row as the compact record the worker decides with (KV, /v1/resolve): the single mapping.
- * Empty optional fields are left out, so a plain link is `{ id, domain, code, url, status }`.
+ * Empty optional fields are left out, so a plain link is `{ id, domain, code, url, status }`
+ * (`forward_query` only when false, `crawlable` only when true: the defaults cost no bytes).
  * The password hash leaves ingest only sealed with the password
  * key (shared/password.ts passwordVerifier): a record read from KV or /v1/resolve allows no
  * offline guessing. A hash that cannot be sealed keeps the link locked (a verifier nothing matches).
@@ -25,5 +26,7 @@ export async function toEdgeLink(r: LinkRow, passwordKey: Uint8Array<ArrayBuffer
     ...(password ? { password } : {}),
     ...(r.targeting?.length ? { targeting: r.targeting } : {}),
     ...(utm ? { utm } : {}),
+    ...(r.forward_query === false ? { forward_query: false as const } : {}),
+    ...(r.crawlable ? { crawlable: true as const } : {}),
   };
 }

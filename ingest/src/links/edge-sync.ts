@@ -10,7 +10,17 @@ import type { LinkRow } from "./row.ts";
 export interface EdgeSync {
   push: (link: EdgeLink) => Promise<boolean>;
   remove: (domain: string, code: string) => Promise<boolean>;
+  /** Pushes the domain's robots.txt allow list (its crawlable codes, read from PostgreSQL). */
+  robots?: (domain: string) => Promise<boolean>;
 }
+
+/**
+ * The edge_sync_pending marker of a domain's robots.txt: no link code has a dot
+ * (shared/constants.ts CODE_PATTERN), so it never names a link.
+ */
+export const ROBOTS_PENDING_CODE = "robots.txt";
+/** Codes one robots.txt lists at most (the worker's limit, shared/edge-link.ts robotsSchema). */
+const MAX_ROBOTS_CODES = 100_000;
 
 export interface EdgeSyncRetry {
   /** Starts the retry loop (every `retryMs`); `stop` ends it and waits for a pass in progress. */
@@ -31,6 +41,10 @@ const BATCH = 50;
  * *current* state from PostgreSQL (record or delete) with backoff until the worker takes it. KV
  * records never expire, so a failed update or delete is not healed by anything else.
  *
+ * A domain's robots.txt allow list (its crawlable codes) goes the same way: `robots(domain)`
+ * PUTs the whole current list to /_admin/robots; a failure is recorded as the domain's
+ * ROBOTS_PENDING_CODE key, and the retry loop sends the list as it is then.
+ *
  * The result is callable (`sync(link)` = `sync.push(link)`) for callers written before `remove`.
  */
 export function edgeSync(
@@ -38,11 +52,10 @@ export function edgeSync(
   keys: Pick<Keys, "edgeAdmin" | "password">,
   log: Logger,
   opts: { sql?: Sql; retryMs?: number } = {},
-): EdgeSync & EdgeSync["push"] & EdgeSyncRetry & { pushLinks: (ids: number[]) => Promise<void> } {
-  const path = "/_admin/links";
+): Required<EdgeSync> & EdgeSync["push"] & EdgeSyncRetry & { pushLinks: (ids: number[]) => Promise<void> } {
   const { sql, retryMs = 5_000 } = opts;
 
-  async function send(method: "PUT" | "DELETE", payload: object, code: string): Promise<string | null> {
+  async function send(method: "PUT" | "DELETE", payload: object, code: string, path = "/_admin/links"): Promise<string | null> {
     const body = JSON.stringify(payload);
     try {
       const res = await fetch(adminUrl + path, {
@@ -85,6 +98,19 @@ export function edgeSync(
     return !error;
   }
 
+  /** The domain's crawlable codes, as they are in PostgreSQL now, sent to the worker. */
+  async function sendRobots(domain: string): Promise<string | null> {
+    const rows = await sql!<{ code: string }[]>`
+      SELECT code FROM links WHERE domain = ${domain} AND crawlable ORDER BY code COLLATE "C" LIMIT ${MAX_ROBOTS_CODES}`;
+    return send("PUT", { domain, allow: rows.map((r) => r.code) }, ROBOTS_PENDING_CODE, "/_admin/robots");
+  }
+  async function robots(domain: string): Promise<boolean> {
+    if (!adminUrl || !sql) return false;
+    const error = await sendRobots(domain);
+    if (error) await remember(domain, ROBOTS_PENDING_CODE, error);
+    return !error;
+  }
+
   async function retryPending(): Promise<number> {
     if (!sql || !adminUrl) return 0;
     // Claim due keys by pushing their next_at forward (no transaction held over the HTTP calls;
@@ -96,8 +122,12 @@ export function edgeSync(
       RETURNING p.domain, p.code, p.version, p.attempts`;
     let done = 0;
     for (const k of due) {
-      const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE domain = ${k.domain} AND code = ${k.code}`;
-      const error = row ? await send("PUT", await toEdgeLink(row, keys.password), k.code) : await send("DELETE", { domain: k.domain, code: k.code }, k.code);
+      let error: string | null;
+      if (k.code === ROBOTS_PENDING_CODE) error = await sendRobots(k.domain);
+      else {
+        const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE domain = ${k.domain} AND code = ${k.code}`;
+        error = row ? await send("PUT", await toEdgeLink(row, keys.password), k.code) : await send("DELETE", { domain: k.domain, code: k.code }, k.code);
+      }
       if (!error) {
         done++;
         await sql`DELETE FROM edge_sync_pending WHERE domain = ${k.domain} AND code = ${k.code} AND version = ${k.version}`;
@@ -133,7 +163,7 @@ export function edgeSync(
     for (const row of rows) await push(await toEdgeLink(row, keys.password));
   }
 
-  return Object.assign(push, { push, remove, pushLinks, start, stop, retryPending });
+  return Object.assign(push, { push, remove, robots, pushLinks, start, stop, retryPending });
 }
 
 /**

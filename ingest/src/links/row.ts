@@ -17,6 +17,8 @@ export interface LinkRow {
   targeting: TargetingRule[];
   utm: Record<string, string>;
   archived: boolean;
+  forward_query: boolean;
+  crawlable: boolean;
   limit_reached_at: Date | null;
   created_at: Date;
   updated_at: Date;

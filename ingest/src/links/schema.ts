@@ -66,6 +66,8 @@ const fields = {
   targeting: z.array(TargetingRuleSchema).max(50),
   utm: UtmSchema,
   archived: z.boolean().openapi({ description: "archived links answer like expired ones and are hidden from the list by default" }),
+  forward_query: z.boolean().openapi({ description: "the visitor's query string is passed on to the destination (its keys win; `qr=1` never); default true" }),
+  crawlable: z.boolean().openapi({ description: "search engines may follow and index it: listed as `Allow` in its domain's robots.txt, no `X-Robots-Tag: noindex`; default false" }),
 };
 
 export const LinkCreateSchema = z
@@ -83,6 +85,8 @@ export const LinkCreateSchema = z
     targeting: fields.targeting.optional(),
     utm: fields.utm.optional(),
     archived: fields.archived.optional(),
+    forward_query: fields.forward_query.optional(),
+    crawlable: fields.crawlable.optional(),
   })
   .strict()
   .openapi("LinkCreate");
@@ -103,6 +107,8 @@ export const LinkUpdateSchema = z
     targeting: fields.targeting.optional(),
     utm: fields.utm.optional(),
     archived: fields.archived.optional(),
+    forward_query: fields.forward_query.optional(),
+    crawlable: fields.crawlable.optional(),
   })
   .strict()
   .openapi("LinkUpdate", { description: "only the fields given change; null clears a nullable field" });
@@ -125,6 +131,8 @@ export const LinkSchema = z
     targeting: z.array(TargetingRuleSchema),
     utm: UtmSchema,
     archived: z.boolean(),
+    forward_query: fields.forward_query,
+    crawlable: fields.crawlable,
     limit_reached_at: z.string().nullable().openapi({ description: "when the click limit was reached (set by the enforcer)" }),
     created_at: z.string(),
     updated_at: z.string(),

@@ -44,6 +44,8 @@ export function presentLink(r: LinkRow, shortBaseUrl: string): Link {
     targeting: r.targeting ?? [],
     utm: r.utm ?? {},
     archived: r.archived,
+    forward_query: r.forward_query,
+    crawlable: r.crawlable,
     limit_reached_at: iso(r.limit_reached_at),
     created_at: iso(r.created_at)!,
     updated_at: iso(r.updated_at)!,
@@ -136,10 +138,10 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     try {
       const [row] = await sql<LinkRow[]>`
         INSERT INTO links (workspace_id, domain, code, url, redirect_status, title, tags, expires_at, expired_url,
-                           max_clicks, password_hash, targeting, utm, archived)
+                           max_clicks, password_hash, targeting, utm, archived, forward_query, crawlable)
         VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${sql.array(v.tags)}::text[],
                 ${v.expires_at}, ${v.expired_url}, ${v.max_clicks}, ${v.password_hash},
-                ${sql.json(v.targeting as unknown as JSONValue)}, ${sql.json(v.utm)}, ${v.archived})
+                ${sql.json(v.targeting as unknown as JSONValue)}, ${sql.json(v.utm)}, ${v.archived}, ${v.forward_query}, ${v.crawlable})
         RETURNING *`;
       return row!;
     } catch (err) {
@@ -148,10 +150,18 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     }
   }
 
-  /** Pushes the new edge record (and removes the old KV key when domain or code changed). */
-  async function publish(row: LinkRow, previous?: { domain: string; code: string }) {
-    if (previous && (previous.domain !== row.domain || previous.code !== row.code)) await edge.remove(previous.domain, previous.code);
+  /**
+   * Pushes the new edge record (and removes the old KV key when domain or code changed), and the
+   * robots.txt allow list of each domain whose crawlable codes changed (edge/src/robots.ts).
+   */
+  async function publish(row: LinkRow, previous?: { domain: string; code: string; crawlable?: boolean }) {
+    const moved = previous !== undefined && (previous.domain !== row.domain || previous.code !== row.code);
+    if (moved) await edge.remove(previous.domain, previous.code);
     await edge.push(await toEdgeLink(row, passwordKey));
+    const robots = new Set<string>();
+    if (previous?.crawlable && (moved || !row.crawlable)) robots.add(previous.domain);
+    if (row.crawlable && (moved || !previous?.crawlable)) robots.add(row.domain);
+    for (const domain of robots) await edge.robots?.(domain);
   }
 
   async function get(ws: number, id: number): Promise<LinkRow> {
@@ -195,6 +205,8 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
         targeting: withSafeTargeting(input.targeting, urls) ?? [],
         utm: input.utm ?? {},
         archived: input.archived ?? false,
+        forward_query: input.forward_query ?? true,
+        crawlable: input.crawlable ?? false,
       };
       let row: LinkRow | null = null;
       if (input.slug !== undefined) {
@@ -236,6 +248,8 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
             targeting: patch.targeting ? withSafeTargeting(patch.targeting, urls)! : cur.targeting,
             utm: patch.utm ?? cur.utm,
             archived: patch.archived ?? cur.archived,
+            forward_query: patch.forward_query ?? cur.forward_query,
+            crawlable: patch.crawlable ?? cur.crawlable,
           };
           // A link moved to another domain: its destinations (old ones included) must not be on a
           // verified domain now, least of all the new one (it would redirect to itself).
@@ -254,7 +268,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
               redirect_status = ${next.redirect_status}, title = ${next.title}, tags = ${tx.array(next.tags)}::text[],
               expires_at = ${next.expires_at}, expired_url = ${next.expired_url}, max_clicks = ${next.max_clicks},
               password_hash = ${next.password_hash}, targeting = ${tx.json(next.targeting as unknown as JSONValue)},
-              utm = ${tx.json(next.utm)}, archived = ${next.archived},
+              utm = ${tx.json(next.utm)}, archived = ${next.archived}, forward_query = ${next.forward_query}, crawlable = ${next.crawlable},
               limit_reached_at = CASE WHEN ${limitChanged} THEN NULL ELSE limit_reached_at END,
               updated_at = now()
             WHERE id = ${id} AND workspace_id = ${ws}
@@ -274,6 +288,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
       const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
       if (!row) throw domainError("not_found", "no such link in this workspace");
       await edge.remove(row.domain, row.code);
+      if (row.crawlable) await edge.robots?.(row.domain);
       return row;
     },
 
