@@ -1,8 +1,11 @@
 /**
  * The CLI's HTTP calls to the ingest API: one function per endpoint, nothing else talks HTTP.
- * The types are the CLI's view of the responses (the fields it prints); a client generated
- * from /openapi.json can replace this module without touching the commands.
+ * They go through the client typed by the OpenAPI spec (shared/api-types.ts, `npm run gen:api`),
+ * as the dashboard's do: paths, parameters, bodies and responses are the spec's, so a drift
+ * between spec and server (test/openapi-lint.test.ts guards the spec) breaks the CLI's types or its tests.
  */
+import createClient from "openapi-fetch";
+import type { components, paths } from "../shared/api-types.ts";
 
 /** The API answered with an error status; `body` is its JSON (`{error:{status,code,message}}`). */
 export class ApiFailure extends Error {
@@ -17,86 +20,22 @@ export class ApiFailure extends Error {
 /** The API could not be reached at all. */
 export class Unreachable extends Error {}
 
-export interface LinkWrite {
-  url?: string;
-  slug?: string;
-  domain?: string;
-  title?: string | null;
-  tags?: string[];
-  redirect_status?: number;
-  expires_at?: string | null;
-  expired_url?: string | null;
-  max_clicks?: number | null;
-  password?: string | null;
-  archived?: boolean;
-}
-export interface Link {
-  id: number;
-  code: string;
-  domain: string;
-  url: string;
-  short_url: string;
-  [field: string]: unknown;
-}
-export interface LinkList {
-  items: Link[];
-  next_cursor: string | null;
-}
-export interface ListQuery {
-  q?: string;
-  tag?: string;
-  domain?: string;
-  archived?: string;
-  limit?: number;
-  cursor?: string;
-}
-export interface ItemResult {
-  index: number;
-  status: number;
-  link?: Link;
-  error?: { status: number; code: string; message: string; field?: string };
-}
-export interface ImportResult {
-  format: string;
-  created: number;
-  failed: number;
-  results: ItemResult[];
-}
-export interface StatsQuery {
-  link?: number;
-  domain?: string;
-  tag?: string;
-  from?: string;
-  to?: string;
-  interval?: string;
-  tz?: string;
-  group_by?: string;
-  bots?: string;
-  limit?: number;
-}
-interface Counts {
-  clicks: number;
-  visitors: number;
-}
-export interface Stats {
-  from: string;
-  to: string;
-  interval: string;
-  tz: string;
-  group_by: string | null;
-  links: number;
-  totals: Counts;
-  series: (Counts & { t: string })[];
-  breakdown: (Counts & { value: string })[] | null;
-}
-export interface Domain {
-  id: number;
-  hostname: string;
-  verified: boolean;
-  verification?: { instructions: string };
-  [field: string]: unknown;
-}
-type Row = Record<string, unknown>;
+type Schemas = components["schemas"];
+export type Link = Schemas["Link"];
+export type LinkCreate = Schemas["LinkCreate"];
+export type LinkUpdate = Schemas["LinkUpdate"];
+export type Stats = Schemas["Stats"];
+export type ListQuery = NonNullable<paths["/api/links"]["get"]["parameters"]["query"]>;
+export type QrQuery = NonNullable<paths["/api/links/{id}/qr"]["get"]["parameters"]["query"]>;
+export type StatsQuery = NonNullable<paths["/api/stats"]["get"]["parameters"]["query"]>;
+export type KeyCreate = paths["/api/keys"]["post"]["requestBody"]["content"]["application/json"];
+
+/**
+ * Compile-time proof that a runtime list (of option choices, say) holds exactly the members of a
+ * union from the spec: `Assert<Exactly<Union, typeof LIST>>` fails tsc when either side changes.
+ */
+export type Exactly<Union, List extends readonly unknown[]> = [Union] extends [List[number]] ? ([List[number]] extends [Union] ? true : false) : false;
+export type Assert<T extends true> = T;
 
 export interface ApiOptions {
   baseUrl: string;
@@ -104,66 +43,55 @@ export interface ApiOptions {
   key: () => string;
 }
 
-export function apiClient({ baseUrl, key }: ApiOptions) {
-  const base = baseUrl.replace(/\/$/, "");
+/** The data of a client call, or an ApiFailure carrying the API's JSON error. */
+async function ok<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  const { data, error, response: res } = await call;
+  if (res.ok) return data as T;
+  // openapi-fetch leaves a body that is not JSON (a proxy's page, say) as text: still one JSON line on stderr.
+  const body = typeof error === "string" || error === undefined ? { error: { status: res.status, code: "http_error", message: (error ?? "").slice(0, 500) } } : error;
+  throw new ApiFailure(res.status, body);
+}
 
-  async function send(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<Response> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${key()}` };
-    let payload: string | undefined;
-    if (body && "json" in body) [headers["content-type"], payload] = ["application/json", JSON.stringify(body.json)];
-    if (body && "csv" in body) [headers["content-type"], payload] = ["text/csv", body.csv];
-    const res = await fetch(base + path, { method, headers, body: payload }).catch((err) => {
-      throw new Unreachable(`cannot reach ${base}: ${String(err)}`);
-    });
-    if (!res.ok) {
-      const text = await res.text();
-      let data: unknown;
-      try {
-        data = JSON.parse(text);
-      } catch {
-        // Not the API's own error (a proxy's page, say): still one JSON line on stderr.
-        data = { error: { status: res.status, code: "http_error", message: text.slice(0, 500) } };
-      }
-      throw new ApiFailure(res.status, data);
-    }
-    return res;
-  }
-  const call = async <T>(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<T> => {
-    const text = await (await send(method, path, body)).text();
-    return (text ? JSON.parse(text) : null) as T;
-  };
-  const query = (q: object) => {
-    const p = new URLSearchParams();
-    for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
-    const s = p.toString();
-    return s ? `?${s}` : "";
-  };
-  const id = (n: number) => encodeURIComponent(String(n));
+export function apiClient({ baseUrl, key }: ApiOptions) {
+  const client = createClient<paths>({ baseUrl });
+  client.use({
+    onRequest({ request }) {
+      request.headers.set("Authorization", `Bearer ${key()}`);
+      return request;
+    },
+    // Only a failed fetch lands here (no response at all).
+    onError({ error, options }) {
+      return new Unreachable(`cannot reach ${options.baseUrl}: ${String(error)}`);
+    },
+  });
+  const id = (n: number) => ({ path: { id: n } });
 
   return {
-    createLink: (body: LinkWrite & { url: string }) => call<Link>("POST", "/api/links", { json: body }),
-    listLinks: (q: ListQuery) => call<LinkList>("GET", `/api/links${query(q)}`),
-    getLink: (linkId: number) => call<Link>("GET", `/api/links/${id(linkId)}`),
-    getLinkByCode: (domain: string, slug: string) => call<Link>("GET", `/api/links/info${query({ domain, slug })}`),
-    updateLink: (linkId: number, body: LinkWrite) => call<Link>("PATCH", `/api/links/${id(linkId)}`, { json: body }),
-    deleteLink: (linkId: number) => call<Link>("DELETE", `/api/links/${id(linkId)}`),
-    linkQr: async (linkId: number, q: { format: "svg" | "png"; size?: number }) =>
-      new Uint8Array(await (await send("GET", `/api/links/${id(linkId)}/qr${query(q)}`)).arrayBuffer()),
-    importLinks: (csv: string) => call<ImportResult>("POST", "/api/links/import", { csv }),
-    stats: (q: StatsQuery) => call<Stats>("GET", `/api/stats${query(q)}`),
+    createLink: (body: LinkCreate) => ok(client.POST("/api/links", { body })),
+    listLinks: (query: ListQuery) => ok(client.GET("/api/links", { params: { query } })),
+    getLink: (linkId: number) => ok(client.GET("/api/links/{id}", { params: id(linkId) })),
+    getLinkByCode: (domain: string, slug: string) => ok(client.GET("/api/links/info", { params: { query: { domain, slug } } })),
+    updateLink: (linkId: number, body: LinkUpdate) => ok(client.PATCH("/api/links/{id}", { params: id(linkId), body })),
+    deleteLink: (linkId: number) => ok(client.DELETE("/api/links/{id}", { params: id(linkId) })),
+    // The image's bytes as sent, SVG too (written to stdout or a file unchanged).
+    linkQr: async (linkId: number, query: QrQuery) =>
+      new Uint8Array(await ok(client.GET("/api/links/{id}/qr", { params: { ...id(linkId), query }, parseAs: "arrayBuffer" }))),
+    importLinks: (csv: string) =>
+      ok(client.POST("/api/links/import", { body: csv, bodySerializer: (text: string) => text, headers: { "content-type": "text/csv" } })),
+    stats: (query: StatsQuery) => ok(client.GET("/api/stats", { params: { query } })),
 
-    createKey: (body: { name: string; scopes: string[]; requests_per_minute?: number }) => call<Row>("POST", "/api/keys", { json: body }),
-    listKeys: () => call<{ items: Row[] }>("GET", "/api/keys"),
-    revokeKey: (keyId: number) => call<Row>("DELETE", `/api/keys/${id(keyId)}`),
+    createKey: (body: KeyCreate) => ok(client.POST("/api/keys", { body })),
+    listKeys: () => ok(client.GET("/api/keys")),
+    revokeKey: (keyId: number) => ok(client.DELETE("/api/keys/{id}", { params: id(keyId) })),
 
-    addDomain: (hostname: string) => call<Domain>("POST", "/api/domains", { json: { hostname } }),
-    listDomains: () => call<{ items: Domain[] }>("GET", "/api/domains"),
-    verifyDomain: (domainId: number) => call<Domain>("POST", `/api/domains/${id(domainId)}/verify`),
-    deleteDomain: (domainId: number) => call<Domain>("DELETE", `/api/domains/${id(domainId)}`),
+    addDomain: (hostname: string) => ok(client.POST("/api/domains", { body: { hostname } })),
+    listDomains: () => ok(client.GET("/api/domains")),
+    verifyDomain: (domainId: number) => ok(client.POST("/api/domains/{id}/verify", { params: id(domainId) })),
+    deleteDomain: (domainId: number) => ok(client.DELETE("/api/domains/{id}", { params: id(domainId) })),
 
-    pipeline: () => call<Row>("GET", "/api/pipeline"),
-    dlqList: () => call<{ items: Row[] }>("GET", "/api/pipeline/dlq"),
-    dlqReplay: (ids?: number[]) => call<Row>("POST", "/api/pipeline/dlq/replay", { json: ids ? { ids } : {} }),
+    pipeline: () => ok(client.GET("/api/pipeline")),
+    dlqList: () => ok(client.GET("/api/pipeline/dlq")),
+    dlqReplay: (ids?: number[]) => ok(client.POST("/api/pipeline/dlq/replay", { body: ids ? { ids } : {} })),
   };
 }
 export type Api = ReturnType<typeof apiClient>;

@@ -9,13 +9,28 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { apiClient, ApiFailure, Unreachable, type Api, type LinkWrite } from "./api.ts";
+import { apiClient, ApiFailure, Unreachable, type Api, type Assert, type Exactly, type KeyCreate, type LinkUpdate, type ListQuery, type QrQuery, type StatsQuery } from "./api.ts";
 import { printJson, show, table } from "./format.ts";
 import { DIMENSIONS, parseDimension, parsePeriod, printStats, statsQuery, type StatsOptions } from "./stats.ts";
 
 const LINK_COLS = ["id", "code", "domain", "url", "short_url", "redirect_status", "created_at"];
 const KEY_COLS = ["id", "name", "prefix", "scopes", "requests_per_minute", "revoked_at"];
 const DOMAIN_COLS = ["id", "hostname", "verified", "created_at"];
+
+// Option choices the spec has an enum for: typed against it, so a value added or removed there fails tsc here.
+type RedirectStatus = NonNullable<LinkUpdate["redirect_status"]>;
+const REDIRECT_STATUSES = [301, 302, 307, 308] as const satisfies readonly RedirectStatus[];
+const ARCHIVED = ["false", "true", "all"] as const satisfies readonly NonNullable<ListQuery["archived"]>[];
+const QR_FORMATS = ["svg", "png"] as const satisfies readonly NonNullable<QrQuery["format"]>[];
+const INTERVALS = ["minute", "hour", "day"] as const satisfies readonly NonNullable<StatsQuery["interval"]>[];
+const BOTS = ["exclude", "include", "only"] as const satisfies readonly NonNullable<StatsQuery["bots"]>[];
+export type ChoicesMatchSpec = [
+  Assert<Exactly<RedirectStatus, typeof REDIRECT_STATUSES>>,
+  Assert<Exactly<NonNullable<ListQuery["archived"]>, typeof ARCHIVED>>,
+  Assert<Exactly<NonNullable<QrQuery["format"]>, typeof QR_FORMATS>>,
+  Assert<Exactly<NonNullable<StatsQuery["interval"]>, typeof INTERVALS>>,
+  Assert<Exactly<NonNullable<StatsQuery["bots"]>, typeof BOTS>>,
+];
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -108,7 +123,7 @@ function linkOptions(cmd: Command, update: boolean): Command {
     .option("--domain <host>", "a verified custom domain ('' = the primary short domain)")
     .option("--title <title>", "a title")
     .option("--tag <tag>", update ? "the tags (repeat for several; replaces the tags)" : "a tag (repeat for several)", collect(text))
-    .addOption(new Option("--redirect-status <status>", "HTTP status of the redirect").choices(["301", "302", "307", "308"]))
+    .addOption(new Option("--redirect-status <status>", "HTTP status of the redirect").choices(REDIRECT_STATUSES.map(String)))
     .option("--expires <time>", "ISO 8601 time after which the link answers --expired-url, or 410", instant)
     .option("--expired-url <url>", "where visitors go once the link expired, was archived or hit --max-clicks")
     .option("--max-clicks <n>", "stop redirecting after this many counted clicks", positive)
@@ -127,22 +142,22 @@ function linkOptions(cmd: Command, update: boolean): Command {
 }
 
 /** The request body from the options given (false from --no-… clears the field). */
-function linkFields(o: LinkOptions): LinkWrite {
+function linkFields(o: LinkOptions): LinkUpdate {
   const clear = <T>(v: T | false | undefined) => (v === false ? null : v);
-  const body: LinkWrite = {
+  const body: LinkUpdate = {
     url: o.destination,
     slug: o.slug,
     domain: o.domain,
     title: clear(o.title),
     tags: o.tag === false ? [] : o.tag,
-    redirect_status: o.redirectStatus === undefined ? undefined : Number(o.redirectStatus),
+    redirect_status: REDIRECT_STATUSES.find((status) => String(status) === o.redirectStatus),
     expires_at: clear(o.expires),
     expired_url: clear(o.expiredUrl),
     max_clicks: clear(o.maxClicks),
     password: clear(o.password),
     archived: o.archive ? true : o.unarchive ? false : undefined,
   };
-  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)) as LinkWrite;
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)) as LinkUpdate;
 }
 
 const linkIdArg = (name = "id") => (v: string) => {
@@ -161,10 +176,10 @@ links
   .option("--q <text>", "search url, slug and title (substring, any case)")
   .option("--tag <tag>", "links carrying this tag")
   .option("--domain <host>", "links of this short domain")
-  .addOption(new Option("--archived <which>", "archived links too, or only them").choices(["false", "true", "all"]))
+  .addOption(new Option("--archived <which>", "archived links too, or only them").choices(ARCHIVED))
   .option("--limit <n>", "page size (1-100, default 50)", positive)
   .option("--cursor <cursor>", "the next page (printed after a full page)")
-  .action(async (o: { q?: string; tag?: string; domain?: string; archived?: string; limit?: number; cursor?: string }, cmd: Command) => {
+  .action(async (o: Pick<ListQuery, "q" | "tag" | "domain" | "archived" | "limit" | "cursor">, cmd: Command) => {
     const { api, json } = context(cmd);
     const page = await api.listLinks(o);
     show(page, LINK_COLS, json);
@@ -205,10 +220,10 @@ links
   .command("qr")
   .description("the link's QR code: SVG to stdout, or a file with --out")
   .argument("<id>", "the link's id", linkIdArg())
-  .addOption(new Option("--format <format>", "image format").choices(["svg", "png"]).default("svg"))
+  .addOption(new Option("--format <format>", "image format").choices(QR_FORMATS).default("svg"))
   .option("--size <px>", "width and height in pixels (64-2048, default 512)", positive)
   .option("--out <file>", "write the image to this file (required for png)")
-  .action(async (id: number, o: { format: "svg" | "png"; size?: number; out?: string }, cmd: Command) => {
+  .action(async (id: number, o: { format: NonNullable<QrQuery["format"]>; size?: number; out?: string }, cmd: Command) => {
     if (o.format === "png" && !o.out) cmd.error("error: --format png needs --out <file>", { exitCode: 2 });
     const { api, json } = context(cmd);
     const image = await api.linkQr(id, { format: o.format, size: o.size });
@@ -251,11 +266,11 @@ program
   .addOption(new Option("--period <span>", "how far back: 60m, 24h, 7d, 4w…").argParser(parsePeriod).default(parsePeriod("7d"), "7d"))
   .option("--from <time>", "start instead of --period (ISO 8601)", instant)
   .option("--to <time>", "end (ISO 8601; default: the next full hour)", instant)
-  .addOption(new Option("--interval <unit>", "bucket size (default: by the span)").choices(["minute", "hour", "day"]))
+  .addOption(new Option("--interval <unit>", "bucket size (default: by the span)").choices(INTERVALS))
   .option("--tz <zone>", "IANA time zone of the buckets (default UTC)")
   .addOption(new Option("--by <dimension>", `breakdown instead of the series: ${DIMENSIONS.join(", ")}`).argParser(parseDimension))
   .option("--limit <n>", "breakdown rows (default 10)", positive)
-  .addOption(new Option("--bots <which>", "bot clicks (default exclude)").choices(["exclude", "include", "only"]))
+  .addOption(new Option("--bots <which>", "bot clicks (default exclude)").choices(BOTS))
   .option("--tag <tag>", "links carrying this tag")
   .option("--domain <host>", "links of this short domain")
   .action(async (id: number | undefined, o: StatsOptions, cmd: Command) => {
@@ -275,7 +290,8 @@ keys
   .option("--rpm <n>", "requests per minute", positive)
   .action(async (o: { name: string; scope: string[]; rpm?: number }, cmd: Command) => {
     const { api, json } = context(cmd);
-    show(await api.createKey({ name: o.name, scopes: o.scope, ...(o.rpm ? { requests_per_minute: o.rpm } : {}) }), ["key", ...KEY_COLS], json);
+    // The server checks the scopes (an unknown one is its 400, exit 1).
+    show(await api.createKey({ name: o.name, scopes: o.scope as KeyCreate["scopes"], ...(o.rpm ? { requests_per_minute: o.rpm } : {}) }), ["key", ...KEY_COLS], json);
   });
 keys
   .command("list")

@@ -1,10 +1,14 @@
 import { InvalidArgumentError } from "commander";
-import type { Stats, StatsQuery } from "./api.ts";
+import type { Assert, Exactly, Stats, StatsQuery } from "./api.ts";
 import { table } from "./format.ts";
 
-/** What /api/stats can group by (ingest/src/stats.ts DIMENSIONS); the server validates too. */
-export const DIMENSIONS = ["country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo"];
-const ALIASES: Record<string, string> = { referrer: "referer_host", referer: "referer_host" };
+export type Dimension = NonNullable<StatsQuery["group_by"]>;
+/** What /api/stats can group by: the spec's group_by enum (a type), kept here as a runtime list for --by. */
+export const DIMENSIONS = ["country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo"] as const satisfies readonly Dimension[];
+// A dimension added to or removed from the spec fails tsc here until the list follows.
+export type DimensionsMatchSpec = Assert<Exactly<Dimension, typeof DIMENSIONS>>;
+const ALIASES: Record<string, Dimension> = { referrer: "referer_host", referer: "referer_host" };
+const isDimension = (v: string): v is Dimension => (DIMENSIONS as readonly string[]).includes(v);
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 const HOUR = UNIT_MS.h!;
@@ -16,9 +20,9 @@ export function parsePeriod(v: string): number {
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 
-export function parseDimension(v: string): string {
+export function parseDimension(v: string): Dimension {
   const d = ALIASES[v] ?? v;
-  if (!DIMENSIONS.includes(d)) throw new InvalidArgumentError(`one of ${DIMENSIONS.join(", ")} (or referrer)`);
+  if (!isDimension(d)) throw new InvalidArgumentError(`one of ${DIMENSIONS.join(", ")} (or referrer)`);
   return d;
 }
 
@@ -26,11 +30,11 @@ export interface StatsOptions {
   period: number;
   from?: string;
   to?: string;
-  interval?: string;
+  interval?: StatsQuery["interval"];
   tz?: string;
-  by?: string;
+  by?: Dimension;
   limit?: number;
-  bots?: string;
+  bots?: StatsQuery["bots"];
   tag?: string;
   domain?: string;
 }
