@@ -10,10 +10,11 @@ interface Queues {
   consumers: { queue: string; max_batch_size: number; max_batch_timeout: number; max_retries: number; retry_delay: number; dead_letter_queue: string }[];
 }
 type Ratelimits = { name: string; namespace_id: string; simple: { limit: number; period: number } }[];
-type Bindings = { vars: Record<string, string>; kv_namespaces: { binding: string }[]; queues: Queues; ratelimits: Ratelimits };
+type Bindings = { name: string; vars: Record<string, string>; kv_namespaces: { binding: string; id: string }[]; queues: Queues; ratelimits: Ratelimits };
 
 const cfg = parse(readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8")) as unknown as Bindings & {
   env: Record<string, Bindings & { routes: unknown[] }>;
+  observability?: { enabled: boolean };
 };
 
 /** wrangler.toml: environments do not inherit [vars], KV or queue bindings, so each must list them all. */
@@ -50,16 +51,32 @@ it("consumes CLICKS_QUEUE in the same worker, with a dead-letter queue, in every
     // Clicks ingest refuses as invalid go straight to that dead-letter queue.
     expect(q.producers.find((p) => p.binding === "CLICKS_DLQ")?.queue, name).toBe(consumer!.dead_letter_queue);
   }
-  // A queue has one consumer: two environments sharing a queue would steal each other's clicks.
-  const names = Object.values(cfg.env).map((e) => e.queues.producers.find((p) => p.binding === "CLICKS_QUEUE")!.queue);
+  // A queue has one consumer: two environments (the local worker included) sharing a queue would steal each other's clicks.
+  const names = [cfg, ...Object.values(cfg.env)].map((e) => e.queues.producers.find((p) => p.binding === "CLICKS_QUEUE")!.queue);
   expect(new Set(names).size).toBe(names.length);
 });
 
-it("maps the queue tables to Miniflare's options", () => {
+/** A bare `wrangler deploy` uses the top level: it must not be production's worker, queues or KV. */
+it("keeps the top level local: its own worker name, queues and KV id; production is an explicit environment", () => {
+  const prod = cfg.env.production!;
+  expect(cfg.name).toBe("linkflow-edge-local");
+  expect(prod.name).toBe("linkflow-edge");
+  expect(cfg.vars.INGEST_URL).toMatch(/^http:\/\/127\.0\.0\.1:/);
+  const queues = (b: Bindings) => b.queues.producers.map((p) => p.queue);
+  expect(queues(prod)).toEqual(["linkflow-clicks", "linkflow-clicks-dlq"]);
+  for (const [name, env] of Object.entries(cfg.env)) {
+    expect(queues(env).filter((q) => queues(cfg).includes(q)), name).toEqual([]);
+    expect(env.kv_namespaces[0]!.id, name).not.toBe(cfg.kv_namespaces[0]!.id);
+  }
+  // Workers Logs on; environments inherit [observability].
+  expect(cfg.observability).toEqual({ enabled: true });
+});
+
+it("maps the queue tables to Miniflare's options (the local queues)", () => {
   const o = queueOptions(wranglerConfig());
-  expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks" }, CLICKS_DLQ: { queueName: "linkflow-clicks-dlq" } });
+  expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks-local" }, CLICKS_DLQ: { queueName: "linkflow-clicks-dlq-local" } });
   expect(o.queueConsumers).toEqual({
-    "linkflow-clicks": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq" },
+    "linkflow-clicks-local": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq-local" },
   });
 });
 

@@ -87,7 +87,7 @@ describe("a queued click ingest refuses", () => {
           script: `export default { async queue(batch, env) { for (const m of batch.messages) { await env.SEEN.put(m.body.click_id, JSON.stringify(m.body)); m.ack(); } } };`,
           compatibilityDate: "2026-04-01",
           kvNamespaces: ["SEEN"],
-          queueConsumers: { "linkflow-clicks-dlq": { maxBatchTimeout: 0.1 } },
+          queueConsumers: { "linkflow-clicks-dlq-local": { maxBatchTimeout: 0.1 } },
         },
       ],
     });
