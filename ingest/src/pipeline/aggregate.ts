@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { deaggregateSync, type UserRecordV3 } from "aws-kinesis-agg";
+import { deaggregateSync, type UserRecordV2 } from "aws-kinesis-agg";
 import { AggregatedRecord } from "aws-kinesis-agg/lib/common.js";
 
 /**
@@ -127,14 +127,15 @@ export type Unpacked = { aggregated: boolean; clicks: UserRecord[] } | { error: 
 export function unpackRecord(payload: Buffer, partitionKey: string): Unpacked {
   if (startsWith(payload, KPL_MAGIC)) {
     let error: Error | null | undefined;
-    let records: UserRecordV3[] = [];
-    // Synchronous (the callback runs before it returns); checksums on: a corrupt record is refused whole.
-    deaggregateSync({ Data: payload, PartitionKey: partitionKey }, true, (err: Error | null | undefined, recs?: UserRecordV3[]) => {
+    let records: UserRecordV2[] = [];
+    // Synchronous (the callback runs before it returns); checksums on: a corrupt record is refused
+    // whole. The Lambda shape (lower-case keys): the SDK's costs a key conversion per click.
+    deaggregateSync({ data: payload, partitionKey }, true, (err: Error | null | undefined, recs?: UserRecordV2[]) => {
       error = err;
       records = recs ?? [];
     });
     if (error) return { error: `invalid KPL aggregated record: ${String(error)}` };
-    return { aggregated: true, clicks: records.map((r) => ({ partitionKey: r.PartitionKey, data: Buffer.from(r.Data, "base64") })) };
+    return { aggregated: true, clicks: records.map((r) => ({ partitionKey: r.partitionKey, data: Buffer.from(r.data, "base64") })) };
   }
   if (startsWith(payload, LEGACY_MAGIC)) {
     const parts = legacyParts(payload);
