@@ -13,9 +13,10 @@ import { AggregatedRecord } from "aws-kinesis-agg/lib/common.js";
  *
  * Format: the KPL's aggregated record (magic F3 89 9A C2, a protobuf AggregatedRecord, the MD5 of
  * the protobuf), written with aws-kinesis-agg's protobuf message and read with its
- * deaggregateSync, so Firehose, Lambda (aws-kinesis-agg) and KCL consumers deaggregate it. Each click is a user record of its own, under its outbox
- * partition key (its code), and is parsed on its own: a bad one (a replayed dead letter, say) is
- * dead-lettered alone and the others still load. No JSON text starts with 0xF3, so a record
+ * deaggregateSync, so Firehose, Lambda (aws-kinesis-agg) and KCL consumers deaggregate it. Each
+ * click is a user record of its own, under its outbox partition key (its code), and is parsed on
+ * its own: a bad one (a replayed dead letter, say) is dead-lettered alone and the others still
+ * load. No JSON text starts with 0xF3, so a record
  * without a magic is a single click (KINESIS_AGGREGATE_BYTES=0, or a record written before
  * aggregation).
  */
@@ -118,7 +119,7 @@ export interface UserRecord {
 }
 
 /**
- * What a Kinesis record holds: its clicks (`aggregated`: several, each addressed by its index),
+ * What a Kinesis record holds: its clicks (`aggregated`: each addressed by its index),
  * or, for bytes that start like an aggregate and are not one (a bad MD5, a cut record), why it
  * is one bad record, handled as a whole.
  */
