@@ -3,7 +3,7 @@ import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { CACHE_TIERS } from "../shared/event.ts";
-import { aggregate } from "../ingest/src/pipeline/aggregate.ts";
+import { packRecords } from "../ingest/src/pipeline/aggregate.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { createLoader, recordSchema } from "../ingest/src/pipeline/loader.ts";
 import { createMetrics } from "../ingest/src/metrics.ts";
@@ -27,17 +27,38 @@ const api = async (path: string, init: RequestInit = {}) => body(await fetch(`${
 const inClickHouse = async (id: string) =>
   Number((await rows<{ n: number }>(s.ingest.pipeline.ch!, "SELECT count() AS n FROM linkflow.clicks WHERE click_id = {id:UUID}", { id }))[0]!.n);
 
-it("dead-letters a bad click of an aggregated record alone; the others of the record load", async () => {
+it("dead-letters a bad click of an aggregated record alone (KPL and the format before it); a corrupt KPL record whole", async () => {
   const kinesis = s.ingest.pipeline.kinesis!;
   const record = (e: ReturnType<typeof clickEvent>) => Buffer.from(JSON.stringify({ ...e, received_at: new Date().toISOString() }));
-  const [a, b] = [clickEvent({ code: "agg" }), clickEvent({ code: "agg" })];
+  const [a, b, c, d, e, f] = Array.from({ length: 6 }, () => clickEvent({ code: "agg" }));
   const poison = Buffer.from("{\"click_id\": oops");
-  const [put] = (await kinesis.send(new PutRecordsCommand({ StreamName: stream, Records: [{ PartitionKey: "agg", Data: aggregate([record(a), poison, record(b)]) }] }))).Records!;
-  expect(await eventually(async () => (await inClickHouse(a.click_id)) === 1 && (await inClickHouse(b.click_id)) === 1, 20_000, 100)).toBe(true);
-  const dlq = await api("/api/pipeline/dlq");
-  expect(dlq.items).toHaveLength(1);
-  expect(dlq.items[0]).toMatchObject({ source: "loader", sequence_number: `${put!.SequenceNumber}:1`, payload_base64: poison.toString("base64") });
-  expect(dlq.items[0].error).toMatch(/invalid JSON/);
+  // As the forwarder packs outbox rows: the poison under a code of its own.
+  const rows = [record(a!), poison, record(b!)].map((data, i) => ({ id: String(i + 1), partition_key: i === 1 ? "poison" : "agg", data }));
+  const [kpl] = packRecords(rows, 50_000);
+  const corrupt = Buffer.from(packRecords([record(e!), record(f!)].map((data, i) => ({ id: String(i + 1), partition_key: "agg", data })), 50_000)[0]!.Data);
+  corrupt[corrupt.length - 1]! ^= 0xff; // the MD5 no longer matches
+  // A record in Linkflow's format before the KPL's, as streams written before still hold.
+  const legacy = Buffer.concat([Buffer.from([0xf3, 0x4c, 0x46, 0x31]), ...[record(c!), poison, record(d!)].flatMap((p) => [Buffer.from([0, 0, p.length >> 8, p.length & 0xff]), p])]);
+  const [kplPut, legacyPut, corruptPut] = (
+    await kinesis.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: [
+          { PartitionKey: kpl!.PartitionKey, ExplicitHashKey: kpl!.ExplicitHashKey, Data: kpl!.Data },
+          { PartitionKey: "agg", Data: legacy },
+          { PartitionKey: "outbox-1", Data: corrupt },
+        ],
+      }),
+    )
+  ).Records!;
+  for (const x of [a, b, c, d]) expect(await eventually(async () => (await inClickHouse(x!.click_id)) === 1, 20_000, 100)).toBe(true);
+  expect(await eventually(async () => (await api("/api/pipeline/dlq")).items.length === 3, 20_000, 100)).toBe(true);
+  const dlq = new Map<string, Record<string, unknown>>((await api("/api/pipeline/dlq")).items.map((i: { sequence_number: string }) => [i.sequence_number, i]));
+  expect(dlq.get(`${kplPut!.SequenceNumber}:1`)).toMatchObject({ source: "loader", partition_key: "poison", payload_base64: poison.toString("base64"), error: expect.stringMatching(/invalid JSON/) });
+  expect(dlq.get(`${legacyPut!.SequenceNumber}:1`)).toMatchObject({ source: "loader", payload_base64: poison.toString("base64"), error: expect.stringMatching(/invalid JSON/) });
+  // A corrupt aggregate is one bad record: none of its clicks is taken on trust.
+  expect(dlq.get(corruptPut!.SequenceNumber!)).toMatchObject({ source: "loader", payload_base64: corrupt.toString("base64"), error: expect.stringMatching(/checksum/i) });
+  expect(await inClickHouse(e!.click_id)).toBe(0);
   await s.sql`DELETE FROM dead_letters`; // the next test counts its own
 });
 

@@ -1,7 +1,8 @@
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
+import { deaggregateSync, type UserRecordV3 } from "aws-kinesis-agg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema } from "../shared/event.ts";
-import { deaggregate } from "../ingest/src/pipeline/aggregate.ts";
+import { KPL_MAGIC } from "../ingest/src/pipeline/aggregate.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
@@ -64,15 +65,24 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
         const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
         for (const rec of out.Records ?? []) {
           records++;
-          // A record is one click (partition key: its code) or an aggregate of several
-          // (partition key: its first outbox id, so aggregates spread over the shards).
-          const parts = deaggregate(rec.Data!);
-          if (parts) expect(rec.PartitionKey).toMatch(/^outbox-\d+$/);
+          // A record is one click (partition key: its code) or a KPL aggregate of several
+          // (partition key: its first outbox id, so aggregates spread over the shards), read
+          // here as any AWS consumer (Lambda, Firehose) reads it: with aws-kinesis-agg.
+          const kpl = Buffer.from(rec.Data!.subarray(0, 4)).equals(KPL_MAGIC);
+          if (kpl) expect(rec.PartitionKey).toMatch(/^outbox-\d+$/);
           keys.add(rec.PartitionKey!);
-          for (const part of parts ?? [Buffer.from(rec.Data!)]) {
-            const data = JSON.parse(part.toString("utf8"));
+          let users: UserRecordV3[] = [];
+          deaggregateSync(rec as { Data: Uint8Array }, true, (err: Error | null | undefined, out?: UserRecordV3[]) => {
+            expect(err).toBeFalsy();
+            users = out ?? [];
+          });
+          expect(users.length > 1 || !kpl).toBe(true);
+          for (const user of users) {
+            const bytes = kpl ? Buffer.from(user.Data, "base64") : Buffer.from(user.Data as unknown as Uint8Array);
+            const data = JSON.parse(bytes.toString("utf8"));
             for (const field of Object.keys(clickEventSchema.shape)) expect(data).toHaveProperty(field);
-            if (!parts) expect(rec.PartitionKey).toBe(data.code);
+            // Each click under its own partition key, its code, aggregated or not.
+            expect(user.PartitionKey).toBe(data.code);
             expect(Date.parse(data.received_at)).not.toBeNaN();
             seen.add(data.click_id);
           }
@@ -82,6 +92,9 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
       }
     }
     expect(seen.size).toBe(N);
+    // Exactly the clicks stored in ClickHouse.
+    const stored = await rows<{ id: string }>(ch, `SELECT DISTINCT toString(click_id) AS id FROM linkflow.clicks`);
+    expect(new Set(stored.map((r) => r.id))).toEqual(seen);
     // 10,000 concurrent beacons: the forwarder packed them (~100 a record), on both shards.
     expect(records).toBeLessThan(N / 10);
     expect(keys.size).toBeGreaterThan(1);

@@ -2,7 +2,7 @@ import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } fro
 import type { Logger } from "pino";
 import { sleep } from "../../../shared/sleep.ts";
 import { backoff } from "./backoff.ts";
-import { aggregate, packRecords } from "./aggregate.ts";
+import { packRecords, type Packed } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { bump } from "../db/counters.ts";
 import type { Sql } from "../db/connect.ts";
@@ -27,8 +27,8 @@ export interface ForwarderOptions {
   log: Logger;
   metrics: Metrics;
   /**
-   * Largest aggregated record (bytes): the claimed rows go as records of several clicks each
-   * (ingest/src/pipeline/aggregate.ts). 0: one click a record.
+   * Largest aggregated record (bytes): the claimed rows go as KPL aggregated records of several
+   * clicks each (ingest/src/pipeline/aggregate.ts). 0: one click a record.
    */
   aggregateBytes?: number;
   /** Batches in flight at once (each claims its own rows through the lease). */
@@ -45,24 +45,23 @@ const RECORD_ROUNDS = 4;
 
 /**
  * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP
- * LOCKED, so concurrent forwarders never send the same row at once), packs them into
+ * LOCKED, so concurrent forwarders never send the same row at once), packs them into KPL
  * aggregated records (KINESIS_AGGREGATE_BYTES), PutRecords them, re-sends only the records
  * Kinesis refused, and deletes rows only after Kinesis accepted the record holding them.
  * Partition key: the short code for a record of one click; for an aggregate, its first outbox
  * id, so aggregates spread over all shards (one viral link is not capped at one shard's 1,000
- * records/s; per-link order is not needed: ClickHouse orders by time). At-least-once: a crash after the put and before the
+ * records/s; per-link order is not needed: ClickHouse orders by time). Records are packed once
+ * per batch: a re-send puts the same bytes. At-least-once: a crash after the put and before the
  * delete re-sends the batch when the lease runs out; ClickHouse collapses the duplicates.
  */
 export function createForwarder(o: ForwarderOptions) {
   const put = new Breaker(
     "kinesis",
-    async (records: OutboxRow[][]) => {
+    async (records: Packed<OutboxRow>[]) => {
       const out = await o.kinesis.send(
         new PutRecordsCommand({
           StreamName: o.stream,
-          Records: records.map((g) =>
-            g.length === 1 ? { PartitionKey: g[0]!.partition_key, Data: g[0]!.data } : { PartitionKey: `outbox-${g[0]!.id}`, Data: aggregate(g.map((r) => r.data)) },
-          ),
+          Records: records.map(({ PartitionKey, ExplicitHashKey, Data }) => ({ PartitionKey, ExplicitHashKey, Data })),
         }),
       );
       return out.Records ?? [];
@@ -85,8 +84,8 @@ export function createForwarder(o: ForwarderOptions) {
     claimed.sort((a, b) => Number(a.id) - Number(b.id));
 
     const sent: string[] = [];
-    let pending: OutboxRow[][] = packRecords(claimed, o.aggregateBytes ?? 0);
-    const rows = (groups: OutboxRow[][]) => groups.reduce((n, g) => n + g.length, 0);
+    let pending = packRecords(claimed, o.aggregateBytes ?? 0);
+    const rows = (records: Packed<OutboxRow>[]) => records.reduce((n, r) => n + r.rows.length, 0);
     // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
     o.metrics.kinesisResent.inc(claimed.filter((r) => r.attempts > 1).length);
     try {
@@ -101,7 +100,7 @@ export function createForwarder(o: ForwarderOptions) {
           await put.fire(pending);
         }
         const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
-        for (const [i, g] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of g) sent.push(r.id);
+        for (const [i, p] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of p.rows) sent.push(r.id);
         o.metrics.kinesisFailed.inc(rows(refused));
         pending = refused;
       }
@@ -113,7 +112,7 @@ export function createForwarder(o: ForwarderOptions) {
           await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
           await bump(tx, "kinesis_sent", sent.length);
         }
-        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.flat().map((r) => r.id))}`;
+        if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.flatMap((p) => p.rows.map((r) => r.id)))}`;
       });
       o.metrics.kinesisSent.inc(sent.length);
     }

@@ -8,7 +8,7 @@ import {
 import type { Logger } from "pino";
 import { z } from "zod";
 import { clickEventSchema } from "../../../shared/event.ts";
-import { deaggregate } from "./aggregate.ts";
+import { unpackRecord } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import { bump } from "../db/counters.ts";
@@ -283,34 +283,39 @@ export function createLoader(o: LoaderOptions) {
   }
 
   /**
-   * Handles one record (one click, or an aggregate of them: ingest/src/pipeline/aggregate.ts); the
-   * shard's position moves past it only once each of its clicks is buffered or dead-lettered.
-   * A bad click of an aggregate is dead-lettered alone, under "<sequence number>:<index>".
+   * Handles one record (one click, or a KPL aggregate of them, or one in the format before it:
+   * ingest/src/pipeline/aggregate.ts); the shard's position moves past it only once each of its
+   * clicks is buffered or dead-lettered. A bad click of an aggregate is dead-lettered alone,
+   * under "<sequence number>:<index>" and its own partition key; a bad aggregate (its MD5 does
+   * not match, say) as a whole.
    */
   async function take(s: Shard, rec: _Record) {
     const payload = Buffer.from(rec.Data ?? new Uint8Array());
     const seq = rec.SequenceNumber!;
-    const parts = deaggregate(payload);
-    if (!parts) await takeClick(s.id, seq, rec.PartitionKey ?? "", payload);
-    else for (const [i, part] of parts.entries()) await takeClick(s.id, `${seq}:${i}`, rec.PartitionKey ?? "", part);
+    const unpacked = unpackRecord(payload, rec.PartitionKey ?? "");
+    if ("error" in unpacked) await deadLetter(s.id, seq, rec.PartitionKey ?? "", payload, unpacked.error);
+    else
+      for (const [i, click] of unpacked.clicks.entries()) {
+        const at = unpacked.aggregated ? `${seq}:${i}` : seq;
+        // Synchronous for a good click (the hot path); only a dead letter waits for PostgreSQL.
+        const error = takeClick(s.id, at, click.data);
+        if (error) await deadLetter(s.id, at, click.partitionKey, click.data, error);
+      }
     s.fetched = seq;
     upTo.set(s.id, { seq, closed: false });
   }
 
-  async function takeClick(shard: string, seq: string, partitionKey: string, payload: Buffer) {
-    let parsed: ReturnType<typeof schema.safeParse> | undefined;
-    let error = "";
+  /** Buffers a click's row; returns why it is not one instead. */
+  function takeClick(shard: string, seq: string, payload: Buffer): string | undefined {
+    let parsed: ReturnType<typeof schema.safeParse>;
     try {
       parsed = schema.safeParse(JSON.parse(payload.toString("utf8")));
-      if (!parsed.success) error = `invalid record: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`;
     } catch (err) {
-      error = `invalid JSON: ${String(err)}`;
+      return `invalid JSON: ${String(err)}`;
     }
-    if (error || !parsed?.success) await deadLetter(shard, seq, partitionKey, payload, error);
-    else {
-      if (!buffer.length) firstAt = Date.now();
-      buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard, seq });
-    }
+    if (!parsed.success) return `invalid record: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`;
+    if (!buffer.length) firstAt = Date.now();
+    buffer.push({ row: toClickHouseRow(parsed.data), payload, receivedAt: Date.parse(parsed.data.received_at), shard, seq });
   }
 
   /** Clicks per record in the last page read (aggregates hold many; dead letters count as none). */
