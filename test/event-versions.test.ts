@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLICK_EVENT_VERSION, type ClickEvent } from "../shared/event.ts";
 import { ensureSchema, rows } from "../ingest/src/analytics/clickhouse.ts";
@@ -14,7 +17,8 @@ import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 let s: Stack;
 let db: string;
 beforeAll(async () => {
-  s = await startStack({ pipeline: true });
+  // The archiver's timer finds nothing in its first run; the archive test drives it with its own clock.
+  s = await startStack({ pipeline: true, env: { PIPELINE_ROLES: "forwarder,loader,archiver,maintenance", ARCHIVE_INTERVAL_MS: "3600000" } });
   db = s.ingest.pipeline.analytics.database;
 });
 afterAll(() => s?.close());
@@ -119,6 +123,30 @@ describe("click event versions through the whole pipeline", () => {
     expect(chRows.get(byTier.get("origin")!.click_id)).toMatchObject({ origin_ms: byTier.get("origin")!.origin_ms, colo: "DEV" });
     expect(chRows.get(byTier.get("isolate")!.click_id)).toMatchObject({ origin_ms: null });
   }, 90_000);
+});
+
+describe("the archive across versions", () => {
+  it("writes current-version lines (v, defaults for what version 1 lacked); files of both versions read together in union mode", async () => {
+    await eventually(async () => Number((await s.sql`SELECT count(*) AS n FROM clicks`)[0]!.n) > 0);
+    const done = await s.ingest.pipeline.archiver!.archivePending(new Date(Date.now() + 2 * HOUR));
+    expect(done.length).toBeGreaterThan(0);
+    const dir = join(s.dataDir!, "archive");
+    // An hour archived before version 2: version 1 lines (no v, no origin_ms).
+    const old = { ...clickEvent({ cache_tier: "origin" }), qr: false, dnt: false, received_at: "2026-01-01T10:00:00.000Z" };
+    await mkdir(join(dir, "dt=2026-01-01/hour=10"), { recursive: true });
+    await writeFile(join(dir, "dt=2026-01-01/hour=10/clicks.ndjson.gz"), gzipSync(JSON.stringify(old) + "\n"));
+
+    const read = (settings: string) =>
+      rows<{ version: number; n: number; measured: number }>(
+        ch(),
+        `SELECT ifNull(v, 1) AS version, count() AS n, count(origin_ms) AS measured FROM file('${dir}/**/*.ndjson.gz', 'JSONEachRow') GROUP BY version ORDER BY version ${settings}`,
+      );
+    const [pg] = await s.sql`SELECT count(*)::int AS n, count(origin_ms)::int AS measured FROM clicks`;
+    expect((await read("SETTINGS schema_inference_mode = 'union'")).map((r) => ({ ...r, n: Number(r.n), measured: Number(r.measured) }))).toEqual([
+      { version: 1, n: 1, measured: 0 },
+      { version: CLICK_EVENT_VERSION, n: pg!.n, measured: pg!.measured },
+    ]);
+  });
 });
 
 describe("originLatencyByColo (ingest/src/analytics/edge-latency.ts)", () => {
