@@ -19,12 +19,6 @@ import { domainError } from "../errors.ts";
  */
 const httpUrl = (v: string) => /^https?:\/\//i.test(v) && !/\p{Cc}/u.test(v);
 /**
- * z.compile: zod generates a parser for the schema (same checks, same output) and falls back
- * to its runtime parser when that one fails, so a refused beacon gets the same error as
- * before. ~1.4 µs an event instead of ~4.9 (zod's runtime was the largest part of ingest's
- * CPU on 100-click beacons).
- */
-/**
  * A version newer than this ingest knows is refused before the strict schema sees it (its new
  * fields would only read as "unrecognized keys"): 400 `unsupported_event_version`, the whole
  * beacon. It means a worker was deployed before ingest (docs/EVENTS.md: ingest goes first).
@@ -36,6 +30,12 @@ function knownVersion(raw: unknown): unknown {
   return raw;
 }
 const FIELDS_SINCE = Object.entries(CLICK_EVENT_FIELDS_SINCE) as [keyof typeof CLICK_EVENT_FIELDS_SINCE, number][];
+/**
+ * z.compile: zod generates a parser for the schema (same checks, same output) and falls back
+ * to its runtime parser when that one fails, so a refused beacon gets the same error as
+ * before. ~1.4 µs an event instead of ~4.9 (zod's runtime was the largest part of ingest's
+ * CPU on 100-click beacons).
+ */
 export const eventSchema = z.compile(
   z.preprocess(
     knownVersion,
