@@ -454,7 +454,7 @@ export interface components {
                 /** @enum {number} */
                 status: 400;
                 /** @enum {string} */
-                code: "invalid_body" | "invalid_query" | "invalid_params" | "invalid_json" | "invalid_hostname" | "invalid_cursor" | "unsafe_url" | "unknown_domain" | "domain_unverified" | "invalid_csv";
+                code: "invalid_body" | "invalid_query" | "invalid_params" | "invalid_json" | "invalid_hostname" | "invalid_cursor" | "unsafe_url" | "unknown_domain" | "domain_unverified" | "invalid_csv" | "unsupported_event_version";
             };
         };
         /** @description `{ error: { status, code, message, field? } }`, for every error of the API */
@@ -465,7 +465,7 @@ export interface components {
                  * @description stable and machine-readable; the message is for people
                  * @enum {string}
                  */
-                code: "invalid_body" | "invalid_query" | "invalid_params" | "invalid_json" | "invalid_hostname" | "invalid_cursor" | "unsafe_url" | "unknown_domain" | "domain_unverified" | "invalid_csv" | "unauthorized" | "forbidden" | "not_found" | "domain_taken" | "domain_in_use" | "domain_in_use_as_destination" | "slug_taken" | "too_large" | "too_many_rows" | "unsupported_media_type" | "verification_failed" | "rate_limited" | "too_many_streams" | "internal" | "unavailable" | "code_space_exhausted";
+                code: "invalid_body" | "invalid_query" | "invalid_params" | "invalid_json" | "invalid_hostname" | "invalid_cursor" | "unsafe_url" | "unknown_domain" | "domain_unverified" | "invalid_csv" | "unsupported_event_version" | "unauthorized" | "forbidden" | "not_found" | "domain_taken" | "domain_in_use" | "domain_in_use_as_destination" | "slug_taken" | "too_large" | "too_many_rows" | "unsupported_media_type" | "verification_failed" | "rate_limited" | "too_many_streams" | "internal" | "unavailable" | "code_space_exhausted";
                 message: string;
                 /** @description the request field at fault, when there is one */
                 field?: string;

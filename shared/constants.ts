@@ -8,6 +8,15 @@
 export const CACHE_TIERS = ["isolate", "kv", "origin"] as const;
 export type CacheTier = (typeof CACHE_TIERS)[number];
 
+/**
+ * The click event's schema version (its `v` field; an event without `v` is version 1). Ingest
+ * takes this version and the one before it; what a version adds and when one may be dropped:
+ * docs/EVENTS.md.
+ */
+export const CLICK_EVENT_VERSION = 2;
+/** The versions ingest takes: the current and the previous one. */
+export const CLICK_EVENT_VERSIONS = [1, CLICK_EVENT_VERSION] as const;
+
 /** Max clicks in one beacon request (the edge sends up to BEACON_BATCH_MAX clicks a beacon). */
 export const MAX_BATCH = 1000;
 /** Largest beacon body ingest reads; anything bigger is refused before parsing. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CACHE_TIERS, MAX_BATCH, REDIRECT_STATUSES } from "./constants.ts";
+import { CACHE_TIERS, CLICK_EVENT_VERSIONS, MAX_BATCH, REDIRECT_STATUSES } from "./constants.ts";
 
 // The zod-free constants and the edge record (zod/mini) live in their own modules, so the worker
 // imports them without zod classic; re-exported here for ingest and the tests.
@@ -28,6 +28,8 @@ export type Geo = z.infer<typeof geoSchema>;
 /**
  * One click, as the edge reports it. The first eight fields are the decision record's
  * event schema; the rest are what the pipeline needs to attribute and diagnose clicks.
+ * Versioned (`v`, absent = 1): fields are only ever added, optional, with a default
+ * (docs/EVENTS.md); CLICK_EVENT_FIELDS_SINCE says which version brought each added field.
  */
 export const clickEventSchema = z
   .object({
@@ -52,8 +54,17 @@ export const clickEventSchema = z
      * still counts the click but drops its personal fields (see docs/API.md, "Stats and SRE views").
      */
     dnt: z.boolean().optional(),
+    /** The event's schema version; absent: version 1 (events sent before versions existed). */
+    v: z.literal(CLICK_EVENT_VERSIONS).optional(),
+    /**
+     * Version 2: how long the worker's resolve at the origin took (ms), on origin-tier clicks
+     * only. null (what ingest records for every other click) or absent: not measured.
+     */
+    origin_ms: z.number().int().min(0).max(2_147_483_647).nullable().optional(),
   })
   .strict();
+/** The version that added each field after version 1 (an event may carry only its version's fields). */
+export const CLICK_EVENT_FIELDS_SINCE = { origin_ms: 2 } as const satisfies Partial<Record<keyof z.infer<typeof clickEventSchema>, number>>;
 export type ClickEvent = z.infer<typeof clickEventSchema>;
 
 /** A beacon body: one event, or a batch of them. */

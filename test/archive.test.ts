@@ -5,7 +5,7 @@ import { join, relative } from "node:path";
 import { gunzipSync } from "node:zlib";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clickEventSchema, type ClickEvent } from "../shared/event.ts";
+import { CLICK_EVENT_VERSION, clickEventSchema, type ClickEvent } from "../shared/event.ts";
 import { createArchiver, hourKey, partitionArchived, s3Uploader, type ArchivedClick } from "../ingest/src/pipeline/archiver.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
@@ -91,8 +91,9 @@ describe("archive", () => {
       expect(clickEventSchema.parse(event)).toEqual(event);
       expect(Object.keys(event).sort()).toEqual(Object.keys(clickEventSchema.shape).sort());
       expect(Date.parse(received_at)).not.toBeNaN();
-      // ...identical to what the edge sent.
-      expect(event).toEqual({ qr: false, dnt: false, ...byId.get(event.click_id) });
+      // ...identical to what the edge sent, as a current-version record (these are version 1
+      // events: the later fields at their defaults, docs/EVENTS.md).
+      expect(event).toEqual({ qr: false, dnt: false, v: CLICK_EVENT_VERSION, origin_ms: null, ...byId.get(event.click_id) });
     }
     expect(new Set(lines.map((l) => l.click_id)).size).toBe(sent.length);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clickEventSchema, type EdgeLink } from "../../shared/event.ts";
+import { CLICK_EVENT_VERSION, clickEventSchema, type EdgeLink } from "../../shared/event.ts";
 import { buildClick, clientIp, geoFrom, isoTime } from "./click.ts";
 
 const link: EdgeLink = { id: 7, domain: "", code: "abc1234", url: "https://example.com/landing?x=1", status: 302 };
@@ -52,6 +52,27 @@ describe("buildClick", () => {
     expect(clientIp(new Headers({ "x-forwarded-for": "2001:db8::1, 10.0.0.1" }))).toBe("2001:db8::1");
     expect(clientIp(new Headers())).toBe("");
     expect(geoFrom(undefined)).toEqual({});
+  });
+
+  it("is the current event version, with the origin resolve's duration on origin-tier clicks only", () => {
+    const req = () => new Request("http://localhost:8787/abc1234");
+    const sent = (tier: "isolate" | "kv" | "origin") => ({ link, tier, location: link.url, status: 302 as const, qr: false });
+    const origin = buildClick(req(), sent("origin"), Date.now(), 37);
+    expect(clickEventSchema.parse(origin)).toEqual(origin);
+    expect(origin).toMatchObject({ v: CLICK_EVENT_VERSION, cache_tier: "origin", origin_ms: 37 });
+    // A duration of 0 ms (workerd's clock moved not at all) is a measurement too.
+    expect(buildClick(req(), sent("origin"), Date.now(), 0).origin_ms).toBe(0);
+    // Isolate and KV hits never asked the origin: no field, whatever the caller passed.
+    for (const tier of ["isolate", "kv"] as const) {
+      const e = buildClick(req(), sent(tier), Date.now(), 37);
+      expect(e.v).toBe(CLICK_EVENT_VERSION);
+      expect(e).not.toHaveProperty("origin_ms");
+    }
+    // Not measured (no duration given): no field either; a clock that stepped back gives 0, not a refused click.
+    expect(buildClick(req(), sent("origin"))).not.toHaveProperty("origin_ms");
+    const back = buildClick(req(), sent("origin"), Date.now(), -5);
+    expect(back.origin_ms).toBe(0);
+    expect(clickEventSchema.safeParse(back).success).toBe(true);
   });
 
   it("flags Do Not Track and Global Privacy Control requests", () => {

@@ -1,3 +1,4 @@
+import { CLICK_EVENT_VERSION } from "../../shared/constants.ts";
 import type { CacheTier, ClickEvent, EdgeLink, Geo } from "../../shared/event.ts";
 import { originOf } from "./url.ts";
 
@@ -76,10 +77,12 @@ export interface Sent {
  * The click event for one redirect. `original_url` is where the visitor was actually sent (a
  * targeting rule's URL, or the expired link's fallback). Every field is clipped to what the
  * shared schema accepts: a hostile header must never make ingest refuse (and so lose) a real click.
+ * `originMs`: how long the origin resolve took, sent only on origin-tier clicks.
  */
-export function buildClick(req: Request, sent: Sent, now = Date.now()): ClickEvent {
+export function buildClick(req: Request, sent: Sent, now = Date.now(), originMs?: number): ClickEvent {
   const { link } = sent;
   const click: ClickEvent = {
+    v: CLICK_EVENT_VERSION,
     click_id: crypto.randomUUID(),
     short_url: `${originOf(req.url)}/${encodeURIComponent(link.code)}`,
     original_url: sent.location.slice(0, 8192),
@@ -98,5 +101,7 @@ export function buildClick(req: Request, sent: Sent, now = Date.now()): ClickEve
   if (sent.qr) click.qr = true;
   // The visitor asked not to be tracked; ingest drops the personal fields (RESPECT_DNT) but counts the click.
   if (req.headers.get("dnt") === "1" || req.headers.get("sec-gpc") === "1") click.dnt = true;
+  // Clipped to the schema's range (never a refused click); 0 if the clock stepped back.
+  if (sent.tier === "origin" && originMs !== undefined) click.origin_ms = Math.min(Math.max(0, Math.round(originMs)), 2_147_483_647);
   return click;
 }

@@ -64,11 +64,11 @@ async function visit(c: C, post: boolean): Promise<Response> {
     }
     decision = decide(resolution, facts);
   }
-  return answer(c, decision);
+  return answer(c, decision, resolution.originMs);
 }
 
-/** The one place that turns a decision into a response, and emits the click of a redirect. */
-async function answer(c: C, d: Decision): Promise<Response> {
+/** The one place that turns a decision into a response, and emits the click of a redirect (with the origin resolve's duration, if it was asked). */
+async function answer(c: C, d: Decision, originMs?: number): Promise<Response> {
   switch (d.kind) {
     case "not_found":
       return pages.notFound();
@@ -94,7 +94,7 @@ async function answer(c: C, d: Decision): Promise<Response> {
       // It goes out after the response, never on the redirect's critical path. A HEAD (link
       // checkers, unfurlers) gets the same answer and is no click.
       if (d.count && c.env.BEACONS !== "off") {
-        const sending = queueClick(c.env, buildClick(c.req.raw, d));
+        const sending = queueClick(c.env, buildClick(c.req.raw, d, undefined, originMs));
         if (sending) c.executionCtx.waitUntil(sending);
       }
       // private, max-age=0: a browser that cached a 301 would never come back, and the click would be lost.

@@ -5,11 +5,12 @@ import { isolateCache } from "./cache.ts";
 import { num, type Env } from "./env.ts";
 import { signingKeys } from "./keys.ts";
 
+/** `originMs`: how long the origin resolve took (ms), set only when the origin was asked. */
 export type Resolution =
-  | { link: EdgeLink; tier: CacheTier }
-  | { link: null; tier: CacheTier }
+  | { link: EdgeLink; tier: CacheTier; originMs?: number }
+  | { link: null; tier: CacheTier; originMs?: number }
   /** The origin could not answer (ingest down or failing) and no tier had the link. */
-  | { link: undefined; tier: "origin" };
+  | { link: undefined; tier: "origin"; originMs?: number };
 
 /** The origin resolve call: signed GET /v1/resolve/:code?domain=. */
 async function fromOrigin(env: Env, domain: string, code: string): Promise<EdgeLink | null | undefined> {
@@ -47,8 +48,12 @@ export async function resolveLink(env: Env, ctx: Pick<ExecutionContext, "waitUnt
     return { link: kv, tier: "kv" };
   }
 
+  // Timed only here, where the origin is asked (isolate and KV hits cost nothing more). In
+  // workerd Date.now() moves only across I/O, and this span is the I/O: the resolve's fetch.
+  const started = Date.now();
   const link = await fromOrigin(env, domain, code);
-  if (link === undefined) return { link: undefined, tier: "origin" };
+  const originMs = Date.now() - started;
+  if (link === undefined) return { link: undefined, tier: "origin", originMs };
   if (link) {
     if (ttl > 0) cache.set(key, { link }, { ttl });
     ctx.waitUntil(env.LINKS.put(key, JSON.stringify(link)));
@@ -56,5 +61,5 @@ export async function resolveLink(env: Env, ctx: Pick<ExecutionContext, "waitUnt
     const negativeTtl = num(env.NEGATIVE_TTL_MS, 5_000);
     if (negativeTtl > 0) cache.set(key, { link: null }, { ttl: negativeTtl }); // lru-cache reads 0 as "forever"
   }
-  return { link, tier: "origin" };
+  return { link, tier: "origin", originMs };
 }

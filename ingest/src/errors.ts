@@ -6,7 +6,7 @@
  */
 export const DOMAIN_ERRORS = {
   /** Input that breaks a rule: 400. */
-  invalid: ["invalid_cursor", "unsafe_url", "unknown_domain", "domain_unverified", "invalid_csv", "invalid_query"],
+  invalid: ["invalid_cursor", "unsafe_url", "unknown_domain", "domain_unverified", "invalid_csv", "invalid_query", "unsupported_event_version"],
   /** No such thing in the caller's workspace: 404. */
   missing: ["not_found"],
   /** Taken by another row (a PostgreSQL UNIQUE constraint said so): 409. */

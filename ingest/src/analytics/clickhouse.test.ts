@@ -38,6 +38,7 @@ describe("schemaStatements", () => {
         "ALTER TABLE linkflow.clicks_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_term String DEFAULT ''",
         "ALTER TABLE linkflow.clicks_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_content String DEFAULT ''",
         "ALTER TABLE linkflow.clicks_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS visitor_hash String DEFAULT ''",
+        "ALTER TABLE linkflow.clicks_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS origin_ms Nullable(UInt32)",
         "CREATE TABLE IF NOT EXISTS linkflow.clicks ON CLUSTER prod AS linkflow.clicks_local ENGINE = Distributed(prod, linkflow, clicks_local, cityH",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS qr Bool DEFAULT false",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS browser LowCardinality(String) DEFAULT ''",
@@ -50,6 +51,7 @@ describe("schemaStatements", () => {
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_term String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_content String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS visitor_hash String DEFAULT ''",
+        "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS origin_ms Nullable(UInt32)",
         "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly_local ON CLUSTER prod ( link_id UInt64, hour DateTime('UTC'), country LowCardinality(Strin",
         "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly ON CLUSTER prod AS linkflow.clicks_hourly_local ENGINE = Distributed(prod, linkflow, click",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_hourly_mv ON CLUSTER prod TO linkflow.clicks_hourly_local AS SELECT link_id, toStartO",
@@ -103,7 +105,8 @@ describe("schemaStatements", () => {
             utm_campaign String DEFAULT '',
             utm_term String DEFAULT '',
             utm_content String DEFAULT '',
-            visitor_hash String DEFAULT ''
+            visitor_hash String DEFAULT '',
+            origin_ms Nullable(UInt32)
           ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
           PARTITION BY toYYYYMM(ts)
           ORDER BY (link_id, ts, click_id)

@@ -66,6 +66,8 @@ const ADDED_CLICK_COLUMNS = [
   "utm_term String DEFAULT ''",
   "utm_content String DEFAULT ''",
   "visitor_hash String DEFAULT ''",
+  // Click event version 2: the origin resolve's duration (ms) on origin-tier clicks; NULL when not measured.
+  "origin_ms Nullable(UInt32)",
 ];
 
 /**

@@ -1,5 +1,15 @@
 import { z } from "zod";
-import { clickEventSchema, MAX_BATCH, MAX_CLICK_AGE_MS, MAX_CLICK_FUTURE_MS, type ClickEvent } from "../../../shared/event.ts";
+import {
+  CLICK_EVENT_FIELDS_SINCE,
+  CLICK_EVENT_VERSION,
+  CLICK_EVENT_VERSIONS,
+  clickEventSchema,
+  MAX_BATCH,
+  MAX_CLICK_AGE_MS,
+  MAX_CLICK_FUTURE_MS,
+  type ClickEvent,
+} from "../../../shared/event.ts";
+import { domainError } from "../errors.ts";
 
 /** What ingest takes from the edge as a click: the shared schema, tightened where ingest stores it. */
 /**
@@ -9,16 +19,35 @@ import { clickEventSchema, MAX_BATCH, MAX_CLICK_AGE_MS, MAX_CLICK_FUTURE_MS, typ
  */
 const httpUrl = (v: string) => /^https?:\/\//i.test(v) && !/\p{Cc}/u.test(v);
 /**
+ * A version newer than this ingest knows is refused before the strict schema sees it (its new
+ * fields would only read as "unrecognized keys"): 400 `unsupported_event_version`, the whole
+ * beacon. It means a worker was deployed before ingest (docs/EVENTS.md: ingest goes first).
+ */
+function knownVersion(raw: unknown): unknown {
+  const v = raw !== null && typeof raw === "object" ? (raw as { v?: unknown }).v : undefined;
+  if (typeof v === "number" && Number.isInteger(v) && v > CLICK_EVENT_VERSION)
+    throw domainError("unsupported_event_version", `click event version ${v} is newer than this ingest reads (versions ${CLICK_EVENT_VERSIONS.join(", ")})`, "v");
+  return raw;
+}
+const FIELDS_SINCE = Object.entries(CLICK_EVENT_FIELDS_SINCE) as [keyof typeof CLICK_EVENT_FIELDS_SINCE, number][];
+/**
  * z.compile: zod generates a parser for the schema (same checks, same output) and falls back
  * to its runtime parser when that one fails, so a refused beacon gets the same error as
  * before. ~1.4 µs an event instead of ~4.9 (zod's runtime was the largest part of ingest's
  * CPU on 100-click beacons).
  */
 export const eventSchema = z.compile(
-  clickEventSchema.superRefine((e, ctx) => {
-    for (const k of ["short_url", "original_url"] as const)
-      if (!httpUrl(e[k])) ctx.addIssue({ code: "custom", path: [k], message: "must be an http(s) URL without control characters" });
-  }),
+  z.preprocess(
+    knownVersion,
+    clickEventSchema.superRefine((e, ctx) => {
+      for (const k of ["short_url", "original_url"] as const)
+        if (!httpUrl(e[k])) ctx.addIssue({ code: "custom", path: [k], message: "must be an http(s) URL without control characters" });
+      // A field belongs to the version that added it and later ones (a version 1 event has no origin_ms).
+      const version = e.v ?? 1;
+      for (const [k, since] of FIELDS_SINCE)
+        if (e[k] !== undefined && version < since) ctx.addIssue({ code: "custom", path: [k], message: `is a version ${since} field; the event is version ${version}` });
+    }),
+  ),
 );
 /**
  * PostgreSQL text and jsonb cannot hold U+0000, and jsonb refuses lone surrogates: such a

@@ -55,6 +55,8 @@ describe("privacy", () => {
     expect(Object.keys(applyPrivacy(base, privacy)).sort()).toEqual(fields);
     expect(Object.keys(applyPrivacy({ ...base, dnt: true }, privacy)).sort()).toEqual(fields);
     const kept = applyPrivacy({ ...base, qr: true }, { ...privacy, anonymizeIp: false });
-    expect(kept).toEqual({ ...base, qr: true, dnt: false, visitor_hash: kept.visitor_hash });
+    // A version 1 event (no v) becomes a current-version record, the new fields at their defaults.
+    expect(kept).toEqual({ ...base, qr: true, dnt: false, v: 2, origin_ms: null, visitor_hash: kept.visitor_hash });
+    expect(applyPrivacy({ ...base, v: 2, cache_tier: "origin", origin_ms: 41 }, privacy)).toMatchObject({ v: 2, origin_ms: 41 });
   });
 });

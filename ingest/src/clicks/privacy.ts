@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { isIP } from "node:net";
 import { LRUCache } from "lru-cache";
-import type { ClickEvent, Geo } from "../../../shared/event.ts";
+import { CLICK_EVENT_VERSION, type ClickEvent, type Geo } from "../../../shared/event.ts";
 import { agentClass, refererOrigin } from "../analytics/enrich.ts";
 
 /**
@@ -115,5 +115,9 @@ const prepared = (e: ClickEvent, x: Private): PreparedEvent => ({
   cache_tier: e.cache_tier,
   qr: e.qr ?? false,
   dnt: x.dnt,
+  // Every record is the current version, whatever version the edge sent: the fields a version 1
+  // event lacks get their defaults (docs/EVENTS.md).
+  v: CLICK_EVENT_VERSION,
+  origin_ms: e.origin_ms ?? null,
   visitor_hash: x.visitor_hash,
 });

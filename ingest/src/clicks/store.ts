@@ -37,15 +37,15 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
       SELECT e.* FROM g, ROWS FROM (
         json_to_recordset(g.j) AS (click_id uuid, link_id bigint, domain text, code text, short_url text,
           original_url text, "timestamp" timestamptz, user_agent text, ip_address text, referer text,
-          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean),
+          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean, origin_ms integer),
         json_array_elements(g.j)
       ) WITH ORDINALITY AS e(click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, doc, n)
+                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, doc, n)
     ), ins AS (
       INSERT INTO clicks (click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt)
+                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms)
       SELECT click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false)
+             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms
       FROM ev
       ON CONFLICT DO NOTHING
       RETURNING click_id, ts

@@ -7,7 +7,7 @@ import { createGzip } from "node:zlib";
 import { PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { TransactionSql } from "postgres";
 import type { Logger } from "pino";
-import type { ClickEvent } from "../../../shared/event.ts";
+import { CLICK_EVENT_VERSION, type ClickEvent } from "../../../shared/event.ts";
 import type { Sql } from "../db/connect.ts";
 import type { Partition } from "./partitions.ts";
 
@@ -78,6 +78,7 @@ interface ClickRow {
   cache_tier: ClickEvent["cache_tier"];
   qr: boolean;
   dnt: boolean;
+  origin_ms: number | null;
   received_at: Date;
 }
 
@@ -97,6 +98,9 @@ const toEvent = (r: ClickRow): ArchivedClick => ({
   cache_tier: r.cache_tier,
   qr: r.qr,
   dnt: r.dnt,
+  // Written from PostgreSQL's columns, so every line is the current version (docs/EVENTS.md).
+  v: CLICK_EVENT_VERSION,
+  origin_ms: r.origin_ms,
   received_at: r.received_at.toISOString(),
 });
 
@@ -134,7 +138,7 @@ async function writeHour(tx: TransactionSql, hour: Date, file: string): Promise<
   async function* lines() {
     const cursor = tx<ClickRow[]>`
       SELECT click_id, short_url, original_url, ts, user_agent, ip_address, referer, geo_location,
-             domain, code, link_id, redirect_status, cache_tier, qr, dnt, received_at
+             domain, code, link_id, redirect_status, cache_tier, qr, dnt, origin_ms, received_at
       FROM clicks WHERE received_at >= ${hour} AND received_at < ${end}
       ORDER BY received_at, click_id`.cursor(CURSOR_ROWS);
     for await (const batch of cursor) {

@@ -105,6 +105,8 @@ export function toClickHouseRow(r: ClickRecord) {
     utm_term: x.utm_term,
     utm_content: x.utm_content,
     visitor_hash: r.visitor_hash ?? "",
+    // Version 2 (docs/EVENTS.md); NULL when not measured (not an origin-tier click, or a version 1 record).
+    origin_ms: r.origin_ms ?? null,
   };
 }
 type Row = ReturnType<typeof toClickHouseRow>;
