@@ -777,7 +777,18 @@ export interface components {
                 hit_ratio: number | null;
                 colo: string;
             }[];
-            origin_resolve_latency_ms: null;
+            /** @description how long the worker's origin resolves took (clicks answered by the origin tier, click event version 2), p50/p99 overall and per colo */
+            origin_resolve_latency_ms: {
+                samples: number;
+                p50_ms: number | null;
+                p99_ms: number | null;
+                by_colo: {
+                    samples: number;
+                    p50_ms: number | null;
+                    p99_ms: number | null;
+                    colo: string;
+                }[];
+            };
             notes: string[];
         };
         PipelineStatus: {

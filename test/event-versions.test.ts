@@ -185,6 +185,9 @@ describe("originLatencyByColo (ingest/src/analytics/edge-latency.ts)", () => {
     // Every link (an operator): link 22's resolve is a FRA sample too.
     const all = await originLatencyByColo({ ch: ch(), database: db, from, to });
     expect(all.by_colo.find((c) => c.colo === "FRA")).toEqual({ colo: "FRA", samples: 11, p50_ms: 100, p99_ms: 90_089.1 });
+    // The SRE edge view answers with the same figures (the operator's key: every link).
+    const sre = await body(await fetch(`${s.ingest.url}/api/sre/edge?interval=hour&from=${from.toISOString()}&to=${to.toISOString()}`, { headers: json(s.adminKey) }));
+    expect(sre.origin_resolve_latency_ms).toEqual({ ...all, by_colo: all.by_colo });
     // A workspace with no links, and a range with no measured clicks.
     expect(await originLatencyByColo({ ch: ch(), database: db, from, to, linkIds: [] })).toEqual({ samples: 0, p50_ms: null, p99_ms: null, by_colo: [] });
     expect(await originLatencyByColo({ ch: ch(), database: db, from: new Date(Date.now() - 30 * HOUR), to: new Date(Date.now() - 20 * HOUR) })).toEqual({ samples: 0, p50_ms: null, p99_ms: null, by_colo: [] });

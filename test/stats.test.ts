@@ -248,7 +248,8 @@ describe("operational and SRE views", () => {
     expect(r.totals).toEqual({ isolate: 3, kv: 4, origin: 2, total: 9, hit_ratio: 0.7778 });
     expect(r.series.map((b: { t: string; total: number }) => [b.t, b.total])).toEqual([[iso(D), 8], [iso(D + 24 * H), 1]]);
     expect(r.by_colo.find((b: { colo: string }) => b.colo === "FRA")).toMatchObject({ isolate: 3, kv: 1, origin: 0, total: 4, hit_ratio: 1 });
-    expect(r.origin_resolve_latency_ms).toBeNull();
+    // Version 1 clicks carry no origin resolve time: nothing measured.
+    expect(r.origin_resolve_latency_ms).toEqual({ samples: 0, p50_ms: null, p99_ms: null, by_colo: [] });
     const mine = await body(await api(`/api/sre/edge?interval=day&from=${range.from}&to=${range.to}`, otherKey));
     expect(mine.scope).toBe("workspace");
     expect(mine.totals).toMatchObject({ kv: 1, total: 1, hit_ratio: 1 });

@@ -41,11 +41,21 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
         ],
         { height: 260, xRange: [Date.parse(e.from) / 1000, Date.parse(e.to) / 1000] },
       );
+      // Origin resolve latency per colo (ms): what a cache miss costs a visitor there.
+      const lat = e.origin_resolve_latency_ms;
+      const latOf = new Map(lat.by_colo.map((l) => [l.colo, l]));
+      const msText = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${v} ms`);
       clear(
         colos,
         e.by_colo.length
-          ? h("table", {}, h("thead", {}, h("tr", {}, ["Colo", "Isolate", "KV", "Origin", "Total", "Hit ratio"].map((t) => h("th", {}, t)))), h("tbody", {}, e.by_colo.map((c) => h("tr", {}, h("td", {}, c.colo || "(unknown)"), h("td", {}, fmt.format(c.isolate)), h("td", {}, fmt.format(c.kv)), h("td", {}, fmt.format(c.origin)), h("td", {}, fmt.format(c.total)), h("td", {}, pct(c.hit_ratio))))))
+          ? h(
+              "table",
+              {},
+              h("thead", {}, h("tr", {}, ["Colo", "Isolate", "KV", "Origin", "Total", "Hit ratio", "Origin p50", "Origin p99"].map((t) => h("th", {}, t)))),
+              h("tbody", {}, e.by_colo.map((c) => h("tr", {}, h("td", {}, c.colo || "(unknown)"), h("td", {}, fmt.format(c.isolate)), h("td", {}, fmt.format(c.kv)), h("td", {}, fmt.format(c.origin)), h("td", {}, fmt.format(c.total)), h("td", {}, pct(c.hit_ratio)), h("td", {}, msText(latOf.get(c.colo)?.p50_ms)), h("td", {}, msText(latOf.get(c.colo)?.p99_ms))))),
+            )
           : h("p", { class: "muted" }, "No redirects in this range."),
+        h("p", { class: "muted" }, lat.samples ? `Origin resolves: ${fmt.format(lat.samples)} measured, p50 ${msText(lat.p50_ms)}, p99 ${msText(lat.p99_ms)}.` : "Origin resolves: none measured in this range."),
       );
       clear(notes, e.notes.map((n) => h("li", {}, n)));
       error.textContent = "";

@@ -5,6 +5,7 @@ import { requireScope } from "../auth.ts";
 import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
+import { originLatencyByColo } from "../../analytics/edge-latency.ts";
 import { BUCKET_FN, pickSource, queryRange, validTimeZone } from "../../analytics/time.ts";
 
 
@@ -15,6 +16,7 @@ const EdgeQuery = z.object({
   tz: z.string().max(64).default("UTC").refine(validTimeZone, "unknown time zone (IANA name, e.g. Europe/Berlin)"),
 });
 const Tiers = z.object({ isolate: z.number().int(), kv: z.number().int(), origin: z.number().int(), total: z.number().int(), hit_ratio: z.number().nullable() });
+const Latency = z.object({ samples: z.number().int(), p50_ms: z.number().nullable(), p99_ms: z.number().nullable() });
 const EdgeResponse = z
   .object({
     from: z.string(),
@@ -25,7 +27,9 @@ const EdgeResponse = z
     totals: Tiers,
     series: z.array(Tiers.extend({ t: z.string() })),
     by_colo: z.array(Tiers.extend({ colo: z.string() })),
-    origin_resolve_latency_ms: z.null(),
+    origin_resolve_latency_ms: Latency.extend({ by_colo: z.array(Latency.extend({ colo: z.string() })) }).openapi({
+      description: "how long the worker's origin resolves took (clicks answered by the origin tier, click event version 2), p50/p99 overall and per colo",
+    }),
     notes: z.array(z.string()),
   })
   .openapi("EdgeStats");
@@ -76,12 +80,13 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
       const table = `${database}.${source}`;
       const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
       const empty = !all && !ids.length;
-      const [series, colos, totals] = empty
-        ? [[], [], []]
+      const [series, colos, totals, latency] = empty
+        ? [[], [], [], await originLatencyByColo({ ch, database, from: new Date(from), to: new Date(to), linkIds: [] })]
         : await Promise.all([
             rows<TierRow>(ch, `SELECT ${bucket} AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier ORDER BY k`, params),
             rows<TierRow>(ch, `SELECT colo AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier`, params),
             rows<TierRow>(ch, `SELECT '' AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY cache_tier`, params),
+            originLatencyByColo({ ch, database, from: new Date(from), to: new Date(to), ...(all ? {} : { linkIds: ids }) }),
           ]);
       const [t] = fold(totals);
       return c.json(
@@ -94,10 +99,10 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
           totals: { isolate: t?.isolate ?? 0, kv: t?.kv ?? 0, origin: t?.origin ?? 0, total: t?.total ?? 0, hit_ratio: t?.hit_ratio ?? null },
           series: fold(series).map(({ k, ...r }) => ({ t: new Date(Number(k) * 1000).toISOString(), ...r })),
           by_colo: fold(colos).map(({ k, ...r }) => ({ colo: k, ...r })).sort((x, y) => y.total - x.total),
-          origin_resolve_latency_ms: null,
+          origin_resolve_latency_ms: latency,
           notes: [
             "hit_ratio = (isolate + kv) / total: the share of redirects answered without asking the origin.",
-            "origin_resolve_latency_ms is not measured: click events carry the tier that answered but not how long the origin resolve took; the worker would have to report it (e.g. a resolve_ms field in the beacon).",
+            "origin_resolve_latency_ms: how long the worker waited for ingest's /v1/resolve on a cache miss (origin-tier clicks only; clicks from workers older than event version 2 are not samples).",
           ],
         },
         200,
