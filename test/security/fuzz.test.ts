@@ -13,6 +13,9 @@ import { KEYS, startStack, type Stack } from "../helpers.ts";
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 7);
 const N = Number(process.env.FUZZ_RUNS ?? 10_000);
+// 10,000 requests each: ~10 s alone, 30 s and more beside the other test files on two cores (a
+// bound for a stuck run, not a timing assertion).
+const FUZZ_TIMEOUT_MS = 120_000;
 
 let s: Stack;
 beforeAll(async () => {
@@ -124,7 +127,7 @@ const beaconBody: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.oneof(fc.string({ minLength: 1 }).filter((x) => { try { JSON.parse(x); return false; } catch { return true; } }), fc.nat(200).map((n) => JSON.stringify(base()).slice(0, n + 1))) },
 );
 
-describe("fuzz: POST /v1/clicks", () => {
+describe("fuzz: POST /v1/clicks", { timeout: FUZZ_TIMEOUT_MS }, () => {
   it(`${N} malformed bodies (correctly signed), signatures and content types → 4xx JSON errors, no rows`, async () => {
     const before = await rows("clicks");
     const bodies = fc.sample(beaconBody, { numRuns: Math.round(N * 0.7), seed: SEED });
@@ -217,7 +220,7 @@ const badAuth = fc.oneof(
   fc.constantFrom("Bearer", "Bearer ", "Basic YWRtaW46YWRtaW4=", "Bearer ' OR '1'='1", "Bearer lf_*", "Bearer %00"),
 );
 
-describe("fuzz: the link API", () => {
+describe("fuzz: the link API", { timeout: FUZZ_TIMEOUT_MS }, () => {
   const nonNull = <T>(a: fc.Arbitrary<T>) => a.filter((v) => v !== null && v !== undefined);
   const linkBody: fc.Arbitrary<string> = fc.oneof(
     // any JSON without a url (required), or with a url that is not an http(s) URL string
@@ -283,7 +286,7 @@ describe("fuzz: the link API", () => {
   });
 });
 
-describe("fuzz: the stats API", () => {
+describe("fuzz: the stats API", { timeout: FUZZ_TIMEOUT_MS }, () => {
   // Without a pipeline this process has no ClickHouse (a valid query answers 503): this fuzzes
   // the query validation, which answers 400 before ClickHouse is asked.
   const badStats = fc.oneof(
