@@ -215,12 +215,12 @@ export async function startStack(
     ADMIN_API_KEY: adminKey,
     EDGE_ADMIN_URL: edge?.url ?? "",
     SHORT_BASE_URL: "http://localhost:8787",
-    LOG_LEVEL: "silent",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     PIPELINE_ROLES: opts.pipeline ? "forwarder,loader,maintenance" : "",
     // Tests that check stored IPs see them as sent; test/stats*.test.ts turns anonymizing on.
     IP_ANONYMIZE: "false",
     ...(opts.pipeline
-      ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200" }
+      ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200", ROLLUP_INTERVAL_MS: "200" }
       : {}),
     ...opts.env,
   });

@@ -66,6 +66,8 @@ const envSchema = z.object({
   /** Loader: flush to ClickHouse at this many rows or after this long. */
   LOADER_BATCH_ROWS: z.coerce.number().int().min(1).default(10_000),
   LOADER_BATCH_MS: z.coerce.number().int().min(1).default(500),
+  /** How often the sealer rolls up closed hours the loader marked (analytics/rollup.ts). */
+  ROLLUP_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   /** Insert attempts before a batch is split to find the poison rows (data errors only). */
   LOADER_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
   /** Circuit breakers: open after this many failures in a row, probe again after this long. */

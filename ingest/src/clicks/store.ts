@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { ClickEvent } from "../../../shared/event.ts";
 import type { Sql } from "../db/connect.ts";
+import { isBotClick } from "../analytics/enrich.ts";
 
 /**
  * Stores clicks and their outbox rows atomically; returns the click_ids that were new.
@@ -20,7 +21,8 @@ import type { Sql } from "../db/connect.ts";
  * in the same statement, and so is the `postgres_clicks` running total, on `slot`: the group
  * committer gives each of its concurrent flushes a slot of its own, so flushes never wait on
  * each other's row lock (a shared random slot of 16 made two flushes in flight queue behind
- * one another's commit).
+ * one another's commit). The link's click count (link_clicks, bots excluded) is bumped the same
+ * way, from the same RETURNING: only a click stored for the first time counts.
  */
 export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomInt(16)): Promise<Set<string>> {
   // A click in two beacons of one group (a retry racing its original) is one row and gets one
@@ -28,6 +30,7 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
   const unique = new Map<string, ClickEvent>();
   for (const e of events) unique.set(`${e.click_id} ${e.timestamp}`, e);
   const group = JSON.stringify([...unique.values()]);
+  const bots = [...unique.values()].filter(isBotClick).map((e) => e.click_id);
   // The record is the event's JSON text then received_at (what `{ ...e, received_at }`
   // serialises to): json (not jsonb) keeps each element's text as sent, and PostgreSQL appends
   // the timestamp in toISOString()'s format.
@@ -48,7 +51,7 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
              ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms
       FROM ev
       ON CONFLICT DO NOTHING
-      RETURNING click_id, ts
+      RETURNING click_id, ts, link_id
     ), ob AS (
       INSERT INTO outbox (partition_key, data)
       SELECT ev.code, convert_to(left(ev.doc::text, -1) || ',"received_at":"' || stamp.s, 'UTF8')
@@ -60,6 +63,10 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
       INSERT INTO pipeline_counters (name, slot, value)
       SELECT 'postgres_clicks', ${slot}::smallint, count(*) FROM ins HAVING count(*) > 0
       ON CONFLICT (name, slot) DO UPDATE SET value = pipeline_counters.value + excluded.value
+    ), per_link AS (
+      INSERT INTO link_clicks (link_id, slot, clicks)
+      SELECT link_id, ${slot}::smallint, count(*) FROM ins WHERE click_id <> ALL(${bots}::uuid[]) GROUP BY link_id
+      ON CONFLICT (link_id, slot) DO UPDATE SET clicks = link_clicks.clicks + excluded.clicks
     )
     SELECT click_id FROM ins`;
   return new Set(inserted.map((r) => r.click_id));

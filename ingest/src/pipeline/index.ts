@@ -5,6 +5,7 @@ import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./
 import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import type { Config } from "../config.ts";
+import { MAX_CLICK_AGE_MS } from "../../../shared/constants.ts";
 import { readCounters } from "../db/counters.ts";
 import { connect, type Sql } from "../db/connect.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
@@ -13,6 +14,8 @@ import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
+import { markAllHours, startSealer } from "../analytics/rollup.ts";
+import { countClicks } from "../analytics/stats-query.ts";
 
 export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
 
@@ -97,7 +100,11 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       path: resolve(join(config.DATA_DIR, "chdb")),
     });
     stops.push(() => ch!.close());
-    await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+    const { rollupsCreated } = await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+    if (rollupsCreated) {
+      const n = await markAllHours(sql, ch, config.CLICKHOUSE_DATABASE);
+      if (n) log.info({ hours: n }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
+    }
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
   if (roles.has("forwarder")) {
@@ -128,6 +135,12 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       insert: extras.insert,
     });
     loader.start();
+  }
+  // The sealer runs beside each loader (an advisory lock lets one work at a time).
+  let sealer: ReturnType<typeof startSealer> | undefined;
+  if (roles.has("loader")) {
+    sealer = startSealer({ sql, ch: ch!, database: config.CLICKHOUSE_DATABASE, log, intervalMs: config.ROLLUP_INTERVAL_MS, onSealed: (n) => metrics.rollupHours.inc(n) });
+    stops.push(() => sealer!.stop());
   }
   if (roles.has("archiver")) {
     const s3 = config.ARCHIVE_S3_BUCKET
@@ -182,8 +195,10 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       ch,
       `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
        FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
-             FROM ${config.CLICKHOUSE_DATABASE}.clicks WHERE received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
-      { since: chTime(since) },
+             FROM ${config.CLICKHOUSE_DATABASE}.clicks
+             -- ts bounds the scan (partitions, sorting key): a click is received at most MAX_CLICK_AGE after it happened.
+             WHERE ts >= {oldest:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
+      { since: chTime(since), oldest: chTime(new Date(since.getTime() - MAX_CLICK_AGE_MS - 60_000)) },
     );
     return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
   }
@@ -201,8 +216,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     let clickhouse_clicks: number | null = null;
     if (ch) {
       try {
-        const [r] = await rows<{ n: number | string }>(ch, `SELECT uniqExact(click_id) AS n FROM ${config.CLICKHOUSE_DATABASE}.clicks`);
-        clickhouse_clicks = Number(r?.n ?? 0);
+        // The rollups' all-workspaces total plus the hours read raw: no full scan.
+        clickhouse_clicks = await countClicks({ sql, ch, database: config.CLICKHOUSE_DATABASE });
       } catch (err) {
         log.warn({ err: String(err) }, "clickhouse count failed");
       }
@@ -232,6 +247,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     ch,
     forwarder,
     loader,
+    sealer,
     archiver,
     status,
     lag,

@@ -11,6 +11,7 @@ import { clickEventSchema } from "../../../shared/event.ts";
 import { unpackRecord } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import { hoursOf, markHours } from "../analytics/rollup.ts";
 import { bump } from "../db/counters.ts";
 import { enrich } from "../analytics/enrich.ts";
 import type { Sql } from "../db/connect.ts";
@@ -379,6 +380,8 @@ export function createLoader(o: LoaderOptions) {
         await tx`UPDATE loader_checkpoints SET sequence_number = ${p.seq}, finished = ${p.closed}, updated_at = now()
                  WHERE stream = ${o.stream} AND shard_id = ${shard} AND owner = ${o.owner}`;
       await bump(tx, "clickhouse_rows", b.rows.length);
+      // Their hours' rollups are stale from now on (read raw until the sealer redoes them).
+      await markHours(tx, hoursOf(b.rows.map((p) => p.row.ts)));
     });
     attempts = 0;
   }

@@ -1,0 +1,190 @@
+import type { Logger } from "pino";
+import type { Sql, TransactionSql } from "postgres";
+import { rows, type ClickHouseClient } from "./clickhouse.ts";
+
+/**
+ * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
+ *
+ * The loader marks every hour of a batch it loaded (rollup_dirty, in the transaction that
+ * checkpoints the batch, so after its rows are in ClickHouse). The sealer takes the marked
+ * hours that have closed, counts each group's distinct click_ids in the raw table (so a click
+ * delivered twice counts once), writes them as plain numbers, then deletes the marks it saw; a
+ * mark made again meanwhile has a new seq and survives, so its hour is recomputed on the next
+ * run. A marked hour is read from the raw table by the stats queries, so a rollup is never read
+ * while it is stale, and the open hour is always read raw.
+ *
+ * A recomputed group replaces its older row by `max`: an hour's click count never goes down
+ * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64
+ * sketches (mergeable, ~0.5 % error); their merge is a union, so recomputing is harmless too.
+ *
+ * Levels: a link's rows, its workspace's rows (summed from the links' rows: each click belongs
+ * to one link, so the sums are exact), and all workspaces' (the operator's SRE view). Daily rows
+ * are summed from the hourly rows of a UTC day.
+ */
+
+/** Dimension name → its value in the raw table, as text (the only expressions that reach SQL). */
+export const ROLLUP_DIMENSIONS = {
+  country: "toString(country)",
+  region: "region",
+  city: "city",
+  device: "toString(device)",
+  browser: "toString(browser)",
+  os: "toString(os)",
+  referer_host: "toString(referer_host)",
+  utm_source: "utm_source",
+  utm_medium: "utm_medium",
+  utm_campaign: "utm_campaign",
+  qr: "toString(qr)",
+  cache_tier: "toString(cache_tier)",
+  colo: "toString(colo)",
+  // The SRE page's per-colo hit ratios: colo and tier at once.
+  colo_tier: "concat(toString(colo), '/', toString(cache_tier))",
+} as const;
+export type RollupDimension = keyof typeof ROLLUP_DIMENSIONS;
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+export const floorHour = (t: number) => Math.floor(t / HOUR) * HOUR;
+const chSec = (t: number) => new Date(t).toISOString().slice(0, 19).replace("T", " ");
+
+/** Marks the hours of loaded clicks (inside the loader's checkpoint transaction). */
+export async function markHours(tx: TransactionSql | Sql, hours: Iterable<number>): Promise<void> {
+  // ISO text: postgres.js sends an array of Dates as one timestamp.
+  const list = [...new Set(hours)].sort().map((h) => new Date(h).toISOString());
+  if (!list.length) return;
+  await tx`INSERT INTO rollup_dirty (hour) SELECT unnest(${list}::text[]::timestamptz[]) ORDER BY 1
+           ON CONFLICT (hour) DO UPDATE SET seq = nextval('rollup_dirty_seq')`;
+}
+
+/** The hours of ClickHouse row times ('YYYY-MM-DD hh:mm:ss.mmm', UTC). */
+export const hoursOf = (times: Iterable<string>) => new Set([...times].map((t) => floorHour(Date.parse(`${t.replace(" ", "T")}Z`))));
+
+/** Marks every hour the raw table holds clicks of (rollups created over existing data; the bench's direct inserts). */
+export async function markAllHours(sql: Sql, ch: ClickHouseClient, db: string): Promise<number> {
+  const hs = await rows<{ h: number }>(ch, `SELECT DISTINCT toUnixTimestamp(toStartOfHour(ts)) AS h FROM ${db}.clicks`);
+  for (let i = 0; i < hs.length; i += 5000) await markHours(sql, hs.slice(i, i + 5000).map((r) => Number(r.h) * 1000));
+  return hs.length;
+}
+
+/** Hours read raw because their rollups are stale, within [from, to). */
+export async function dirtyHours(sql: Sql, from: number, to: number): Promise<number[]> {
+  const r = await sql<{ hour: Date }[]>`SELECT hour FROM rollup_dirty WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)}`;
+  return r.map((x) => x.hour.getTime());
+}
+
+export interface SealOptions {
+  sql: Sql;
+  ch: ClickHouseClient;
+  database: string;
+  log?: Logger;
+  /** Hours rolled up per ClickHouse pass (bounds its memory). */
+  chunkHours?: number;
+  now?: () => number;
+}
+
+/**
+ * One run of the sealer: rolls up the marked hours that have closed (and their UTC days).
+ * Returns the hours it rolled up. Several processes may run it: a PostgreSQL advisory lock
+ * lets one at a time work (the work is idempotent anyway).
+ */
+export async function seal(o: SealOptions): Promise<number> {
+  const { sql, ch, database: db } = o;
+  const open = floorHour((o.now ?? Date.now)());
+  let done = 0;
+  for (;;) {
+    const n = await sql.begin(async (tx) => {
+      const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
+      if (!lock?.ok) return 0;
+      const marks = await tx<{ hour: Date; seq: string }[]>`
+        SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${o.chunkHours ?? 24}`;
+      if (!marks.length) return 0;
+      const hours = marks.map((m) => m.hour.getTime());
+      await rollUpHours(tx, ch, db, hours);
+      // Only the marks as they were read: one made again since (a new seq) stays.
+      await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
+               WHERE d.hour = s.hour AND d.seq = s.seq`;
+      return hours.length;
+    });
+    done += n;
+    if (!n) return done;
+  }
+}
+
+/** Recomputes the rollups of `hours` (closed hours, UTC starts) and of their UTC days. */
+async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[]): Promise<void> {
+  const hs = hours.map(chSec);
+  const lo = chSec(Math.min(...hours));
+  const hi = chSec(Math.max(...hours) + HOUR);
+  const dims = Object.entries(ROLLUP_DIMENSIONS).map(([d, e]) => `('${d}', ${e})`);
+  const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: { insert_distributed_sync: 1 } });
+  // Links: distinct click_ids per group over the raw table (ReplacingMergeTree may still hold
+  // a redelivered copy: uniqExact counts it once). dim '' is the link's total.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
+     SELECT 'link', link_id, d.1 AS dim, toStartOfHour(ts) AS t, is_bot, d.2 AS value,
+            uniqExact(click_id), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks ARRAY JOIN [('', ''), ${dims.join(", ")}] AS d
+     WHERE ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}
+     GROUP BY link_id, dim, t, is_bot, value`,
+    { lo, hi, hs },
+  );
+  // The workspaces of those links (PostgreSQL owns the mapping; a link never changes workspace).
+  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT id FROM ${db}.rollup_hourly WHERE level = 'link' AND t IN {hs:Array(DateTime)}`, { hs })).map((r) => String(r.id));
+  const owners = linkIds.length ? await sql<{ id: string; ws: string }[]>`SELECT id::text, workspace_id::text AS ws FROM links WHERE id = ANY(${linkIds}::bigint[])` : [];
+  const map = { l: owners.map((r) => Number(r.id)), w: owners.map((r) => Number(r.ws)) };
+  const linkRows = `SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+     FROM ${db}.rollup_hourly WHERE level = 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value`;
+  const ws = `transform(id, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
+     SELECT 'workspace', ${ws} AS ws, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v) FROM (${linkRows}) GROUP BY ws, dim, t, is_bot, value
+     UNION ALL
+     SELECT 'workspace', ${ws}, 'link', t, is_bot, toString(id), c, v FROM (${linkRows}) WHERE dim = ''`,
+    { hs, ...map },
+  );
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
+     SELECT 'all', 0, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v)
+     FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+           FROM ${db}.rollup_hourly WHERE level = 'workspace' AND dim <> 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value)
+     GROUP BY dim, t, is_bot, value`,
+    { hs },
+  );
+  // Their UTC days, from all of each day's hourly rows.
+  const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))].map(chSec);
+  await cmd(
+    `INSERT INTO ${db}.rollup_daily (level, id, dim, t, is_bot, value, clicks, visitors)
+     SELECT level, id, dim, day, is_bot, value, sum(c), uniqCombined64MergeState(v)
+     FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+           FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {days:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
+     GROUP BY level, id, dim, day, is_bot, value`,
+    { days },
+  );
+}
+
+/** Runs the sealer every `intervalMs` until stopped. */
+export function startSealer(o: SealOptions & { intervalMs: number; onSealed?: (hours: number) => void }) {
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  const tick = async () => {
+    try {
+      const n = await seal(o);
+      if (n) o.onSealed?.(n);
+    } catch (err) {
+      o.log?.warn({ err: String(err) }, "rollup sealer failed; those hours stay read raw until the next run");
+    }
+  };
+  const timer = setInterval(() => {
+    if (!stopped && !running) running = tick().finally(() => (running = undefined));
+  }, o.intervalMs);
+  timer.unref();
+  return {
+    /** Runs once now (tests, the bench). */
+    runOnce: () => seal(o),
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
