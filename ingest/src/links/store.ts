@@ -47,6 +47,7 @@ export function presentLink(r: LinkRow, shortBaseUrl: string): Link {
     forward_query: r.forward_query,
     crawlable: r.crawlable,
     limit_reached_at: iso(r.limit_reached_at),
+    clicks: Number(r.clicks ?? 0),
     created_at: iso(r.created_at)!,
     updated_at: iso(r.updated_at)!,
   };
@@ -61,12 +62,14 @@ interface Cursor {
   t: string;
   i: number; // id
   s: ListQuery["sort"];
+  /** Clicks of the last row (sorts by clicks). */
+  c?: number;
 }
 const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify(c)).toString("base64url");
 function decodeCursor(raw: string, sort: ListQuery["sort"]): Cursor {
   try {
     const c = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Cursor;
-    if (typeof c.t === "string" && !Number.isNaN(Date.parse(c.t)) && Number.isSafeInteger(c.i) && c.s === sort) return c;
+    if (typeof c.t === "string" && !Number.isNaN(Date.parse(c.t)) && Number.isSafeInteger(c.i) && c.s === sort && (!sort.endsWith("clicks") || Number.isSafeInteger(c.c))) return c;
   } catch {
     /* fall through */
   }
@@ -164,8 +167,11 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     for (const domain of robots) await edge.robots?.(domain);
   }
 
+  /** A link's clicks (link_clicks' slots summed), as a column of a query over `links`. */
+  const clicksColumn = sql`(SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+
   async function get(ws: number, id: number): Promise<LinkRow> {
-    const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
+    const [row] = await sql<LinkRow[]>`SELECT *, ${clicksColumn} FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
     if (!row) throw domainError("not_found", "no such link in this workspace");
     return row;
   }
@@ -183,7 +189,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     async getByCode(ws: number, domain: string, code: string): Promise<LinkRow> {
       const [row] = await sql<LinkRow[]>`
-        SELECT * FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
+        SELECT *, ${clicksColumn} FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
       if (!row) throw domainError("not_found", "no such link in this workspace");
       return row;
     },
@@ -272,7 +278,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
               limit_reached_at = CASE WHEN ${limitChanged} THEN NULL ELSE limit_reached_at END,
               updated_at = now()
             WHERE id = ${id} AND workspace_id = ${ws}
-            RETURNING *`;
+            RETURNING *, (SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
           return updated!;
         });
       } catch (err) {
@@ -285,7 +291,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     /** Hard delete (its clicks stay); removes the edge key. */
     async remove(ws: number, id: number): Promise<LinkRow> {
-      const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
+      const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *, ${clicksColumn}`;
       if (!row) throw domainError("not_found", "no such link in this workspace");
       await edge.remove(row.domain, row.code);
       if (row.crawlable) await edge.robots?.(row.domain);
@@ -294,20 +300,37 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     publish,
 
-    /** One page of the workspace's links, newest (or oldest) first, keyset-paginated. */
+    /**
+     * One page of the workspace's links, keyset-paginated: by creation time, or by clicks (one
+     * query a page: each link's count is summed from link_clicks, so a page costs O(links of the
+     * workspace); counts move between pages, so a link may show twice or not at all when it
+     * gained clicks meanwhile, as in any live ranking).
+     */
     async list(ws: number, q: ListQuery): Promise<{ rows: LinkRow[]; next_cursor: string | null }> {
-      const asc = q.sort === "created_at";
+      const asc = !q.sort.startsWith("-");
+      const byClicks = q.sort.endsWith("clicks");
       const cursor = q.cursor ? decodeCursor(q.cursor, q.sort) : null;
+      const after = !cursor
+        ? sql``
+        : byClicks
+          ? asc
+            ? sql`WHERE (clicks, id) > (${cursor.c!}, ${cursor.i})`
+            : sql`WHERE (clicks, id) < (${cursor.c!}, ${cursor.i})`
+          : asc
+            ? sql`WHERE (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})`
+            : sql`WHERE (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`;
+      const order = byClicks ? (asc ? sql`clicks ASC, id ASC` : sql`clicks DESC, id DESC`) : asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`;
       const rows = await sql<(LinkRow & { cursor_ts: string })[]>`
-        SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
-        WHERE workspace_id = ${ws} ${filters(q)}
-          ${cursor ? (asc ? sql`AND (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})` : sql`AND (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`) : sql``}
-        ORDER BY ${asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`}
+        SELECT * FROM (
+          SELECT *, ${clicksColumn}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
+          WHERE workspace_id = ${ws} ${filters(q)}
+        ) links ${after}
+        ORDER BY ${order}
         LIMIT ${q.limit + 1}`;
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
-      return { rows: page, next_cursor: more && last ? encodeCursor({ t: last.cursor_ts, i: Number(last.id), s: q.sort }) : null };
+      return { rows: page, next_cursor: more && last ? encodeCursor({ t: last.cursor_ts, i: Number(last.id), s: q.sort, ...(byClicks ? { c: Number(last.clicks) } : {}) }) : null };
     },
 
     /** Every matching link, oldest first, in batches (for the CSV export). */
