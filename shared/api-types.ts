@@ -243,7 +243,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Clicks and visitors over time, with totals and a top-N breakdown */
+        /** Clicks and visitors over time, with totals and a top-N breakdown (by a dimension, or the top links) */
         get: operations["getStats"];
         put?: never;
         post?: never;
@@ -423,6 +423,8 @@ export interface components {
             crawlable: boolean;
             /** @description when the click limit was reached (set by the enforcer) */
             limit_reached_at: string | null;
+            /** @description all-time clicks, bots excluded: exact, the number GET /api/stats gives for the link over its lifetime (counted when ingest stores a click; the stats API sees it once the pipeline has loaded it, seconds later) */
+            clicks: number;
             created_at: string;
             updated_at: string;
         };
@@ -724,27 +726,39 @@ export interface components {
             tz: string;
             group_by: string | null;
             bots: string;
-            /**
-             * @description the table that answered
-             * @enum {string}
-             */
-            source: "clicks" | "clicks_hourly" | "clicks_daily" | "clicks_hourly_totals" | "clicks_daily_totals";
+            /** @description the tables that answered, joined by '+': rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions); none when no link matched */
+            source: string;
             /** @description links of the workspace matched by link/domain/tag */
             links: number;
             totals: {
+                /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64 sketch (~0.5 % error, exact for small counts) */
                 visitors: number;
             };
             series: {
+                /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64 sketch (~0.5 % error, exact for small counts) */
                 visitors: number;
                 /** @description bucket start (UTC instant of the local bucket start) */
                 t: string;
             }[];
             breakdown: {
+                /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64 sketch (~0.5 % error, exact for small counts) */
                 visitors: number;
+                /** @description the dimension's value ('' = none, e.g. a direct visit); for group_by=link, the link id */
                 value: string;
+                /** @description group_by=link: the link */
+                link?: {
+                    id: number;
+                    domain: string;
+                    code: string;
+                    url: string;
+                    title: string | null;
+                };
             }[] | null;
         };
         EdgeStats: {
@@ -1210,8 +1224,8 @@ export interface operations {
                 domain?: string;
                 /** @description default all: an export is a backup */
                 archived?: "false" | "true" | "all";
-                /** @description newest first (default) or oldest first */
-                sort?: "-created_at" | "created_at";
+                /** @description newest first (default), oldest first, most clicked first, or least clicked first (ties: newest id first / oldest id first) */
+                sort?: "-created_at" | "created_at" | "-clicks" | "clicks";
             };
             header?: never;
             path?: never;
@@ -1318,8 +1332,8 @@ export interface operations {
                 domain?: string;
                 /** @description false: active links only (default); true: archived only; all: both */
                 archived?: "false" | "true" | "all";
-                /** @description newest first (default) or oldest first */
-                sort?: "-created_at" | "created_at";
+                /** @description newest first (default), oldest first, most clicked first, or least clicked first (ties: newest id first / oldest id first) */
+                sort?: "-created_at" | "created_at" | "-clicks" | "clicks";
             };
             header?: never;
             path?: never;
@@ -2867,14 +2881,16 @@ export interface operations {
                 domain?: string;
                 /** @description links carrying this tag */
                 tag?: string;
-                /** @description inclusive; default: depends on interval */
+                /** @description inclusive: an instant, or a plain date (its start in `tz`); default: depends on interval */
                 from?: string;
-                /** @description exclusive; default: the next full hour */
+                /** @description an instant (exclusive), or a plain date (inclusive: the range ends with that day in `tz`); default: the next full hour */
                 to?: string;
-                interval?: "minute" | "hour" | "day";
+                /** @description bucket size; weeks start on Monday */
+                interval?: "minute" | "hour" | "day" | "week" | "month";
                 /** @description IANA time zone of the buckets */
                 tz?: string;
-                group_by?: "country" | "region" | "city" | "device" | "browser" | "os" | "referer_host" | "utm_source" | "utm_medium" | "utm_campaign" | "qr" | "cache_tier" | "colo";
+                /** @description breakdown by a dimension, or `link` for the top links */
+                group_by?: "country" | "region" | "city" | "device" | "browser" | "os" | "referer_host" | "utm_source" | "utm_medium" | "utm_campaign" | "qr" | "cache_tier" | "colo" | "link";
                 bots?: "exclude" | "include" | "only";
                 /** @description breakdown rows (top N by clicks) */
                 limit?: number;
@@ -3370,7 +3386,7 @@ export interface operations {
             query?: {
                 from?: string;
                 to?: string;
-                interval?: "minute" | "hour" | "day";
+                interval?: "minute" | "hour" | "day" | "week" | "month";
                 tz?: string;
             };
             header?: never;

@@ -218,7 +218,7 @@ describe("real responses match the spec", () => {
 
   it("the checks have teeth: the Link schema refuses extra fields such as a password hash", () => {
     const v = ajv.compile({ $ref: "#/components/schemas/Link", components: spec.components });
-    const { body: _b, ...valid } = { body: 0, id: 1, code: "c", domain: "", short_url: "http://x/c", url: "https://e.com/", redirect_status: 302, title: null, tags: [], expires_at: null, expired_url: null, max_clicks: null, has_password: false, targeting: [], utm: {}, archived: false, forward_query: true, crawlable: false, limit_reached_at: null, created_at: "2026-01-01T00:00:00.000Z", updated_at: "2026-01-01T00:00:00.000Z" };
+    const { body: _b, ...valid } = { body: 0, id: 1, code: "c", domain: "", short_url: "http://x/c", url: "https://e.com/", redirect_status: 302, title: null, tags: [], expires_at: null, expired_url: null, max_clicks: null, has_password: false, targeting: [], utm: {}, archived: false, forward_query: true, crawlable: false, limit_reached_at: null, clicks: 0, created_at: "2026-01-01T00:00:00.000Z", updated_at: "2026-01-01T00:00:00.000Z" };
     expect(v(valid), ajv.errorsText(v.errors)).toBe(true);
     expect(v({ ...valid, password_hash: "pbkdf2-sha256$1$a$b" })).toBe(false);
     expect(v({ ...valid, redirect_status: 303 })).toBe(false);

@@ -34,7 +34,7 @@ export function createMetrics() {
     // stream beyond the distinct clicks must not exceed this (test/faults/multi-ingest.test.ts).
     kinesisResent: new Counter({ name: "linkflow_kinesis_records_resent_total", help: "Records sent to Kinesis again after an earlier attempt (retries that may duplicate)", registers: [registry] }),
     kinesisFailed: new Counter({ name: "linkflow_kinesis_records_failed_total", help: "Records Kinesis refused (FailedRecordCount) or calls that failed", registers: [registry] }),
-    rollupHours: new Counter({ name: "linkflow_rollup_hours_total", help: "Hours rolled up (or recomputed) from the raw clicks table by the sealer", registers: [registry] }),
+    rollupsSealed: new Counter({ name: "linkflow_rollup_sealed_total", help: "Hour rollups computed (or recomputed) from the raw clicks table by the sealer", registers: [registry] }),
     loaderRows: new Counter({ name: "linkflow_loader_rows_total", help: "Rows inserted into ClickHouse (duplicates included)", registers: [registry] }),
     loaderLag: new Histogram({
       name: "linkflow_loader_lag_seconds",

@@ -139,7 +139,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   // The sealer runs beside each loader (an advisory lock lets one work at a time).
   let sealer: ReturnType<typeof startSealer> | undefined;
   if (roles.has("loader")) {
-    sealer = startSealer({ sql, ch: ch!, database: config.CLICKHOUSE_DATABASE, log, intervalMs: config.ROLLUP_INTERVAL_MS, onSealed: (n) => metrics.rollupHours.inc(n) });
+    sealer = startSealer({ sql, ch: ch!, database: config.CLICKHOUSE_DATABASE, log, intervalMs: config.ROLLUP_INTERVAL_MS, onSealed: (n) => metrics.rollupsSealed.inc(n) });
     stops.push(() => sealer!.stop());
   }
   if (roles.has("archiver")) {
