@@ -22,7 +22,7 @@ type RedirectStatus = NonNullable<LinkUpdate["redirect_status"]>;
 const REDIRECT_STATUSES = [301, 302, 307, 308] as const satisfies readonly RedirectStatus[];
 const ARCHIVED = ["false", "true", "all"] as const satisfies readonly NonNullable<ListQuery["archived"]>[];
 const QR_FORMATS = ["svg", "png"] as const satisfies readonly NonNullable<QrQuery["format"]>[];
-const INTERVALS = ["minute", "hour", "day"] as const satisfies readonly NonNullable<StatsQuery["interval"]>[];
+const INTERVALS = ["minute", "hour", "day", "week", "month"] as const satisfies readonly NonNullable<StatsQuery["interval"]>[];
 const BOTS = ["exclude", "include", "only"] as const satisfies readonly NonNullable<StatsQuery["bots"]>[];
 export type ChoicesMatchSpec = [
   Assert<Exactly<RedirectStatus, typeof REDIRECT_STATUSES>>,
