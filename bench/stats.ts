@@ -178,7 +178,7 @@ try {
   // As the loader would have: every hour marked, then rolled up by the sealer.
   t = performance.now();
   const hours = await markAllHours(sql, ch, DB);
-  const sealed = await seal({ sql, ch, database: DB });
+  const sealed = await seal({ sql, ch, database: DB, wait: true });
   const sealS = (performance.now() - t) / 1000;
   console.log(`  rolled up ${sealed.toLocaleString("en")} of ${hours.toLocaleString("en")} hours in ${sealS.toFixed(1)} s (${((sealS / Math.max(1, sealed)) * 1000).toFixed(0)} ms an hour); peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
   console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);

@@ -27,7 +27,7 @@ it("counts each click once under forced duplicate delivery", async () => {
   // (How many duplicate rows are still physically there depends on background merges; the
   // clickhouse_rows counter above already proves that every batch arrived twice.)
   // Rolled up (the sealer told the hour is closed), the rollups hold each click once.
-  await seal({ sql: s.sql, ch, database: "linkflow", now: () => Date.now() + 2 * 3_600_000 });
+  await seal({ sql: s.sql, ch, database: "linkflow", now: () => Date.now() + 48 * 3_600_000, wait: true });
   const total = (table: string) => rows<{ n: number }>(ch, `SELECT sum(c) AS n FROM (SELECT max(clicks) AS c FROM linkflow.${table} WHERE level = 'all' AND dim = '' GROUP BY t, is_bot)`);
   const [hourly] = await total("rollup_hourly");
   const [daily] = await total("rollup_daily");

@@ -42,8 +42,8 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
     expect(await status()).toMatchObject({ postgres_clicks: N, kinesis_sent: N, clickhouse_clicks: N, outbox_backlog: 0, dlq: 0, breakers: { kinesis: "closed", clickhouse: "closed" } });
 
     const ch = s.ingest.pipeline.ch!;
-    // Rolled up (the sealer told the hour is closed), the rollups hold each click once.
-    await seal({ sql: s.sql, ch, database: "linkflow", now: () => Date.now() + 2 * 3_600_000 });
+    // Rolled up (the sealer told the day is over), the rollups hold each click once.
+    await seal({ sql: s.sql, ch, database: "linkflow", now: () => Date.now() + 48 * 3_600_000, wait: true });
     const total = (table: string) => rows<{ n: number }>(ch, `SELECT sum(c) AS n FROM (SELECT max(clicks) AS c FROM linkflow.${table} WHERE level = 'all' AND dim = '' GROUP BY t, is_bot)`);
     const [hourly] = await total("rollup_hourly");
     const [daily] = await total("rollup_daily");

@@ -80,6 +80,8 @@ export interface SealOptions {
   /** Hours rolled up per ClickHouse pass (bounds its memory). */
   chunkHours?: number;
   now?: () => number;
+  /** Wait for another sealer's run to end instead of leaving the work to it (tests, the bench). */
+  wait?: boolean;
 }
 
 /**
@@ -93,13 +95,16 @@ export async function seal(o: SealOptions): Promise<number> {
   let done = 0;
   for (;;) {
     const n = await sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
-      if (!lock?.ok) return 0;
+      if (o.wait) await tx`SELECT pg_advisory_xact_lock(hashtext('linkflow.rollup_sealer'))`;
+      else {
+        const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
+        if (!lock?.ok) return 0;
+      }
       const marks = await tx<{ hour: Date; seq: string }[]>`
         SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${o.chunkHours ?? 24}`;
       if (!marks.length) return 0;
       const hours = marks.map((m) => m.hour.getTime());
-      await rollUpHours(tx, ch, db, hours);
+      await rollUpHours(tx, ch, db, hours, open);
       // Only the marks as they were read: one made again since (a new seq) stays.
       await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
                WHERE d.hour = s.hour AND d.seq = s.seq`;
@@ -110,55 +115,103 @@ export async function seal(o: SealOptions): Promise<number> {
   }
 }
 
-/** Recomputes the rollups of `hours` (closed hours, UTC starts) and of their UTC days. */
-async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[]): Promise<void> {
+/**
+ * The sealer's queries: inserts through Distributed tables wait for the shards; memory is
+ * bounded (a large GROUP BY spills to disk), so a backlog of hours never takes the process down.
+ */
+const SEAL_SETTINGS = {
+  insert_distributed_sync: 1,
+  max_threads: 2,
+  max_memory_usage: String(1 << 30),
+  max_bytes_before_external_group_by: String(400 << 20),
+  do_not_merge_across_partitions_select_final: 1,
+} as const;
+
+/**
+ * A link's day gets per-dimension rows only from this many clicks (bots included) on: below it,
+ * its rows would be about as many as its clicks (one per dimension and click), and reading its
+ * few raw clicks costs less than storing them fourteen times.
+ */
+export const DENSE_LINK_DAY = 32;
+
+const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, e]) => `('${d}', ${e})`).join(", ")}]`;
+
+/**
+ * Recomputes the rollups of `hours` (closed hours, UTC starts), then of the days they complete.
+ * Hourly: each link's total; each workspace's total and dimensions (its links' clicks
+ * together), its links ranked (dim 'link'); all workspaces'. Daily (a UTC day whose 24 hours
+ * have closed): the same summed from the hours, plus per-dimension rows of the links with at
+ * least DENSE_LINK_DAY clicks that day (from the raw table). Raw rows are read with FINAL: a
+ * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
+ */
+async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number): Promise<void> {
   const hs = hours.map(chSec);
   const lo = chSec(Math.min(...hours));
   const hi = chSec(Math.max(...hours) + HOUR);
-  const dims = Object.entries(ROLLUP_DIMENSIONS).map(([d, e]) => `('${d}', ${e})`);
-  const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: { insert_distributed_sync: 1 } });
-  // Links: distinct click_ids per group over the raw table (ReplacingMergeTree may still hold
-  // a redelivered copy: uniqExact counts it once). dim '' is the link's total.
-  await cmd(
-    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
-     SELECT 'link', link_id, d.1 AS dim, toStartOfHour(ts) AS t, is_bot, d.2 AS value,
-            uniqExact(click_id), uniqCombined64State(nullIf(visitor_hash, ''))
-     FROM ${db}.clicks ARRAY JOIN [('', ''), ${dims.join(", ")}] AS d
-     WHERE ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}
-     GROUP BY link_id, dim, t, is_bot, value`,
-    { lo, hi, hs },
-  );
-  // The workspaces of those links (PostgreSQL owns the mapping; a link never changes workspace).
-  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT id FROM ${db}.rollup_hourly WHERE level = 'link' AND t IN {hs:Array(DateTime)}`, { hs })).map((r) => String(r.id));
+  const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: SEAL_SETTINGS });
+  const inHours = `ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}`;
+  // The workspaces of the hours' links (PostgreSQL owns the mapping; a link never changes workspace).
+  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT link_id AS id FROM ${db}.clicks WHERE ${inHours}`, { lo, hi, hs })).map((r) => String(r.id));
   const owners = linkIds.length ? await sql<{ id: string; ws: string }[]>`SELECT id::text, workspace_id::text AS ws FROM links WHERE id = ANY(${linkIds}::bigint[])` : [];
   const map = { l: owners.map((r) => Number(r.id)), w: owners.map((r) => Number(r.ws)) };
-  const linkRows = `SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
-     FROM ${db}.rollup_hourly WHERE level = 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value`;
-  const ws = `transform(id, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
+  const ws = (col: string) => `transform(${col}, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
+  const cols = "(level, id, dim, t, is_bot, value, clicks, visitors)";
+  // Links' totals, and workspaces' totals and dimensions, from the raw table in one pass.
   await cmd(
-    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
-     SELECT 'workspace', ${ws} AS ws, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v) FROM (${linkRows}) GROUP BY ws, dim, t, is_bot, value
-     UNION ALL
-     SELECT 'workspace', ${ws}, 'link', t, is_bot, toString(id), c, v FROM (${linkRows}) WHERE dim = ''`,
-    { hs, ...map },
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
+    { lo, hi, hs },
   );
   await cmd(
-    `INSERT INTO ${db}.rollup_hourly (level, id, dim, t, is_bot, value, clicks, visitors)
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
+    { lo, hi, hs, ...map },
+  );
+  // Each workspace's links ranked (dim 'link'), from the links' totals.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'workspace', ${ws("id")}, 'link', t, is_bot, toString(id), max(clicks), uniqCombined64MergeState(visitors)
+     FROM ${db}.rollup_hourly WHERE level = 'link' AND dim = '' AND t IN {hs:Array(DateTime)} GROUP BY id, t, is_bot`,
+    { hs, ...map },
+  );
+  // All workspaces, from the workspaces' rows.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
      SELECT 'all', 0, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v)
      FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
            FROM ${db}.rollup_hourly WHERE level = 'workspace' AND dim <> 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value)
      GROUP BY dim, t, is_bot, value`,
     { hs },
   );
-  // Their UTC days, from all of each day's hourly rows.
-  const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))].map(chSec);
+  // Days: those whose last hour has closed are rolled up now; an open day gets its last hour
+  // marked, so the sealer comes back when the day is over (even if that hour has no clicks).
+  const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))];
+  const closed = days.filter((d) => d + DAY <= open);
+  await markHours(sql, days.filter((d) => d + DAY > open).map((d) => d + DAY - HOUR));
+  if (!closed.length) return;
+  const ds = closed.map(chSec);
   await cmd(
-    `INSERT INTO ${db}.rollup_daily (level, id, dim, t, is_bot, value, clicks, visitors)
+    `INSERT INTO ${db}.rollup_daily ${cols}
      SELECT level, id, dim, day, is_bot, value, sum(c), uniqCombined64MergeState(v)
      FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
-           FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {days:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
+           FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {ds:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
      GROUP BY level, id, dim, day, is_bot, value`,
-    { days },
+    { ds },
+  );
+  // Dense links' days: their dimensions, from the raw table.
+  await cmd(
+    `INSERT INTO ${db}.rollup_daily ${cols}
+     SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d
+     WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
+       AND (link_id, toStartOfDay(ts)) IN (
+         SELECT id, t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
+                            WHERE level = 'link' AND dim = '' AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
+         GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY})
+     GROUP BY link_id, dim, day, is_bot, value`,
+    { ds, dlo: chSec(Math.min(...closed)), dhi: chSec(Math.max(...closed) + DAY) },
   );
 }
 

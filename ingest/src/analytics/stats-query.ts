@@ -1,7 +1,7 @@
 import { chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
-import { dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
+import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
 import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
@@ -99,13 +99,18 @@ export interface Question {
 
 /** The parts of a range: UTC days and hours answered by the rollups, the rest raw. */
 export interface Plan {
+  /** Days read from rollup_daily (whole, closed, unmarked UTC days, when buckets are unions of UTC days). */
   days: number[];
+  /** Whole, closed, unmarked UTC days in the range, whatever the buckets (a breakdown has none). */
+  wholeDays: number[];
   /** Hourly rows: [lo, hi) minus `stale` and minus `days`. */
   lo: number;
   hi: number;
   stale: number[];
   /** Raw: [from, to) minus the rollups' part. */
   raw: boolean;
+  /** Per-link dimension questions: the (link, UTC day) rows to read from rollup_daily, as 'id/YYYY-MM-DD'; the rest is raw. */
+  dense?: string[];
   source: string;
 }
 
@@ -113,17 +118,40 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   const grain = rollupGrain(q.interval, q.tz, q.from, q.to);
   const lo = Math.ceil(q.from / HOUR) * HOUR;
   const hi = Math.min(floorHour(q.to), floorHour(now));
-  if (!grain.hourly || hi <= lo || (q.rawFilters && Object.keys(q.rawFilters).length)) return { days: [], lo: 0, hi: 0, stale: [], raw: true, source: "clicks" };
+  const none = { days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "clicks" };
+  if (hi <= lo || (q.rawFilters && Object.keys(q.rawFilters).length)) return none;
   const stale = await dirtyHours(sql, lo, hi);
-  const days: number[] = [];
-  if (grain.daily) {
-    const staleDays = new Set(stale.map((h) => Math.floor(h / DAY) * DAY));
-    for (let d = Math.ceil(lo / DAY) * DAY; d + DAY <= hi; d += DAY) if (!staleDays.has(d)) days.push(d);
-  }
+  const staleDays = new Set(stale.map((h) => Math.floor(h / DAY) * DAY));
+  const wholeDays: number[] = [];
+  for (let d = Math.ceil(lo / DAY) * DAY; d + DAY <= hi; d += DAY) if (!staleDays.has(d)) wholeDays.push(d);
+  if (!grain.hourly) return { ...none, wholeDays };
+  const days = grain.daily ? wholeDays : [];
   const hoursLeft = hi - lo - days.length * DAY - stale.length * HOUR > 0;
   const raw = q.from < lo || q.to > hi || stale.length > 0;
   const source = [days.length ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", raw ? "clicks" : ""].filter(Boolean).join("+") || "rollup_hourly";
-  return { days, lo, hi, stale, raw, source };
+  return { days, wholeDays, lo, hi, stale, raw, source };
+}
+
+/**
+ * A link's dimensions are rolled up per UTC day, and only on days with DENSE_LINK_DAY clicks
+ * or more (rollup.ts): the plan of a per-link dimension question reads those (link, day) rows
+ * and the raw table for everything else. `bucketed`: the answer has time buckets, so the days
+ * must be the buckets' (UTC, day or longer); a breakdown has none and may use any whole day.
+ */
+export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: number[], p: Plan, bucketed: boolean, range: { from: number; to: number }): Promise<Plan> {
+  const days = bucketed ? p.days : p.wholeDays;
+  const dense = days.length
+    ? await rows<{ id: number; t: string }>(
+        ch,
+        `SELECT id, toString(toDate(t)) AS t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
+           WHERE level = 'link' AND id IN {ids:Array(UInt64)} AND dim = '' AND t IN {days:Array(DateTime)} GROUP BY id, t, is_bot)
+         GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY}`,
+        { ids, days: days.map(chSec) },
+      )
+    : [];
+  // Raw is needed unless every link's every day of the range is dense.
+  const covered = dense.length === ids.length * days.length && days.length * DAY === range.to - range.from && days[0] === range.from;
+  return { ...p, days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`), source: [dense.length ? "rollup_daily" : "", covered ? "" : "clicks"].filter(Boolean).join("+") };
 }
 
 /**
@@ -146,6 +174,10 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
      FROM ${db}.${table} WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}
      GROUP BY id, t, is_bot, value`;
+  if (p.dense?.length) {
+    params.dense = p.dense;
+    parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
+  }
   if (p.days.length) {
     params.days = p.days.map(chSec);
     parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
@@ -165,8 +197,9 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
       params.ids = q.scope.ids;
       where.unshift("link_id IN {ids:Array(UInt64)}");
     }
-    // Not the rollups' part: outside [lo, hi), or a stale hour.
+    // Not the rollups' part: outside [lo, hi), or a stale hour; or not a dense link's day.
     if (p.hi > p.lo) where.push(`(ts < {lo:DateTime} OR ts >= {hi:DateTime} OR toStartOfHour(ts) IN {stale:Array(DateTime)})`);
+    if (p.dense?.length) where.push(`concat(toString(link_id), '/', toString(toDate(ts))) NOT IN {dense:Array(String)}`);
     const rawVal = q.dim === "link" ? "toString(link_id)" : q.dim ? ROLLUP_DIMENSIONS[q.dim] : "''";
     if (q.values) where.push(`${rawVal} IN {values:Array(String)}`);
     for (const [dim, vs] of Object.entries(q.rawFilters ?? {})) {
@@ -243,6 +276,8 @@ async function linkLabels(replica: Sql, workspaceId: number, ids: string[]) {
   return new Map(r.map((x) => [x.id, { ...x, id: Number(x.id) }]));
 }
 
+const ORDER = ["rollup_daily", "rollup_hourly", "clicks"];
+
 export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsParams) {
   if (!d.ch) throw domainError("unavailable", "this process has no ClickHouse connection");
   const { from, to } = queryRange(q.interval, q.from, q.to, q.tz);
@@ -272,16 +307,22 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   const values = rollupAnswers && filtered.length ? filters[filtered[0]!] : undefined;
   // The series from the totals rows when nothing is filtered (fewest rows), else from the filtered dimension's.
   const seriesQ: Question = { ...common, dim: values ? dim : "", ...(values ? { values } : {}) };
+  const breakdownQ: Question | null = q.group_by ? { ...common, dim: q.group_by, ...(values ? { values } : {}) } : null;
+  // A link's own dimensions are daily rows of its dense days (rollup.ts DENSE_LINK_DAY).
+  const linkDims = (x: Question) => scope.level === "link" && x.dim !== "" && x.dim !== "link" && !x.rawFilters;
+  const planFor = async (x: Question, bucketed: boolean) => (linkDims(x) ? denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }) : p);
+  const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? planFor(breakdownQ, false) : Promise.resolve(p)]);
   const [s, top] = await Promise.all([
-    timed(series(d.ch, d.database, seriesQ, p)),
-    q.group_by ? timed(breakdown(d.ch, d.database, { ...common, dim: q.group_by, ...(values ? { values } : {}) }, p, q.limit)) : Promise.resolve(null),
+    timed(series(d.ch, d.database, seriesQ, sp)),
+    breakdownQ ? timed(breakdown(d.ch, d.database, breakdownQ, bp, q.limit)) : Promise.resolve(null),
   ]);
   let rows_ = top as (Counts & { value: string; link?: LinkLabel })[] | null;
   if (q.group_by === "link" && top) {
     const labels = await linkLabels(replica, workspaceId, top.map((r) => r.value));
     rows_ = top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }));
   }
-  return { ...base, source: p.source, totals: s.totals, series: s.series, breakdown: rows_ };
+  const source = [...new Set([...sp.source.split("+"), ...(breakdownQ ? bp.source.split("+") : [])])].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)).join("+");
+  return { ...base, source, totals: s.totals, series: s.series, breakdown: rows_ };
 }
 
 /** Distinct clicks in ClickHouse, all workspaces and all time, bots included (GET /api/pipeline): no full scan. */
