@@ -7,21 +7,16 @@ import { rows, type ClickHouseClient } from "./clickhouse.ts";
  *
  * The loader marks every hour of a batch it loaded (rollup_dirty, in the transaction that
  * checkpoints the batch, so after its rows are in ClickHouse). The sealer takes the marked
- * hours that have closed, counts each group's distinct click_ids in the raw table (so a click
+ * hours that have closed, counts each group's clicks in the raw table read with FINAL (a click
  * delivered twice counts once), writes them as plain numbers, then deletes the marks it saw; a
  * mark made again meanwhile has a new seq and survives, so its hour is recomputed on the next
  * run. A marked hour is read from the raw table by the stats queries, so a rollup is never read
  * while it is stale, and the open hour is always read raw.
  *
- * A recomputed group replaces its older row by `max`: an hour's click count never goes down
+ * A recomputed group replaces its older row by `max`: a group's click count never goes down
  * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64
  * sketches (mergeable, ~0.5 % error); their merge is a union, so recomputing is harmless too.
- *
- * Levels: a link's rows, its workspace's rows (summed from the links' rows: each click belongs
- * to one link, so the sums are exact), and all workspaces' (the operator's SRE view). Daily rows
- * are summed from the hourly rows of a UTC day.
  */
-
 /** Dimension name → its value in the raw table, as text (the only expressions that reach SQL). */
 export const ROLLUP_DIMENSIONS = {
   country: "toString(country)",
