@@ -165,5 +165,8 @@ export async function rows<T = Record<string, unknown>>(ch: ClickHouseClient, qu
   return rs.json<T>();
 }
 
+/** A time as ClickHouse's DateTime text (whole seconds, UTC), for DateTime query parameters. */
+export const chSeconds = (t: number) => new Date(t).toISOString().slice(0, 19).replace("T", " ");
+
 /** A time as ClickHouse's DateTime64(3, 'UTC') text, for rows and query parameters. */
 export const chTime = (t: string | Date) => new Date(t).toISOString().replace("T", " ").replace("Z", "");

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, rows, type ClickHouseClient } from "./clickhouse.ts";
 
 /**
  * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
@@ -40,7 +40,6 @@ export type RollupDimension = keyof typeof ROLLUP_DIMENSIONS;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 export const floorHour = (t: number) => Math.floor(t / HOUR) * HOUR;
-const chSec = (t: number) => new Date(t).toISOString().slice(0, 19).replace("T", " ");
 
 /** Marks the hours of loaded clicks (inside the loader's checkpoint transaction). */
 export async function markHours(tx: TransactionSql | Sql, hours: Iterable<number>): Promise<void> {
@@ -140,9 +139,9 @@ const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, 
  * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
  */
 async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number): Promise<void> {
-  const hs = hours.map(chSec);
-  const lo = chSec(Math.min(...hours));
-  const hi = chSec(Math.max(...hours) + HOUR);
+  const hs = hours.map(chSeconds);
+  const lo = chSeconds(Math.min(...hours));
+  const hi = chSeconds(Math.max(...hours) + HOUR);
   const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: SEAL_SETTINGS });
   const inHours = `ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}`;
   // The workspaces of the hours' links (PostgreSQL owns the mapping; a link never changes workspace).
@@ -186,7 +185,7 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   const closed = days.filter((d) => d + DAY <= open);
   await markHours(sql, days.filter((d) => d + DAY > open).map((d) => d + DAY - HOUR));
   if (!closed.length) return;
-  const ds = closed.map(chSec);
+  const ds = closed.map(chSeconds);
   await cmd(
     `INSERT INTO ${db}.rollup_daily ${cols}
      SELECT level, id, dim, day, is_bot, value, sum(c), uniqCombined64MergeState(v)
@@ -206,7 +205,7 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
                             WHERE level = 'link' AND dim = '' AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
          GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY})
      GROUP BY link_id, dim, day, is_bot, value`,
-    { ds, dlo: chSec(Math.min(...closed)), dhi: chSec(Math.max(...closed) + DAY) },
+    { ds, dlo: chSeconds(Math.min(...closed)), dhi: chSeconds(Math.max(...closed) + DAY) },
   );
 }
 

@@ -1,4 +1,4 @@
-import { chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
 import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
@@ -76,7 +76,6 @@ export async function workspaceLinkIds(replica: Sql, workspaceId: number, q: { l
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const chSec = (t: number) => new Date(t).toISOString().slice(0, 19).replace("T", " ");
 
 /** Whose clicks: some links, a whole workspace, or every workspace (the operator's SRE view). */
 export type Scope = { level: "link"; ids: number[] } | { level: "workspace"; id: number; ids: number[] } | { level: "all" };
@@ -146,7 +145,7 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
         `SELECT id, toString(toDate(t)) AS t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
            WHERE level = 'link' AND id IN {ids:Array(UInt64)} AND dim = '' AND t IN {days:Array(DateTime)} GROUP BY id, t, is_bot)
          GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY}`,
-        { ids, days: days.map(chSec) },
+        { ids, days: days.map(chSeconds) },
       )
     : [];
   // Raw is needed unless every link's every day of the range is dense.
@@ -179,13 +178,13 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
   }
   if (p.days.length) {
-    params.days = p.days.map(chSec);
+    params.days = p.days.map(chSeconds);
     parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
   }
   if (p.hi > p.lo) {
-    params.lo = chSec(p.lo);
-    params.hi = chSec(p.hi);
-    params.stale = p.stale.map(chSec);
+    params.lo = chSeconds(p.lo);
+    params.hi = chSeconds(p.hi);
+    params.stale = p.stale.map(chSeconds);
     params.days ??= [];
     parts.push(rollup("rollup_hourly", "t >= {lo:DateTime} AND t < {hi:DateTime} AND t NOT IN {stale:Array(DateTime)} AND toStartOfDay(t) NOT IN {days:Array(DateTime)}"));
   }
@@ -316,13 +315,13 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     timed(series(d.ch, d.database, seriesQ, sp)),
     breakdownQ ? timed(breakdown(d.ch, d.database, breakdownQ, bp, q.limit)) : Promise.resolve(null),
   ]);
-  let rows_ = top as (Counts & { value: string; link?: LinkLabel })[] | null;
+  let ranked = top as (Counts & { value: string; link?: LinkLabel })[] | null;
   if (q.group_by === "link" && top) {
     const labels = await linkLabels(replica, workspaceId, top.map((r) => r.value));
-    rows_ = top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }));
+    ranked = top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }));
   }
   const source = [...new Set([...sp.source.split("+"), ...(breakdownQ ? bp.source.split("+") : [])])].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)).join("+");
-  return { ...base, source, totals: s.totals, series: s.series, breakdown: rows_ };
+  return { ...base, source, totals: s.totals, series: s.series, breakdown: ranked };
 }
 
 /** Distinct clicks in ClickHouse, all workspaces and all time, bots included (GET /api/pipeline): no full scan. */
