@@ -29,6 +29,7 @@ import { applyPrivacy } from "../ingest/src/clicks/privacy.ts";
 import { recordSchema, toClickHouseRow } from "../ingest/src/pipeline/loader.ts";
 import { migrate } from "../ingest/src/db/migrate.ts";
 import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { ensurePartitions } from "../ingest/src/pipeline/partitions.ts";
 
 const CH_CLICKS = Number(process.env.CAPACITY_CLICKS ?? 1_000_000);
@@ -261,6 +262,7 @@ async function clickhouse() {
     try {
       await migrate(pg);
       await pg`INSERT INTO links (id, workspace_id, code, url) SELECT g, (SELECT min(id) FROM workspaces), 'c' || g, 'https://example.com/' FROM generate_series(1, ${LINKS}::int) g`;
+      await copyAllOwners(pg, ch, DB);
       await markAllHours(pg, ch, DB);
       const s0 = performance.now();
       sealedHours = await seal({ sql: pg, ch, database: DB });

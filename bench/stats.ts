@@ -19,6 +19,7 @@ import type { ClickHouseSettings } from "@clickhouse/client";
 import postgres from "postgres";
 import { chTime, rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
 import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { countClicks } from "../ingest/src/analytics/stats-query.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { createKey, generateKey } from "../ingest/src/auth/keys.ts";
@@ -177,6 +178,7 @@ try {
   const seedS = (performance.now() - t) / 1000;
   // As the loader would have: every hour marked, then rolled up by the sealer.
   t = performance.now();
+  await copyAllOwners(sql, ch, DB);
   const hours = await markAllHours(sql, ch, DB);
   const sealed = await seal({ sql, ch, database: DB, wait: true });
   const sealS = (performance.now() - t) / 1000;

@@ -76,6 +76,7 @@ describe("schemaStatements", () => {
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_hourly ON CLUSTER prod AS linkflow.rollup_hourly_local ENGINE = Distributed(prod, linkflow, rollu",
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily_local ON CLUSTER prod ( level Enum8('link' = 1, 'workspace' = 2, 'all' = 3), id UInt64, dim",
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_",
+        "CREATE TABLE IF NOT EXISTS linkflow.link_workspaces ON CLUSTER prod (link_id UInt64, workspace_id UInt64) ENGINE = ReplicatedReplacingMergeT",
       ]
     `);
   });

@@ -120,6 +120,12 @@ export function schemaStatements(db: string, cluster?: string): string[] {
       : []),
     ...RETIRED.flatMap((v) => [`DROP VIEW IF EXISTS ${db}.${v}_mv${on}`, ...(cluster ? [`DROP TABLE IF EXISTS ${db}.${v}${on}`] : []), `DROP TABLE IF EXISTS ${db}.${local(v)}${on}`]),
     ...rollupStatements(db, cluster, REPLICA_PATH),
+    // Which workspace owns each clicked link (link-owners.ts). Small (a row per link) and needed
+    // whole by every shard's part of a query, so on a cluster every server holds all of it (one
+    // replication path for all shards), and queries read it locally.
+    `CREATE TABLE IF NOT EXISTS ${db}.link_workspaces${on} (link_id UInt64, workspace_id UInt64)
+    ENGINE = ${cluster ? "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')" : "ReplacingMergeTree"}
+    ORDER BY link_id`,
   ];
 }
 
@@ -151,10 +157,11 @@ export function rollupStatements(db: string, cluster?: string, replicaPath = "")
 
 /**
  * Creates or upgrades the schema. Returns whether the rollup tables were new (the caller then
- * marks every hour of the raw table, so the sealer builds them from it).
+ * copies the links' owners and marks every hour of the raw table, so the sealer builds them).
  */
 export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<{ rollupsCreated: boolean }> {
-  const existed = await rows<{ result: number }>(ch, `EXISTS TABLE ${db}.rollup_hourly`).then((r) => !!Number(r[0]?.result), () => false);
+  const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
+  const existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
   for (const query of schemaStatements(db, cluster)) await ch.command({ query });
   return { rollupsCreated: !existed };
 }

@@ -78,7 +78,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 /** Whose clicks: some links, a whole workspace, or every workspace (the operator's SRE view). */
-export type Scope = { level: "link"; ids: number[] } | { level: "workspace"; id: number; ids: number[] } | { level: "all" };
+export type Scope = { level: "link"; ids: number[] } | { level: "workspace"; id: number } | { level: "all" };
 
 /** One question about a scope and range, in the terms of the rollups. */
 export interface Question {
@@ -192,9 +192,12 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     params.from = chTime(new Date(q.from));
     params.to = chTime(new Date(q.to));
     const where = [`ts >= {from:DateTime64(3, 'UTC')}`, `ts < {to:DateTime64(3, 'UTC')}`];
-    if (q.scope.level !== "all") {
+    if (q.scope.level === "link") {
       params.ids = q.scope.ids;
       where.unshift("link_id IN {ids:Array(UInt64)}");
+    } else if (q.scope.level === "workspace") {
+      params.ws = q.scope.id;
+      where.unshift(`link_id IN (SELECT link_id FROM ${db}.link_workspaces WHERE workspace_id = {ws:UInt64})`);
     }
     // Not the rollups' part: outside [lo, hi), or a stale hour; or not a dense link's day.
     if (p.hi > p.lo) where.push(`(ts < {lo:DateTime} OR ts >= {hi:DateTime} OR toStartOfHour(ts) IN {stale:Array(DateTime)})`);
@@ -281,17 +284,20 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   if (!d.ch) throw domainError("unavailable", "this process has no ClickHouse connection");
   const { from, to } = queryRange(q.interval, q.from, q.to, q.tz);
   const replica = d.sql === d.replica ? d.sql : d.replica;
-  const ids = await workspaceLinkIds(replica, workspaceId, q);
+  const whole = !q.link && q.domain === undefined && q.tag === undefined;
+  // The whole workspace is asked in ClickHouse's own terms (its rows, its links' owner copies):
+  // PostgreSQL only counts its links.
+  const ids = whole ? [] : await workspaceLinkIds(replica, workspaceId, q);
+  const linkCount = whole ? Number((await replica<{ n: string }[]>`SELECT count(*) AS n FROM links WHERE workspace_id = ${workspaceId}`)[0]!.n) : ids.length;
   const filters = Object.fromEntries(DIMENSION_KEYS.filter((k) => q[k] !== undefined).map((k) => [k, q[k]!.split(",").map((s) => s.trim())])) as Partial<Record<Dimension, string[]>>;
   const filtered = Object.keys(filters) as Dimension[];
   // A rollup row has one dimension: a filter on the breakdown's own dimension (or, without one,
   // on a single dimension) is a choice of rows; any other filter needs the raw table.
   const dim: Question["dim"] = q.group_by ?? (filtered.length === 1 ? filtered[0]! : "");
   const rollupAnswers = filtered.length === 0 || (filtered.length === 1 && filtered[0] === dim);
-  const whole = !q.link && q.domain === undefined && q.tag === undefined;
-  const scope: Scope = whole ? { level: "workspace", id: workspaceId, ids } : { level: "link", ids };
-  const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, links: ids.length };
-  if (!ids.length) return { ...base, source: "none", totals: { clicks: 0, visitors: 0 }, series: [], breakdown: q.group_by ? [] : null };
+  const scope: Scope = whole ? { level: "workspace", id: workspaceId } : { level: "link", ids };
+  const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, links: linkCount };
+  if (!linkCount) return { ...base, source: "none", totals: { clicks: 0, visitors: 0 }, series: [], breakdown: q.group_by ? [] : null };
 
   const common = { scope, from, to, interval: q.interval, tz: q.tz, bots: q.bots, ...(rollupAnswers ? {} : { rawFilters: filters }) };
   const p = await plan(replica, common);

@@ -15,6 +15,7 @@ import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 import { markAllHours, startSealer } from "../analytics/rollup.ts";
+import { copyAllOwners } from "../analytics/link-owners.ts";
 import { countClicks } from "../analytics/stats-query.ts";
 
 export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
@@ -102,8 +103,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     stops.push(() => ch!.close());
     const { rollupsCreated } = await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
     if (rollupsCreated) {
+      const links = await copyAllOwners(sql, ch, config.CLICKHOUSE_DATABASE);
       const n = await markAllHours(sql, ch, config.CLICKHOUSE_DATABASE);
-      if (n) log.info({ hours: n }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
+      if (n) log.info({ hours: n, links }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
     }
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };

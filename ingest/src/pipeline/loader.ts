@@ -12,6 +12,7 @@ import { unpackRecord } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import { hoursOf, markHours } from "../analytics/rollup.ts";
+import { linkOwners } from "../analytics/link-owners.ts";
 import { bump } from "../db/counters.ts";
 import { enrich } from "../analytics/enrich.ts";
 import type { Sql } from "../db/connect.ts";
@@ -179,7 +180,10 @@ export function createLoader(o: LoaderOptions) {
   let lastRenew = 0;
   let lastList = 0;
 
+  const owners = linkOwners(o.sql, o.ch, o.database);
   const chInsert: InsertClicks = async (rows) => {
+    // Each link's owner first: no click is in ClickHouse without it (workspace questions read the raw table through it).
+    await owners.ensure(rows.map((r) => r.link_id));
     await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
   };
   const insertRows = o.insert ? o.insert(chInsert) : chInsert;

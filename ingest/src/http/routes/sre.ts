@@ -74,7 +74,7 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
       const all = p.scopes.includes("operator");
       const ids = all ? [] : (await replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
       // Redirects, bots included (a bot's redirect is served like any other).
-      const base = { scope: all ? ({ level: "all" } as const) : ({ level: "workspace", id: p.workspaceId, ids } as const), from, to, interval: q.interval, tz: q.tz, bots: "include" as const };
+      const base = { scope: all ? ({ level: "all" } as const) : ({ level: "workspace", id: p.workspaceId } as const), from, to, interval: q.interval, tz: q.tz, bots: "include" as const };
       const plan_ = await plan(replica, base);
       const source = plan_.source;
       const empty = !all && !ids.length;
