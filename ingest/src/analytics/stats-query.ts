@@ -189,9 +189,13 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     parts.push(rollup("rollup_hourly", "t >= {lo:DateTime} AND t < {hi:DateTime} AND t NOT IN {stale:Array(DateTime)} AND toStartOfDay(t) NOT IN {days:Array(DateTime)}"));
   }
   if (p.raw) {
-    params.from = chTime(new Date(q.from));
-    params.to = chTime(new Date(q.to));
-    const where = [`ts >= {from:DateTime64(3, 'UTC')}`, `ts < {to:DateTime64(3, 'UTC')}`];
+    // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
+    // sorting key (link_id, ts) then reads only those, where "in the range but not a rolled-up
+    // hour" would read the whole range and filter.
+    const ranges = rawRanges(q.from, q.to, p, q.scope.level === "link" ? q.scope.ids.length : 1);
+    if (!ranges.length) return parts.join("\nUNION ALL\n") || emptyPart;
+    ranges.forEach(([a, b], i) => Object.assign(params, { [`r${i}a`]: chTime(new Date(a)), [`r${i}b`]: chTime(new Date(b)) }));
+    const where = [`(${ranges.map((_, i) => `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`).join(" OR ")})`];
     if (q.scope.level === "link") {
       params.ids = q.scope.ids;
       where.unshift("link_id IN {ids:Array(UInt64)}");
@@ -199,9 +203,8 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
       params.ws = q.scope.id;
       where.unshift(`link_id IN (SELECT link_id FROM ${db}.link_workspaces WHERE workspace_id = {ws:UInt64})`);
     }
-    // Not the rollups' part: outside [lo, hi), or a stale hour; or not a dense link's day.
-    if (p.hi > p.lo) where.push(`(ts < {lo:DateTime} OR ts >= {hi:DateTime} OR toStartOfHour(ts) IN {stale:Array(DateTime)})`);
-    if (p.dense?.length) where.push(`concat(toString(link_id), '/', toString(toDate(ts))) NOT IN {dense:Array(String)}`);
+    // Several links, some dense on a day and some not: the rows of the dense ones' days are theirs.
+    if (p.dense?.length && q.scope.level === "link" && q.scope.ids.length > 1) where.push(`concat(toString(link_id), '/', toString(toDate(ts))) NOT IN {dense:Array(String)}`);
     const rawVal = q.dim === "link" ? "toString(link_id)" : q.dim ? ROLLUP_DIMENSIONS[q.dim] : "''";
     if (q.values) where.push(`${rawVal} IN {values:Array(String)}`);
     for (const [dim, vs] of Object.entries(q.rawFilters ?? {})) {
@@ -215,6 +218,39 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   }
   params.tz = q.tz;
   return parts.join("\nUNION ALL\n");
+}
+
+/** A union part with no rows, of the parts' types (a plan whose raw ranges came out empty). */
+const emptyPart = "SELECT toDateTime(0, 'UTC') AS t, '' AS val, toUInt64(0) AS c, uniqCombined64State(CAST(NULL, 'Nullable(String)')) AS v WHERE 0";
+
+/**
+ * [from, to) minus the plan's rollup part, as disjoint ranges in epoch ms: outside [lo, hi),
+ * the stale hours inside it; for a per-link dimension plan over `links` links, the days not dense
+ * for all of them (a day dense for some only stays, and the query leaves out the dense ones' rows).
+ */
+export function rawRanges(from: number, to: number, p: Plan, links = 1): [number, number][] {
+  let covered: [number, number][] = [];
+  if (p.dense) {
+    const perDay = new Map<string, number>();
+    for (const k of p.dense) {
+      const day = k.slice(k.indexOf("/") + 1);
+      perDay.set(day, (perDay.get(day) ?? 0) + 1);
+    }
+    covered = [...perDay].filter(([, n]) => n === links).map(([d]) => Date.parse(`${d}T00:00:00Z`)).map((d) => [d, d + DAY] as [number, number]);
+  } else if (p.hi > p.lo) {
+    const stale = new Set(p.stale);
+    for (let h = p.lo; h < p.hi; h += HOUR) if (!stale.has(h)) covered.push([h, h + HOUR]);
+  }
+  covered.sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of covered) {
+    if (b <= at || a >= to) continue;
+    if (a > at) out.push([at, Math.min(a, to)]);
+    at = Math.max(at, b);
+  }
+  if (at < to) out.push([at, to]);
+  return out;
 }
 
 export interface Counts {
