@@ -157,22 +157,22 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
  * The union of the plan's parts as rows (t: bucket or hour start, val, c: distinct clicks,
  * v: visitor sketch), for the caller to group. Parameters go into `params`.
  */
-function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>): string {
+function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, visitors = true): string {
   const botCond = (col: string) => (q.bots === "exclude" ? ` AND NOT ${col}` : q.bots === "only" ? ` AND ${col}` : "");
   const parts: string[] = [];
-  // Rollup rows: the latest version of each group (max), then the caller's grouping.
+  // Rollup rows read with FINAL: each group's versions merged (clicks by max, visitor sketches
+  // by union) in key order, cheaper than grouping them again.
   const byLink = q.dim === "link" && q.scope.level === "link";
-  const rollupDim = byLink ? "" : q.dim;
   params.level = q.scope.level;
   params.rids = q.scope.level === "link" ? q.scope.ids : q.scope.level === "workspace" ? [q.scope.id] : [0];
-  params.dim = rollupDim;
+  params.dim = byLink ? "" : q.dim;
   const val = byLink ? "toString(id)" : "value";
-  const valueCond = q.values ? " AND value IN {values:Array(String)}" : "";
+  const valueCond = q.values ? ` AND ${val} IN {values:Array(String)}` : "";
   if (q.values) params.values = q.values;
+  const v = (state: string) => (visitors ? `, ${state} AS v` : "");
   const rollup = (table: string, timeCond: string) =>
-    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
-     FROM ${db}.${table} WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}
-     GROUP BY id, t, is_bot, value`;
+    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, clicks AS c${v("visitors")}
+     FROM ${db}.${table} FINAL WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
   if (p.dense?.length) {
     params.dense = p.dense;
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
@@ -181,19 +181,18 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     params.days = p.days.map(chSeconds);
     parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
   }
-  if (p.hi > p.lo) {
-    params.lo = chSeconds(p.lo);
-    params.hi = chSeconds(p.hi);
-    params.stale = p.stale.map(chSeconds);
-    params.days ??= [];
-    parts.push(rollup("rollup_hourly", "t >= {lo:DateTime} AND t < {hi:DateTime} AND t NOT IN {stale:Array(DateTime)} AND toStartOfDay(t) NOT IN {days:Array(DateTime)}"));
+  // Hourly rows: [lo, hi) minus the daily days and the stale hours, as explicit ranges (the key prunes them).
+  const hourly = hourlyRanges(p);
+  if (hourly.length) {
+    hourly.forEach(([a, b], i) => Object.assign(params, { [`h${i}a`]: chSeconds(a), [`h${i}b`]: chSeconds(b) }));
+    parts.push(rollup("rollup_hourly", `(${hourly.map((_, i) => `(t >= {h${i}a:DateTime} AND t < {h${i}b:DateTime})`).join(" OR ")})`));
   }
   if (p.raw) {
     // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
     // sorting key (link_id, ts) then reads only those, where "in the range but not a rolled-up
     // hour" would read the whole range and filter.
     const ranges = rawRanges(q.from, q.to, p, q.scope.level === "link" ? q.scope.ids.length : 1);
-    if (!ranges.length) return parts.join("\nUNION ALL\n") || emptyPart;
+    if (!ranges.length) return parts.join("\nUNION ALL\n") || emptyPart(visitors);
     ranges.forEach(([a, b], i) => Object.assign(params, { [`r${i}a`]: chTime(new Date(a)), [`r${i}b`]: chTime(new Date(b)) }));
     const where = [`(${ranges.map((_, i) => `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`).join(" OR ")})`];
     if (q.scope.level === "link") {
@@ -212,16 +211,35 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
       where.push(`${ROLLUP_DIMENSIONS[dim as Dimension]} IN {f_${dim}:Array(String)}`);
     }
     parts.push(
-      `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c, uniqCombined64State(nullIf(visitor_hash, '')) AS v
+      `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
        FROM ${db}.clicks WHERE ${where.join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
     );
   }
   params.tz = q.tz;
-  return parts.join("\nUNION ALL\n");
+  return parts.join("\nUNION ALL\n") || emptyPart(visitors);
 }
 
-/** A union part with no rows, of the parts' types (a plan whose raw ranges came out empty). */
-const emptyPart = "SELECT toDateTime(0, 'UTC') AS t, '' AS val, toUInt64(0) AS c, uniqCombined64State(CAST(NULL, 'Nullable(String)')) AS v WHERE 0";
+/** A group's rows are all in one partition (the month of its hour or day): FINAL need not merge across them. */
+const FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1";
+
+/** A union part with no rows, of the parts' types (a plan with nothing to read). */
+const emptyPart = (visitors: boolean) =>
+  `SELECT toDateTime(0, 'UTC') AS t, '' AS val, toUInt64(0) AS c${visitors ? ", uniqCombined64State(CAST(NULL, 'Nullable(String)')) AS v" : ""} WHERE 0`;
+
+/** The hourly rollups' part of a plan: [lo, hi) minus its daily days and stale hours. */
+export function hourlyRanges(p: Plan): [number, number][] {
+  if (p.hi <= p.lo) return [];
+  const skip = new Set(p.stale);
+  const days = new Set(p.days);
+  const out: [number, number][] = [];
+  for (let h = p.lo; h < p.hi; h += HOUR) {
+    if (skip.has(h) || days.has(Math.floor(h / DAY) * DAY)) continue;
+    const last = out.at(-1);
+    if (last && last[1] === h) last[1] = h + HOUR;
+    else out.push([h, h + HOUR]);
+  }
+  return out;
+}
 
 /**
  * [from, to) minus the plan's rollup part, as disjoint ranges in epoch ms: outside [lo, hi),
@@ -267,7 +285,7 @@ export async function series(ch: ClickHouseClient, db: string, q: Question, p: P
   const r = await rows<{ b: number; clicks: number; visitors: number; is_total: number }>(
     ch,
     `SELECT ${b} AS b, sum(c) AS clicks, uniqCombined64Merge(v) AS visitors, grouping(b) AS is_total
-     FROM (${union}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b`,
+     FROM (${union}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b${FINAL_SETTINGS}`,
     params,
   );
   const total = r.find((x) => num(x.is_total) === 1);
@@ -277,25 +295,36 @@ export async function series(ch: ClickHouseClient, db: string, q: Question, p: P
   };
 }
 
-/** The top `limit` values of `q.dim` by clicks. */
+/**
+ * The top `limit` values of `q.dim` by clicks: ranked on clicks alone, then the visitor
+ * sketches merged for those values only (merging every value's sketches costs far more than
+ * counting, with thousands of values such as a workspace's links).
+ */
 export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number): Promise<(Counts & { value: string })[]> {
   const params: Record<string, unknown> = { limit };
-  const union = unionQuery(db, q, p, params);
-  const r = await rows<{ value: string; clicks: number; visitors: number }>(
+  const top = await rows<{ value: string; clicks: number }>(
     ch,
-    `SELECT val AS value, sum(c) AS clicks, uniqCombined64Merge(v) AS visitors FROM (${union})
-     GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}`,
+    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, false)})
+     GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
     params,
   );
-  return r.map((x) => ({ value: String(x.value), clicks: num(x.clicks), visitors: num(x.visitors) }));
+  if (!top.length) return [];
+  const vParams: Record<string, unknown> = {};
+  const vis = await rows<{ value: string; visitors: number }>(
+    ch,
+    `SELECT val AS value, uniqCombined64Merge(v) AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams)}) GROUP BY value${FINAL_SETTINGS}`,
+    vParams,
+  );
+  const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
+  return top.map((x) => ({ value: String(x.value), clicks: num(x.clicks), visitors: byValue.get(String(x.value)) ?? 0 }));
 }
 
 /** Clicks of a scope and range per value of `q.dim` and bucket (the SRE page's tiers over time). */
 export async function seriesByValue(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ b: number; value: string; clicks: number }[]> {
   const params: Record<string, unknown> = {};
-  const union = unionQuery(db, q, p, params);
+  const union = unionQuery(db, q, p, params, false);
   const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
-  const r = await rows<{ b: number; value: string; clicks: number }>(ch, `SELECT ${b} AS b, val AS value, sum(c) AS clicks FROM (${union}) GROUP BY b, value ORDER BY b`, params);
+  const r = await rows<{ b: number; value: string; clicks: number }>(ch, `SELECT ${b} AS b, val AS value, sum(c) AS clicks FROM (${union}) GROUP BY b, value ORDER BY b${FINAL_SETTINGS}`, params);
   return r.map((x) => ({ b: num(x.b), value: String(x.value), clicks: num(x.clicks) }));
 }
 
@@ -373,6 +402,6 @@ export async function countClicks(d: { sql: Sql; ch: ClickHouseClient; database:
   const q: Question = { scope: { level: "all" }, from: floorHour(now) - 3 * 366 * DAY, to: floorHour(now) + HOUR, interval: "month", tz: "UTC", bots: "include", dim: "" };
   const p = await plan(d.sql, q, now);
   const params: Record<string, unknown> = {};
-  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params)})`, params);
+  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, false)})${FINAL_SETTINGS}`, params);
   return num(r?.n);
 }
