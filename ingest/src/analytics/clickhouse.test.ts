@@ -142,7 +142,8 @@ describe("schemaStatements", () => {
           ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
           PARTITION BY toYYYYMM(t)
           ORDER BY (level, id, dim, t, is_bot, value)
-          TTL t + INTERVAL 3 YEAR"
+          TTL t + INTERVAL 3 YEAR
+          SETTINGS index_granularity = 256"
     `);
     expect(get("CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON")).toMatchInlineSnapshot(`"CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_daily_local, cityHash64(level, id))"`);
   });

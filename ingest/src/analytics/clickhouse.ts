@@ -131,7 +131,13 @@ export function schemaStatements(db: string, cluster?: string): string[] {
 
 export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily"] as const;
 
-/** The rollup tables' DDL (what they hold: rollup.ts) (single node, or `_local` Replicated tables plus Distributed ones on a cluster). */
+/**
+ * The rollup tables' DDL (what they hold: rollup.ts). Small granules (256 rows, not 8192): a
+ * question reads a few adjacent rows of one (level, id, dim), and every row read carries a
+ * visitor sketch to decode, so a large granule decodes thousands of sketches for a handful of
+ * rows (a link's 30 days: 20 → 12 ms; a workspace's countries: 51 → 21 ms, measured in chDB).
+ * Single node, or `_local` Replicated tables plus Distributed ones on a cluster.
+ */
 export function rollupStatements(db: string, cluster?: string, replicaPath = ""): string[] {
   const on = cluster ? ` ON CLUSTER ${cluster}` : "";
   return ROLLUP_TABLES.flatMap((name) => {
@@ -149,7 +155,8 @@ export function rollupStatements(db: string, cluster?: string, replicaPath = "")
     ) ENGINE = ${cluster ? `ReplicatedAggregatingMergeTree(${replicaPath})` : "AggregatingMergeTree"}
     PARTITION BY toYYYYMM(t)
     ORDER BY (level, id, dim, t, is_bot, value)
-    TTL t + INTERVAL 3 YEAR`,
+    TTL t + INTERVAL 3 YEAR
+    SETTINGS index_granularity = 256`,
       ...(cluster ? [`CREATE TABLE IF NOT EXISTS ${db}.${name}${on} AS ${db}.${local} ENGINE = Distributed(${cluster}, ${db}, ${local}, cityHash64(level, id))`] : []),
     ];
   });
