@@ -12,9 +12,10 @@ import { createForwarder, type Forwarder } from "./forwarder.ts";
 import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
+import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 
-export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
+export type Role = "forwarder" | "loader" | "archiver" | "maintenance" | "webhooks";
 
 export interface PipelineStatus {
   postgres_clicks: number;
@@ -54,7 +55,8 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
  * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
- * hour, optionally S3), maintenance (partitions, retention).
+ * hour, optionally S3), maintenance (partitions, retention), webhooks (the webhook batcher and
+ * sender, ingest/src/webhooks/dispatcher.ts).
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
@@ -66,6 +68,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let forwarder: Forwarder | undefined;
   let loader: Loader | undefined;
   let archiver: Archiver | undefined;
+  let webhooks: Dispatcher | undefined;
 
   if (roles.size) await ensurePartitions(sql);
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
@@ -136,6 +139,24 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     if (s3) stops.push(async () => s3.destroy());
     archiver = createArchiver({ sql, log, dir: archiveDir(config), upload: s3?.upload, graceMs: config.ARCHIVE_GRACE_MS });
     archiver.start(config.ARCHIVE_INTERVAL_MS);
+  }
+  if (roles.has("webhooks")) {
+    webhooks = createDispatcher({
+      sql,
+      log,
+      metrics,
+      allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
+      batchMax: config.WEBHOOK_BATCH_MAX_CLICKS,
+      batchMs: config.WEBHOOK_BATCH_MS,
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: config.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      pollMs: config.WEBHOOK_POLL_MS,
+      retentionDays: config.WEBHOOK_RETENTION_DAYS,
+    });
+    webhooks.start();
   }
   let maintenance: NodeJS.Timeout | undefined;
   if (roles.has("maintenance")) {
@@ -233,6 +254,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     forwarder,
     loader,
     archiver,
+    webhooks,
     status,
     lag,
     /** What the stats, SRE and recent-clicks routes read. */
@@ -243,6 +265,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       await forwarder?.stop();
       await loader?.stop();
       await archiver?.stop();
+      await webhooks?.stop();
       for (const stop of stops.reverse()) await stop().catch(() => {});
     },
   };

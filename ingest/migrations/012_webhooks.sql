@@ -1,0 +1,52 @@
+-- Webhooks (docs/WEBHOOKS.md): per-workspace endpoints, a durable delivery log, and the clicks
+-- waiting to be batched for each endpoint subscribed to link.clicked.
+CREATE TABLE webhook_endpoints (
+  id           bigserial PRIMARY KEY,
+  workspace_id bigint NOT NULL REFERENCES workspaces(id),
+  url          text NOT NULL,
+  description  text,
+  events       text[] NOT NULL,
+  -- The signing secret (whsec_<base64>): needed in clear to sign, shown to the API once.
+  secret       text NOT NULL,
+  enabled      boolean NOT NULL DEFAULT true,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_endpoints_workspace_idx ON webhook_endpoints (workspace_id, id);
+
+-- One message to one endpoint: a link event, or a batch of clicks. webhook_id is the Standard
+-- Webhooks `webhook-id`, fixed when the row is written: every attempt and replay of the message
+-- carries it, so receivers deduplicate. status: pending (next_attempt_at), delivered, failed
+-- (dead-lettered after the last attempt; a replay makes it pending again).
+CREATE TABLE webhook_deliveries (
+  id               bigserial PRIMARY KEY,
+  endpoint_id      bigint NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+  webhook_id       text NOT NULL UNIQUE DEFAULT 'msg_' || replace(gen_random_uuid()::text, '-', ''),
+  event_type       text NOT NULL,
+  payload          jsonb NOT NULL,
+  status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts         int NOT NULL DEFAULT 0,
+  next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+  claimed_until    timestamptz NOT NULL DEFAULT '-infinity',
+  last_status_code int,
+  last_error       text,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  last_attempt_at  timestamptz,
+  delivered_at     timestamptz
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
+
+-- Clicks for an endpoint, written by the forwarder in the transaction that takes them out of
+-- the outbox (so none is lost between the two), then batched into a delivery. The primary key
+-- makes a click re-sent by the pipeline (a crash, a dead-letter replay) a no-op: each click
+-- goes into exactly one batch per endpoint.
+CREATE TABLE webhook_clicks (
+  endpoint_id bigint NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+  click_id    uuid NOT NULL,
+  payload     jsonb NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  delivery_id bigint REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+  PRIMARY KEY (endpoint_id, click_id)
+);
+CREATE INDEX webhook_clicks_unbatched_idx ON webhook_clicks (endpoint_id, created_at) WHERE delivery_id IS NULL;

@@ -1,0 +1,211 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import type { Logger } from "pino";
+import { sleep } from "../../../shared/sleep.ts";
+import type { Sql } from "../db/connect.ts";
+import { checkUrl, isPrivateHost } from "../links/url-safety.ts";
+import type { Metrics } from "../metrics.ts";
+import { signHeaders } from "./signing.ts";
+
+export interface DispatcherOptions {
+  sql: Sql;
+  log: Logger;
+  metrics: Metrics;
+  allowPrivate: boolean;
+  /** Most clicks in one link.clicked message, and how long the first waits for others. */
+  batchMax: number;
+  batchMs: number;
+  /** Messages sent at once by this process. */
+  concurrency: number;
+  timeoutMs: number;
+  /** Retry schedule: base·2^(attempt−1), capped, with jitter (half to all of it); after maxAttempts, dead-lettered. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  maxAttempts: number;
+  pollMs: number;
+  retentionDays: number;
+}
+
+interface Claimed {
+  id: string;
+  webhook_id: string;
+  body: string;
+  attempts: number;
+  url: string;
+  secret: string;
+}
+
+/** Delay before attempt `attempt + 1`, after `attempt` failed ones (ms). */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random()): number {
+  const full = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(full / 2 + (full / 2) * random);
+}
+
+const MAINTENANCE_MS = 5_000;
+const PRUNE_MS = 60 * 60 * 1000;
+
+/**
+ * The webhook sender, in the `webhooks` pipeline role (any number of processes: every claim is
+ * a lease taken with FOR UPDATE SKIP LOCKED, so a message is never sent by two at once, and a
+ * crashed sender's messages are taken over when the lease runs out).
+ *  - Batcher: clicks queued per endpoint (webhook_clicks, filled by the forwarder) become one
+ *    link.clicked message per batchMax clicks or batchMs, in one transaction; the message's
+ *    webhook-id is fixed then, and each click is in exactly one message per endpoint.
+ *  - Sender: due messages are POSTed, signed (Standard Webhooks); a 2xx delivers; anything else
+ *    (status, timeout, refused connection, unsafe address) schedules a retry with backoff, and
+ *    after maxAttempts the message is dead-lettered (status failed) until a replay.
+ * At-least-once: a crash between the receiver's 2xx and the status update sends it again, with
+ * the same webhook-id.
+ */
+export function createDispatcher(o: DispatcherOptions) {
+  const leaseS = Math.ceil(o.timeoutMs / 1000) + 30;
+
+  /** Batches what is due; returns the clicks batched. */
+  async function batchOnce(): Promise<number> {
+    const due = await o.sql<{ endpoint_id: string }[]>`
+      SELECT endpoint_id FROM webhook_clicks WHERE delivery_id IS NULL GROUP BY endpoint_id
+      HAVING count(*) >= ${o.batchMax} OR min(created_at) <= now() - make_interval(secs => ${o.batchMs / 1000})`;
+    let n = 0;
+    for (const { endpoint_id } of due) {
+      for (;;) {
+        const rows = await o.sql`
+          WITH picked AS (
+            SELECT click_id, payload, created_at FROM webhook_clicks
+            WHERE endpoint_id = ${endpoint_id} AND delivery_id IS NULL
+            ORDER BY created_at, click_id LIMIT ${o.batchMax} FOR UPDATE SKIP LOCKED
+          ), d AS (
+            INSERT INTO webhook_deliveries (endpoint_id, event_type, payload)
+            SELECT ${endpoint_id}, 'link.clicked', jsonb_build_object('type', 'link.clicked',
+              'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+              'data', jsonb_build_object('clicks', jsonb_agg(payload ORDER BY created_at, click_id)))
+            FROM picked HAVING count(*) > 0
+            RETURNING id
+          )
+          UPDATE webhook_clicks w SET delivery_id = d.id FROM d, picked p
+          WHERE w.endpoint_id = ${endpoint_id} AND w.click_id = p.click_id
+          RETURNING 1`;
+        n += rows.length;
+        if (rows.length < o.batchMax) break;
+      }
+    }
+    return n;
+  }
+
+  /** Destination safety again at send time: the name may now resolve into private space. */
+  async function unsafe(url: string): Promise<string | null> {
+    const r = checkUrl(url, { allowPrivate: o.allowPrivate });
+    if (!r.ok) return r.reason;
+    if (o.allowPrivate) return null;
+    const host = r.host.replace(/^\[|\]$/g, "");
+    if (isIP(host)) return null;
+    const addrs = await lookup(host, { all: true });
+    const bad = addrs.find((a) => isPrivateHost(a.family === 6 ? `[${a.address}]` : a.address));
+    return bad ? `${r.host} resolves into private or local address space (${bad.address})` : null;
+  }
+
+  async function send(m: Claimed): Promise<void> {
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const problem = await unsafe(m.url);
+      if (problem) throw new Error(problem);
+      const res = await fetch(m.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "user-agent": "linkflow-webhooks/1", ...signHeaders(m.secret, m.webhook_id, m.body) },
+        body: m.body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(o.timeoutMs),
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => {});
+      if (status < 200 || status >= 300) error = `HTTP ${status}`;
+    } catch (err) {
+      error = String((err as Error)?.cause ?? err).slice(0, 500);
+    }
+    if (!error) {
+      await o.sql`UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), last_status_code = ${status}, last_error = NULL
+                  WHERE id = ${m.id}`;
+      o.metrics.webhookDeliveries.inc({ outcome: "delivered" });
+    } else if (m.attempts >= o.maxAttempts) {
+      await o.sql`UPDATE webhook_deliveries SET status = 'failed', last_status_code = ${status}, last_error = ${error}
+                  WHERE id = ${m.id}`;
+      o.metrics.webhookDeliveries.inc({ outcome: "failed" });
+      o.log.warn({ delivery: m.id, error }, "webhook message dead-lettered after its last attempt");
+    } else {
+      const delay = retryDelay(m.attempts, o.retryBaseMs, o.retryMaxMs);
+      await o.sql`UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => ${delay / 1000}),
+                    claimed_until = '-infinity', last_status_code = ${status}, last_error = ${error}
+                  WHERE id = ${m.id}`;
+      o.metrics.webhookDeliveries.inc({ outcome: "retry" });
+    }
+  }
+
+  /** Claims and sends one round of due messages; returns how many. */
+  async function sendOnce(): Promise<number> {
+    const claimed = await o.sql<Claimed[]>`
+      UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => ${leaseS}), attempts = d.attempts + 1, last_attempt_at = now()
+      FROM webhook_endpoints e
+      WHERE e.id = d.endpoint_id AND d.id IN (
+        SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints y ON y.id = x.endpoint_id AND y.enabled
+        WHERE x.status = 'pending' AND x.next_attempt_at <= now() AND x.claimed_until < now()
+        ORDER BY x.next_attempt_at LIMIT ${o.concurrency} FOR UPDATE OF x SKIP LOCKED)
+      RETURNING d.id, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret`;
+    await Promise.all(claimed.map((m) => send(m).catch((err) => o.log.warn({ err: String(err), delivery: m.id }, "webhook status update failed; the lease will expire"))));
+    return claimed.length;
+  }
+
+  /** The backlog gauges, and once an hour the log's retention. */
+  let lastPrune = 0;
+  async function maintain() {
+    const [c] = await o.sql<{ pending: number; clicks: number; failed: number }[]>`
+      SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')::int AS pending,
+             (SELECT count(*) FROM webhook_deliveries WHERE status = 'failed')::int AS failed,
+             (SELECT count(*) FROM webhook_clicks WHERE delivery_id IS NULL)::int AS clicks`;
+    o.metrics.webhookBacklog.set(c!.pending);
+    o.metrics.webhookDeadLettered.set(c!.failed);
+    o.metrics.webhookClicksQueued.set(c!.clicks);
+    if (Date.now() - lastPrune >= PRUNE_MS) {
+      lastPrune = Date.now();
+      await o.sql`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - make_interval(days => ${o.retentionDays})`;
+    }
+  }
+
+  let running = false;
+  let loops: Promise<void>[] = [];
+  /** A sleep that ends early when the dispatcher stops. */
+  const nap = async (ms: number) => {
+    for (const end = Date.now() + ms; running && Date.now() < end; ) await sleep(Math.min(100, end - Date.now()));
+  };
+  async function run(step: () => Promise<number>, idleMs: number, what: string) {
+    let failures = 0;
+    while (running) {
+      try {
+        const n = await step();
+        failures = 0;
+        if (n === 0) await nap(idleMs);
+      } catch (err) {
+        failures++;
+        o.log.warn({ err: String(err) }, `webhook ${what} failed; will retry`);
+        await nap(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
+  }
+
+  return {
+    batchOnce,
+    sendOnce,
+    start() {
+      running = true;
+      loops = [
+        run(batchOnce, Math.min(o.pollMs, o.batchMs), "batcher"),
+        run(sendOnce, o.pollMs, "sender"),
+        run(async () => (await maintain(), 0), MAINTENANCE_MS, "maintenance"),
+      ];
+    },
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+export type Dispatcher = ReturnType<typeof createDispatcher>;
