@@ -148,7 +148,12 @@ describe("webhook events", () => {
     // 2. Outage: 503 for everything; with 4 attempts the messages are dead-lettered.
     receiver.mode = "503";
     await send(events.slice(100));
-    await eventually(async () => (await s.sql`SELECT count(*)::int AS n FROM webhook_clicks WHERE endpoint_id = ${ep.id} AND delivery_id IS NULL`)[0]!.n === 0 && (await deliveries(ep.id, "?status=pending")).length === 0, 30_000);
+    // Settled: all 300 clicks queued for the endpoint, all batched, no message pending any more.
+    const settled = async () => {
+      const [q] = await s.sql`SELECT count(*)::int AS n, count(*) FILTER (WHERE delivery_id IS NULL)::int AS unbatched FROM webhook_clicks WHERE endpoint_id = ${ep.id}`;
+      return q!.n === 300 && q!.unbatched === 0 && (await deliveries(ep.id, "?status=pending")).length === 0;
+    };
+    expect(await eventually(settled, 30_000)).toBe(true);
     const failed = await deliveries(ep.id, "?status=failed&limit=200");
     expect(failed.length).toBeGreaterThan(0);
     expect(failed[0]).toMatchObject({ attempts: 4, last_status_code: 503, last_error: "HTTP 503" });
