@@ -370,7 +370,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replace the endpoint's signing secret (the new one is shown once; the old one stops signing at once) */
+        /** Replace the endpoint's signing secret (the new one is shown once; the previous one also signs for 24 hours) */
         post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;

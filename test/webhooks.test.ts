@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { webhookStore } from "../ingest/src/webhooks/store.ts";
+import { Webhook } from "standardwebhooks";
 import { retryDelay } from "../ingest/src/webhooks/dispatcher.ts";
+import { generateSecret, signHeaders } from "../ingest/src/webhooks/signing.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 import { WebhookReceiver } from "./webhook-receiver.ts";
@@ -117,6 +119,25 @@ describe("webhook events", () => {
     const log = await deliveries(ep.id);
     expect(log.map((d) => d.status)).toEqual(["delivered", "delivered", "delivered"]);
     expect(log[0]).toMatchObject({ attempts: 1, last_status_code: 200, next_attempt_at: null, clicks: null });
+    await api(`/api/webhooks/${ep.id}`, s.adminKey, { method: "DELETE" });
+  });
+
+  it("after a rotation both secrets sign for a while: a receiver still on the old one verifies", async () => {
+    const [a, b, c] = [generateSecret(), generateSecret(), generateSecret()];
+    const raw = JSON.stringify({ type: "link.created", timestamp: new Date().toISOString(), data: {} });
+    const headers = signHeaders(b, "msg_rotation", raw, new Date(), a);
+    expect(new Webhook(a).verify(raw, { ...headers })).toBeTruthy();
+    expect(new Webhook(b).verify(raw, { ...headers })).toBeTruthy();
+    expect(() => new Webhook(c).verify(raw, { ...headers })).toThrow();
+    // End to end: rotate, keep the receiver on the old secret, and the next message still verifies.
+    const ep = await createEndpoint("/rotate", ["link.created"]);
+    const rotated = await body(await api(`/api/webhooks/${ep.id}/rotate-secret`, s.adminKey, { method: "POST" }));
+    expect(rotated.secret).not.toBe(ep.secret);
+    const unverified = receiver.unverified;
+    await api("/api/links", s.adminKey, { method: "POST", body: JSON.stringify({ url: "https://example.com/rot", slug: "wh-rotate" }) });
+    await eventually(async () => receiver.received.some((m) => m.path === "/rotate"), 10_000);
+    expect(receiver.received.filter((m) => m.path === "/rotate").length).toBe(1);
+    expect(receiver.unverified).toBe(unverified);
     await api(`/api/webhooks/${ep.id}`, s.adminKey, { method: "DELETE" });
   });
 

@@ -8,6 +8,9 @@ CREATE TABLE webhook_endpoints (
   events       text[] NOT NULL,
   -- The signing secret (whsec_<base64>): needed in clear to sign, shown to the API once.
   secret       text NOT NULL,
+  -- After a rotation the previous secret signs too, until previous_secret_until (receivers move over).
+  previous_secret       text,
+  previous_secret_until timestamptz,
   enabled      boolean NOT NULL DEFAULT true,
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now()

@@ -33,6 +33,7 @@ interface Claimed {
   attempts: number;
   url: string;
   secret: string;
+  previous_secret: string | null;
 }
 
 /** Delay before attempt `attempt + 1`, after `attempt` failed ones (ms). */
@@ -111,7 +112,7 @@ export function createDispatcher(o: DispatcherOptions) {
       if (problem) throw new Error(problem);
       const res = await fetch(m.url, {
         method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "linkflow-webhooks/1", ...signHeaders(m.secret, m.webhook_id, m.body) },
+        headers: { "content-type": "application/json", "user-agent": "linkflow-webhooks/1", ...signHeaders(m.secret, m.webhook_id, m.body, new Date(), m.previous_secret) },
         body: m.body,
         redirect: "manual",
         signal: AbortSignal.timeout(o.timeoutMs),
@@ -149,7 +150,8 @@ export function createDispatcher(o: DispatcherOptions) {
         SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints y ON y.id = x.endpoint_id AND y.enabled
         WHERE x.status = 'pending' AND x.next_attempt_at <= now() AND x.claimed_until < now()
         ORDER BY x.next_attempt_at LIMIT ${o.concurrency} FOR UPDATE OF x SKIP LOCKED)
-      RETURNING d.id, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret`;
+      RETURNING d.id, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret,
+        CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret`;
     await Promise.all(claimed.map((m) => send(m).catch((err) => o.log.warn({ err: String(err), delivery: m.id }, "webhook status update failed; the lease will expire"))));
     return claimed.length;
   }

@@ -21,7 +21,8 @@ export interface SignedHeaders {
  * receiver deduplicates), the timestamp and signature the attempt's (receivers refuse a
  * timestamp more than 5 minutes off, so a retry hours later is signed again).
  */
-export function signHeaders(secret: string, webhookId: string, body: string, at = new Date()): SignedHeaders {
-  const signature = new Webhook(secret).sign(webhookId, at, body);
+export function signHeaders(secret: string, webhookId: string, body: string, at = new Date(), previous?: string | null): SignedHeaders {
+  // During a rotation's overlap both secrets sign: the specification's space-separated list, any one of which verifies.
+  const signature = [secret, ...(previous ? [previous] : [])].map((s) => new Webhook(s).sign(webhookId, at, body)).join(" ");
   return { "webhook-id": webhookId, "webhook-timestamp": String(Math.floor(at.getTime() / 1000)), "webhook-signature": signature };
 }

@@ -70,6 +70,9 @@ export interface EndpointInput {
   enabled?: boolean;
 }
 
+/** How long a rotated-out secret still signs (a second signature on each message). */
+export const SECRET_OVERLAP_HOURS = 24;
+
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 
 const present = (r: EndpointRow): Endpoint => ({
@@ -156,10 +159,14 @@ export function webhookStore({ sql, allowPrivate = false }: WebhookStoreDeps) {
       if (!r) throw domainError("not_found", "no such webhook endpoint in this workspace");
     },
 
-    /** A new secret, effective for the next attempt of every message (the old one stops at once). */
+    /**
+     * A new secret, signing every attempt from now on; the previous one signs too (a second
+     * signature) for SECRET_OVERLAP_HOURS, so receivers can move over without refusing messages.
+     */
     async rotateSecret(ws: number, id: number): Promise<Endpoint & { secret: string }> {
       const [r] = await sql<EndpointRow[]>`
-        UPDATE webhook_endpoints SET secret = ${generateSecret()}, updated_at = now()
+        UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = now() + make_interval(hours => ${SECRET_OVERLAP_HOURS}),
+          secret = ${generateSecret()}, updated_at = now()
         WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
       if (!r) throw domainError("not_found", "no such webhook endpoint in this workspace");
       return { ...present(r), secret: r.secret };

@@ -113,7 +113,7 @@ export function webhookRoutes({ sql, store }: { sql: Sql; store: WebhookStore })
   app.openapi(
     createRoute({
       method: "post", path: "/{id}/rotate-secret", operationId: "rotateWebhookSecret", tags, security, middleware: [write] as const,
-      summary: "Replace the endpoint's signing secret (the new one is shown once; the old one stops signing at once)", request: { params: IdParams },
+      summary: "Replace the endpoint's signing secret (the new one is shown once; the previous one also signs for 24 hours)", request: { params: IdParams },
       responses: { 200: json(EndpointWithSecretSchema, "the endpoint, with its new secret"), ...errorResponses(400, 401, 403, 404, 429) },
     }),
     async (c) => c.json(await store.rotateSecret(ws(c), c.req.valid("param").id), 200),
