@@ -40,16 +40,15 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
 
--- Clicks for an endpoint, written by the forwarder in the transaction that takes them out of
--- the outbox (so none is lost between the two), then batched into a delivery. The primary key
--- makes a click re-sent by the pipeline (a crash, a dead-letter replay) a no-op: each click
--- goes into exactly one batch per endpoint.
+-- Which clicks each endpoint was sent: written by the forwarder in the transaction that takes the
+-- clicks out of the outbox, with the link.clicked messages that carry them (so none is lost
+-- between the two). The primary key makes a click re-sent by the pipeline (a crash, a dead-letter
+-- replay) a no-op: each click goes into exactly one message per endpoint. Slim on purpose (the
+-- click itself is in the message); pruned after WEBHOOK_RETENTION_DAYS (BRIN: cheap to keep).
 CREATE TABLE webhook_clicks (
   endpoint_id bigint NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
   click_id    uuid NOT NULL,
-  payload     jsonb NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
-  delivery_id bigint REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
   PRIMARY KEY (endpoint_id, click_id)
 );
-CREATE INDEX webhook_clicks_unbatched_idx ON webhook_clicks (endpoint_id, created_at) WHERE delivery_id IS NULL;
+CREATE INDEX webhook_clicks_created_idx ON webhook_clicks USING brin (created_at);

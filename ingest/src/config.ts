@@ -105,9 +105,8 @@ const envSchema = z.object({
   /** Allow destinations in private, loopback and link-local address space (shared/destination.ts). */
   ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
 
-  /** Webhooks (docs/WEBHOOKS.md): most clicks in one link.clicked message, and how long the first click of a batch waits for more. */
-  WEBHOOK_BATCH_MAX_CLICKS: z.coerce.number().int().min(1).max(10_000).default(100),
-  WEBHOOK_BATCH_MS: z.coerce.number().int().min(1).default(1_000),
+  /** Webhooks (docs/WEBHOOKS.md): most clicks in one link.clicked message (the forwarder's batch, FORWARDER_BATCH, bounds it too). */
+  WEBHOOK_BATCH_MAX_CLICKS: z.coerce.number().int().min(1).max(500).default(100),
   /** Messages each process sends at once, and the time one POST may take. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),

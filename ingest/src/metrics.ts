@@ -70,7 +70,6 @@ export function createMetrics() {
     }),
     webhookBacklog: new Gauge({ name: "linkflow_webhook_backlog", help: "Webhook messages pending (not yet delivered, not dead-lettered)", registers: [registry] }),
     webhookDeadLettered: new Gauge({ name: "linkflow_webhook_dead_lettered", help: "Webhook messages dead-lettered after their last attempt (status failed), not replayed", registers: [registry] }),
-    webhookClicksQueued: new Gauge({ name: "linkflow_webhook_clicks_queued", help: "Clicks queued for a webhook endpoint, not yet in a link.clicked message", registers: [registry] }),
     buildInfo: new Gauge({ name: "linkflow_build_info", help: "Always 1; the labels say which ingest build and Node.js runtime", labelNames: ["version", "node_version"] as const, registers: [registry] }),
   };
   m.buildInfo.set({ version: VERSION, node_version: process.version }, 1);

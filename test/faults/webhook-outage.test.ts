@@ -31,7 +31,6 @@ beforeAll(async () => {
       WEBHOOK_RETRY_BASE_MS: "200",
       WEBHOOK_RETRY_MAX_MS: "15000",
       WEBHOOK_POLL_MS: "100",
-      WEBHOOK_BATCH_MS: "250",
     },
   });
   await ingest.start();

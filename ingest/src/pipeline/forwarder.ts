@@ -34,6 +34,8 @@ export interface ForwarderOptions {
   aggregateBytes?: number;
   /** Batches in flight at once (each claims its own rows through the lease). */
   concurrency?: number;
+  /** Most clicks in one link.clicked webhook message (WEBHOOK_BATCH_MAX_CLICKS). */
+  webhookBatchMax?: number;
   /** Test hook: send every batch twice (forced duplicate delivery). */
   duplicateDelivery?: boolean;
 }
@@ -111,7 +113,7 @@ export function createForwarder(o: ForwarderOptions) {
       await o.sql.begin(async (tx) => {
         if (sent.length) {
           // Webhooks get the clicks in the same transaction: nothing between the two to lose.
-          await tapClicks(tx, sent);
+          await tapClicks(tx, sent, o.webhookBatchMax);
           await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
           await bump(tx, "kinesis_sent", sent.length);
         }

@@ -55,8 +55,8 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
  * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
- * hour, optionally S3), maintenance (partitions, retention), webhooks (the webhook batcher and
- * sender, ingest/src/webhooks/dispatcher.ts).
+ * hour, optionally S3), maintenance (partitions, retention), webhooks (the webhook sender,
+ * ingest/src/webhooks/dispatcher.ts; the forwarder writes the click messages).
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
@@ -113,6 +113,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       idleMs: config.FORWARDER_IDLE_MS,
       concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,
+      webhookBatchMax: config.WEBHOOK_BATCH_MAX_CLICKS,
     });
     forwarder.start();
   }
@@ -146,8 +147,6 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       log,
       metrics,
       allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
-      batchMax: config.WEBHOOK_BATCH_MAX_CLICKS,
-      batchMs: config.WEBHOOK_BATCH_MS,
       concurrency: config.WEBHOOK_CONCURRENCY,
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,
       retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,

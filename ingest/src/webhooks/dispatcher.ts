@@ -12,9 +12,6 @@ export interface DispatcherOptions {
   log: Logger;
   metrics: Metrics;
   allowPrivate: boolean;
-  /** Most clicks in one link.clicked message, and how long the first waits for others. */
-  batchMax: number;
-  batchMs: number;
   /** Messages sent at once by this process. */
   concurrency: number;
   timeoutMs: number;
@@ -48,49 +45,17 @@ const PRUNE_MS = 60 * 60 * 1000;
 /**
  * The webhook sender, in the `webhooks` pipeline role (any number of processes: every claim is
  * a lease taken with FOR UPDATE SKIP LOCKED, so a message is never sent by two at once, and a
- * crashed sender's messages are taken over when the lease runs out).
- *  - Batcher: clicks queued per endpoint (webhook_clicks, filled by the forwarder) become one
- *    link.clicked message per batchMax clicks or batchMs, in one transaction; the message's
- *    webhook-id is fixed then, and each click is in exactly one message per endpoint.
- *  - Sender: due messages are POSTed, signed (Standard Webhooks); a 2xx delivers; anything else
- *    (status, timeout, refused connection, unsafe address) schedules a retry with backoff, and
- *    after maxAttempts the message is dead-lettered (status failed) until a replay.
+ * crashed sender's messages are taken over when the lease runs out). The messages are written
+ * elsewhere: link events with the link's change (events.ts enqueueLinkEvent), click batches by
+ * the forwarder with the outbox delete (events.ts tapClicks). Due messages are POSTed, signed
+ * (Standard Webhooks); a 2xx delivers; anything else (status, timeout, refused connection,
+ * unsafe address) schedules a retry with backoff, and after maxAttempts the message is
+ * dead-lettered (status failed) until a replay.
  * At-least-once: a crash between the receiver's 2xx and the status update sends it again, with
  * the same webhook-id.
  */
 export function createDispatcher(o: DispatcherOptions) {
   const leaseS = Math.ceil(o.timeoutMs / 1000) + 30;
-
-  /** Batches what is due; returns the clicks batched. */
-  async function batchOnce(): Promise<number> {
-    const due = await o.sql<{ endpoint_id: string }[]>`
-      SELECT endpoint_id FROM webhook_clicks WHERE delivery_id IS NULL GROUP BY endpoint_id
-      HAVING count(*) >= ${o.batchMax} OR min(created_at) <= now() - make_interval(secs => ${o.batchMs / 1000})`;
-    let n = 0;
-    for (const { endpoint_id } of due) {
-      for (;;) {
-        const rows = await o.sql`
-          WITH picked AS (
-            SELECT click_id, payload, created_at FROM webhook_clicks
-            WHERE endpoint_id = ${endpoint_id} AND delivery_id IS NULL
-            ORDER BY created_at, click_id LIMIT ${o.batchMax} FOR UPDATE SKIP LOCKED
-          ), d AS (
-            INSERT INTO webhook_deliveries (endpoint_id, event_type, payload)
-            SELECT ${endpoint_id}, 'link.clicked', jsonb_build_object('type', 'link.clicked',
-              'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-              'data', jsonb_build_object('clicks', jsonb_agg(payload ORDER BY created_at, click_id)))
-            FROM picked HAVING count(*) > 0
-            RETURNING id
-          )
-          UPDATE webhook_clicks w SET delivery_id = d.id FROM d, picked p
-          WHERE w.endpoint_id = ${endpoint_id} AND w.click_id = p.click_id
-          RETURNING 1`;
-        n += rows.length;
-        if (rows.length < o.batchMax) break;
-      }
-    }
-    return n;
-  }
 
   /** Destination safety again at send time: the name may now resolve into private space. */
   async function unsafe(url: string): Promise<string | null> {
@@ -159,16 +124,16 @@ export function createDispatcher(o: DispatcherOptions) {
   /** The backlog gauges, and once an hour the log's retention. */
   let lastPrune = 0;
   async function maintain() {
-    const [c] = await o.sql<{ pending: number; clicks: number; failed: number }[]>`
+    const [c] = await o.sql<{ pending: number; failed: number }[]>`
       SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')::int AS pending,
-             (SELECT count(*) FROM webhook_deliveries WHERE status = 'failed')::int AS failed,
-             (SELECT count(*) FROM webhook_clicks WHERE delivery_id IS NULL)::int AS clicks`;
+             (SELECT count(*) FROM webhook_deliveries WHERE status = 'failed')::int AS failed`;
     o.metrics.webhookBacklog.set(c!.pending);
     o.metrics.webhookDeadLettered.set(c!.failed);
-    o.metrics.webhookClicksQueued.set(c!.clicks);
     if (Date.now() - lastPrune >= PRUNE_MS) {
       lastPrune = Date.now();
       await o.sql`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - make_interval(days => ${o.retentionDays})`;
+      // A click the pipeline sends again arrives within minutes (a forwarder lease, a replay): a week of ids is ample.
+      await o.sql`DELETE FROM webhook_clicks WHERE created_at < now() - make_interval(days => ${o.retentionDays})`;
     }
   }
 
@@ -194,12 +159,10 @@ export function createDispatcher(o: DispatcherOptions) {
   }
 
   return {
-    batchOnce,
     sendOnce,
     start() {
       running = true;
       loops = [
-        run(batchOnce, Math.min(o.pollMs, o.batchMs), "batcher"),
         run(sendOnce, o.pollMs, "sender"),
         run(async () => (await maintain(), 0), MAINTENANCE_MS, "maintenance"),
       ];
