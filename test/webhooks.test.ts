@@ -115,6 +115,8 @@ describe("webhook events", () => {
     expect(msgs.map((m) => m.payload.type).sort()).toEqual(["link.created", "link.deleted", "link.updated"]);
     expect(msgs.find((m) => m.payload.type === "link.updated")!.payload.data).toMatchObject({ id: link.id, code: "wh-link", title: "new title" });
     expect(new Set(msgs.map((m) => m.webhookId)).size).toBe(3);
+    // The status is recorded after the receiver's answer: wait for it.
+    await eventually(async () => (await deliveries(ep.id)).every((d) => d.status === "delivered"), 10_000);
     const log = await deliveries(ep.id);
     expect(log.map((d) => d.status)).toEqual(["delivered", "delivered", "delivered"]);
     expect(log[0]).toMatchObject({ attempts: 1, last_status_code: 200, next_attempt_at: null, clicks: null });
@@ -197,6 +199,7 @@ describe("webhook events", () => {
     expect(receiver.clickIds("/no-clicks").size).toBe(0);
     expect((await body(await api(`/api/webhooks/${foreign.id}/deliveries`, other))).deliveries).toEqual([]);
     // The log after recovery: every message delivered; one replayed by id goes again with the same webhook-id.
+    await eventually(async () => (await deliveries(ep.id, "?limit=200")).every((d) => d.status === "delivered"), 10_000);
     const log = await deliveries(ep.id, "?limit=200");
     expect(log.every((d) => d.status === "delivered")).toBe(true);
     const one = log[0];

@@ -71,6 +71,11 @@ describe("fault: webhook receiver outage", () => {
     const until = Date.now() + 180_000;
     while (Date.now() < until && [...stats.acked].some((id) => !receiver.clickIds(PATH).has(id))) await sleep(250);
     const recoveryMs = Date.now() - upAt;
+    // The sender records each outcome after the receiver's answer: let the last ones land.
+    for (const end = Date.now() + 30_000; Date.now() < end; await sleep(100)) {
+      const [p] = await s.pg<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = ${endpoint.id} AND status = 'pending'`;
+      if (p!.n === 0) break;
+    }
     const got = receiver.clickIds(PATH);
     const lost = [...stats.acked].filter((id) => !got.has(id));
     const messages = receiver.received.filter((m) => m.path === PATH);

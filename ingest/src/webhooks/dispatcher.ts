@@ -106,19 +106,39 @@ export function createDispatcher(o: DispatcherOptions) {
     }
   }
 
-  /** Claims and sends one round of due messages; returns how many. */
+  /** Sends in flight: up to `concurrency`, each released as it ends (a slow receiver holds one slot, not a round). */
+  const inFlight = new Set<Promise<void>>();
+
+  /**
+   * Claims due messages for the free slots and starts sending them; returns how many it claimed
+   * (with every slot busy, it first waits for one to free up).
+   */
   async function sendOnce(): Promise<number> {
+    if (inFlight.size >= o.concurrency) {
+      await Promise.race(inFlight);
+      return 1;
+    }
     const claimed = await o.sql<Claimed[]>`
       UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => ${leaseS}), attempts = d.attempts + 1, last_attempt_at = now()
       FROM webhook_endpoints e
       WHERE e.id = d.endpoint_id AND d.id IN (
         SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints y ON y.id = x.endpoint_id AND y.enabled
         WHERE x.status = 'pending' AND x.next_attempt_at <= now() AND x.claimed_until < now()
-        ORDER BY x.next_attempt_at LIMIT ${o.concurrency} FOR UPDATE OF x SKIP LOCKED)
+        ORDER BY x.next_attempt_at LIMIT ${o.concurrency - inFlight.size} FOR UPDATE OF x SKIP LOCKED)
       RETURNING d.id, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret,
         CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret`;
-    await Promise.all(claimed.map((m) => send(m).catch((err) => o.log.warn({ err: String(err), delivery: m.id }, "webhook status update failed; the lease will expire"))));
+    for (const m of claimed) {
+      const p: Promise<void> = send(m)
+        .catch((err) => o.log.warn({ err: String(err), delivery: m.id }, "webhook status update failed; the lease will expire"))
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
     return claimed.length;
+  }
+
+  /** Waits for the sends in flight (tests; stop). */
+  async function settle() {
+    while (inFlight.size) await Promise.all([...inFlight]);
   }
 
   /** The backlog gauges, and once an hour the log's retention. */
@@ -160,6 +180,7 @@ export function createDispatcher(o: DispatcherOptions) {
 
   return {
     sendOnce,
+    settle,
     start() {
       running = true;
       loops = [
@@ -170,6 +191,7 @@ export function createDispatcher(o: DispatcherOptions) {
     async stop() {
       running = false;
       await Promise.all(loops);
+      await settle();
     },
   };
 }
