@@ -286,7 +286,7 @@ keys
   .command("create")
   .description("create an API key (its secret is shown once)")
   .requiredOption("--name <name>", "what the key is for")
-  .requiredOption("--scope <scope>", "a scope, e.g. links:read, links:write, stats:read (repeat for several)", collect(text))
+  .requiredOption("--scope <scope>", "a scope, e.g. links:read, links:write, stats:read, webhooks:read, webhooks:write (repeat for several)", collect(text))
   .option("--rpm <n>", "requests per minute", positive)
   .action(async (o: { name: string; scope: string[]; rpm?: number }, cmd: Command) => {
     const { api, json } = context(cmd);

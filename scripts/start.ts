@@ -69,7 +69,7 @@ if (loaders > 0) {
     process.env.KINESIS_ENDPOINT = k.endpoint;
     stopKinesis = k.stop;
   }
-  process.env.PIPELINE_ROLES = rolesWithoutLoader(process.env.PIPELINE_ROLES ?? "forwarder,loader,archiver,maintenance");
+  process.env.PIPELINE_ROLES = rolesWithoutLoader(process.env.PIPELINE_ROLES ?? "forwarder,loader,archiver,maintenance,webhooks");
 }
 const config = loadConfig();
 const host = config.HOST;

@@ -194,6 +194,23 @@ describe("real responses match the spec", () => {
     await call("DELETE", `/api/domains/${domain.id}`); // 404
   });
 
+  it("webhooks", async () => {
+    const { body: ep } = await call("POST", "/api/webhooks", { body: JSON.stringify({ url: "https://hooks.example.com/spec", events: ["link.created"], description: "spec" }) });
+    await call("GET", "/api/webhooks");
+    await call("GET", `/api/webhooks/${ep.id}`);
+    await call("PATCH", `/api/webhooks/${ep.id}`, { body: JSON.stringify({ events: ["link.created", "link.deleted"] }) });
+    await call("POST", `/api/webhooks/${ep.id}/rotate-secret`);
+    await call("POST", "/api/links", { body: JSON.stringify({ url: "https://example.com/hooked" }) }); // queues a link.created message
+    const { body: log } = await call("GET", `/api/webhooks/${ep.id}/deliveries?limit=10`);
+    await call("POST", `/api/webhooks/${ep.id}/deliveries/${log.deliveries[0].id}/replay`);
+    await call("POST", `/api/webhooks/${ep.id}/replay`);
+    // Errors.
+    await call("POST", "/api/webhooks", { body: JSON.stringify({ url: "http://10.0.0.1/hook", events: ["link.created"] }) }); // 400 unsafe_url
+    await call("POST", `/api/webhooks/${ep.id}/deliveries/999999/replay`); // 404
+    await call("DELETE", `/api/webhooks/${ep.id}`);
+    await call("GET", `/api/webhooks/${ep.id}`); // 404
+  });
+
   it("stats, recent clicks, SRE, pipeline", async () => {
     const { body: link } = await call("POST", "/api/links", { body: JSON.stringify({ url: "https://example.com/stats" }) });
     await call("GET", `/api/stats?link=${link.id}&interval=hour&group_by=country`);

@@ -4,6 +4,7 @@ import { clear, h } from "./dom.ts";
 import { linkPage } from "./link-page.ts";
 import { linkFormPage, linksPage } from "./links.ts";
 import { srePage } from "./sre.ts";
+import { webhooksPage } from "./webhooks.ts";
 import "./style.css";
 
 const app = document.getElementById("app")!;
@@ -55,6 +56,7 @@ async function route(): Promise<void> {
     else if ((m = /^\/links\/(\d+)\/edit$/.exec(path))) await linkFormPage(app, Number(m[1]));
     else if ((m = /^\/links\/(\d+)$/.exec(path))) await linkPage(app, Number(m[1]), signal);
     else if (path === "/sre") await srePage(app, signal);
+    else if (path === "/webhooks") await webhooksPage(app, signal);
     else clear(app, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/links" }, "Back to links")));
   } catch (e) {
     if (!signal.aborted) clear(app, h("p", { class: "error" }, (e as Error).message));

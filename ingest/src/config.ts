@@ -40,7 +40,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Which background workers this process runs (comma list; empty: none, HTTP only). */
-  PIPELINE_ROLES: z.string().default("forwarder,loader,archiver,maintenance"),
+  PIPELINE_ROLES: z.string().default("forwarder,loader,archiver,maintenance,webhooks"),
   /** Kinesis: unset endpoint and no AWS region → embedded kinesalite under DATA_DIR/kinesis. */
   KINESIS_ENDPOINT: z.string().optional(),
   KINESIS_STREAM: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/).default("clicks"),
@@ -106,6 +106,20 @@ const envSchema = z.object({
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(20),
   /** Allow destinations in private, loopback and link-local address space (shared/destination.ts). */
   ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
+
+  /** Webhooks (docs/WEBHOOKS.md): most clicks in one link.clicked message (the forwarder's batch, FORWARDER_BATCH, bounds it too). */
+  WEBHOOK_BATCH_MAX_CLICKS: z.coerce.number().int().min(1).max(500).default(100),
+  /** Messages each process sends at once, and the time one POST may take. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Retries: base·2^(attempt−1) with jitter, capped at WEBHOOK_RETRY_MAX_MS; dead-lettered after WEBHOOK_MAX_ATTEMPTS (defaults: ~7–9 hours). */
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).default(5_000),
+  WEBHOOK_RETRY_MAX_MS: z.coerce.number().int().min(1).default(3_600_000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(18),
+  /** How often an idle sender looks for due messages. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(500),
+  /** Delivered and dead-lettered messages are kept this long in the delivery log. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).default(7),
 });
 
 /** The configuration, with the required secrets known to be there. */

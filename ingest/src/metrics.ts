@@ -63,6 +63,14 @@ export function createMetrics() {
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: "linkflow_webhook_deliveries_total",
+      help: "Webhook delivery attempts by outcome (delivered; retry: failed, another attempt scheduled; failed: the last attempt failed, dead-lettered)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    webhookBacklog: new Gauge({ name: "linkflow_webhook_backlog", help: "Webhook messages pending (not yet delivered, not dead-lettered)", registers: [registry] }),
+    webhookDeadLettered: new Gauge({ name: "linkflow_webhook_dead_lettered", help: "Webhook messages dead-lettered after their last attempt (status failed), not replayed", registers: [registry] }),
     buildInfo: new Gauge({ name: "linkflow_build_info", help: "Always 1; the labels say which ingest build and Node.js runtime", labelNames: ["version", "node_version"] as const, registers: [registry] }),
   };
   m.buildInfo.set({ version: VERSION, node_version: process.version }, 1);

@@ -19,6 +19,8 @@ import type { EdgeSync } from "../links/edge-sync.ts";
 import { linkGuard } from "../clicks/link-guard.ts";
 import { linkStore } from "../links/store.ts";
 import { linkRoutes } from "./routes/links.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
+import { webhookStore } from "../webhooks/store.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Pipeline } from "../pipeline/index.ts";
 import { pgGate, isUnavailable } from "./pg-gate.ts";
@@ -116,6 +118,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
       { path: "/api/stats", router: statsRoutes({ sql, replica, ch, database, observe, streams }) },
       { path: "/api/clicks", router: recentClickRoutes({ sql, replica }) },
       { path: "/api/sre", router: sreRoutes({ sql, replica, ch, database }) },
+      { path: "/api/webhooks", router: webhookRoutes({ sql, store: webhookStore({ sql, allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true" }) }) },
       { path: "/api/pipeline", router: pipelineRoutes({ sql, status: pipeline.status, lag: pipeline.lag }) },
     ]),
   );

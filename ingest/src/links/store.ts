@@ -9,6 +9,7 @@ import type { LinkRow } from "./row.ts";
 import { domainError } from "../errors.ts";
 import type { Link, LinkCreate, LinkUpdate, ListQuery } from "./schema.ts";
 import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
+import { enqueueLinkEvent } from "../webhooks/events.ts";
 
 /**
  * Links: the one place rows are written and turned into API objects and edge records.
@@ -139,14 +140,18 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
   async function insert(ws: number, v: Omit<LinkRow, "id" | "workspace_id" | "code" | "limit_reached_at" | "created_at" | "updated_at">, code: string): Promise<LinkRow | null> {
     try {
-      const [row] = await sql<LinkRow[]>`
+      // The link.created webhook message commits with the row (docs/WEBHOOKS.md).
+      return await sql.begin(async (tx) => {
+        const [row] = await tx<LinkRow[]>`
         INSERT INTO links (workspace_id, domain, code, url, redirect_status, title, tags, expires_at, expired_url,
                            max_clicks, password_hash, targeting, utm, archived, forward_query, crawlable)
-        VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${sql.array(v.tags)}::text[],
+        VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${tx.array(v.tags)}::text[],
                 ${v.expires_at}, ${v.expired_url}, ${v.max_clicks}, ${v.password_hash},
-                ${sql.json(v.targeting as unknown as JSONValue)}, ${sql.json(v.utm)}, ${v.archived}, ${v.forward_query}, ${v.crawlable})
+                ${tx.json(v.targeting as unknown as JSONValue)}, ${tx.json(v.utm)}, ${v.archived}, ${v.forward_query}, ${v.crawlable})
         RETURNING *`;
-      return row!;
+        await enqueueLinkEvent(tx, ws, "link.created", presentLink(row!, shortBaseUrl));
+        return row!;
+      });
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) return null;
       throw err;
@@ -279,6 +284,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
               updated_at = now()
             WHERE id = ${id} AND workspace_id = ${ws}
             RETURNING *, (SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+          await enqueueLinkEvent(tx, ws, "link.updated", presentLink(updated!, shortBaseUrl));
           return updated!;
         });
       } catch (err) {
@@ -291,8 +297,13 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     /** Hard delete (its clicks stay); removes the edge key. */
     async remove(ws: number, id: number): Promise<LinkRow> {
-      const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *, ${clicksColumn}`;
-      if (!row) throw domainError("not_found", "no such link in this workspace");
+      const row = await sql.begin(async (tx) => {
+        const [r] = await tx<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws}
+          RETURNING *, (SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+        if (!r) throw domainError("not_found", "no such link in this workspace");
+        await enqueueLinkEvent(tx, ws, "link.deleted", presentLink(r, shortBaseUrl));
+        return r;
+      });
       await edge.remove(row.domain, row.code);
       if (row.crawlable) await edge.robots?.(row.domain);
       return row;

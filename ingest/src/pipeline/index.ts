@@ -13,12 +13,13 @@ import { createForwarder, type Forwarder } from "./forwarder.ts";
 import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
+import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 import { markAllHours, startSealer } from "../analytics/rollup.ts";
 import { copyAllOwners } from "../analytics/link-owners.ts";
 import { countClicks } from "../analytics/stats-query.ts";
 
-export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
+export type Role = "forwarder" | "loader" | "archiver" | "maintenance" | "webhooks";
 
 export interface PipelineStatus {
   postgres_clicks: number;
@@ -58,7 +59,8 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
  * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
- * hour, optionally S3), maintenance (partitions, retention).
+ * hour, optionally S3), maintenance (partitions, retention), webhooks (the webhook sender,
+ * ingest/src/webhooks/dispatcher.ts; the forwarder writes the click messages).
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
@@ -70,6 +72,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let forwarder: Forwarder | undefined;
   let loader: Loader | undefined;
   let archiver: Archiver | undefined;
+  let webhooks: Dispatcher | undefined;
 
   if (roles.size) await ensurePartitions(sql);
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
@@ -119,6 +122,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       idleMs: config.FORWARDER_IDLE_MS,
       concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,
+      webhookBatchMax: config.WEBHOOK_BATCH_MAX_CLICKS,
     });
     forwarder.start();
   }
@@ -151,6 +155,22 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     if (s3) stops.push(async () => s3.destroy());
     archiver = createArchiver({ sql, log, dir: archiveDir(config), upload: s3?.upload, graceMs: config.ARCHIVE_GRACE_MS });
     archiver.start(config.ARCHIVE_INTERVAL_MS);
+  }
+  if (roles.has("webhooks")) {
+    webhooks = createDispatcher({
+      sql,
+      log,
+      metrics,
+      allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: config.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      pollMs: config.WEBHOOK_POLL_MS,
+      retentionDays: config.WEBHOOK_RETENTION_DAYS,
+    });
+    webhooks.start();
   }
   let maintenance: NodeJS.Timeout | undefined;
   if (roles.has("maintenance")) {
@@ -251,6 +271,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     loader,
     sealer,
     archiver,
+    webhooks,
     status,
     lag,
     /** What the stats, SRE and recent-clicks routes read. */
@@ -261,6 +282,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       await forwarder?.stop();
       await loader?.stop();
       await archiver?.stop();
+      await webhooks?.stop();
       for (const stop of stops.reverse()) await stop().catch(() => {});
     },
   };
