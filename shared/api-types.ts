@@ -801,6 +801,8 @@ export interface components {
             outbox_backlog: number;
             /** @description dead letters not replayed */
             dlq: number;
+            /** @description of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox) */
+            edge_dead_letters: number;
             breakers: {
                 [key: string]: "closed" | "open" | "half_open";
             };

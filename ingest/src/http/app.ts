@@ -16,6 +16,7 @@ import { domainRoutes } from "./routes/domains.ts";
 import { txtLookup } from "../links/domain-verify.ts";
 import { keyRoutes, workspaceRoutes } from "./routes/keys.ts";
 import type { EdgeSync } from "../links/edge-sync.ts";
+import { deadClickRecorder } from "../clicks/dead-letters.ts";
 import { linkGuard } from "../clicks/link-guard.ts";
 import { linkStore } from "../links/store.ts";
 import { linkRoutes } from "./routes/links.ts";
@@ -120,7 +121,7 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
     ]),
   );
   app.route("/v1/resolve", resolveRoutes(sql, { accept: keys.map((k) => k.resolve), passwordKey: keys[0]!.password }));
-  app.route("/v1/clicks", clickRoutes({ store: storeClicks, keys: keys.map((k) => k.beacon), mismatched: linkGuard(sql) }));
+  app.route("/v1/clicks", clickRoutes({ store: storeClicks, keys: keys.map((k) => k.beacon), mismatched: linkGuard(sql), recordDead: deadClickRecorder(sql) }));
 
   app.route("/", dashboardRoutes()); // the web dashboard (dist/dashboard, built by `npm run build`)
 

@@ -4,6 +4,7 @@ import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import type { PipelineStatus } from "../../pipeline/index.ts";
+import { EDGE_DEAD_LETTER_SOURCE } from "../../clicks/dead-letters.ts";
 import { errorResponses, json } from "../api-router.ts";
 import { parseJson } from "../validate.ts";
 
@@ -27,6 +28,7 @@ const PipelineStatusSchema = z
     clickhouse_rows: z.number().int(),
     outbox_backlog: z.number().int(),
     dlq: z.number().int().openapi({ description: "dead letters not replayed" }),
+    edge_dead_letters: z.number().int().openapi({ description: "of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox)" }),
     breakers: z.record(z.string(), z.enum(["closed", "open", "half_open"])),
     shards: z.array(
       z.object({
@@ -121,11 +123,13 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
       const raw = await c.req.text();
       const { ids } = raw.trim() ? parseJson(replaySchema, raw) : {};
       // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
-      // if its cause is not fixed it simply lands in the dead-letter table again.
+      // if its cause is not fixed it simply lands in the dead-letter table again. Clicks the
+      // worker's dead-letter queue handed over (edge_queue) never passed ingest's checks: the
+      // outbox is not their way in, so they stay listed for the operator.
       const [{ n }] = (await sql`
         WITH moved AS (
           UPDATE dead_letters SET replayed_at = now()
-          WHERE replayed_at IS NULL AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
+          WHERE replayed_at IS NULL AND source <> ${EDGE_DEAD_LETTER_SOURCE} AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
           RETURNING partition_key, payload)
         , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
         SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
