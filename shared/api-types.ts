@@ -384,7 +384,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Put dead letters back into the outbox (all, or the ids given) */
+        /** Put dead letters back into the outbox (all, or the ids given); the worker's dead clicks are checked again and stored if valid now */
         post: operations["replayDeadLetters"];
         delete?: never;
         options?: never;

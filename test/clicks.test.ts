@@ -157,6 +157,18 @@ describe("POST /v1/clicks/dead-letters", () => {
     expect(status.dlq).toBeGreaterThanOrEqual(2);
   });
 
+  it("replays them on the operator's request once the cause is fixed: stored then, once, and no longer counted", async () => {
+    const orphan = clickEvent({ link_id: 987_654, code: "later1" });
+    expect(await body(await post([orphan]))).toMatchObject({ stored: 0, dead_letters: 1, recorded: 1 });
+    const replay = () => fetch(`${s.ingest.url}/api/pipeline/dlq/replay`, { method: "POST", headers: { Authorization: `Bearer ${s.adminKey}` } });
+    expect(await body(await replay())).toEqual({ replayed: 0 }); // still no such link
+    await seedLinks(s.sql, [orphan]);
+    expect(await body(await replay())).toEqual({ replayed: 1 });
+    expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${orphan.click_id}`)[0]!.n).toBe(1);
+    expect((await open()).map((r) => r.partition_key)).not.toContain(orphan.click_id);
+    expect(await body(await replay())).toEqual({ replayed: 0 });
+  });
+
   it("takes only signed requests with an array of clicks", async () => {
     expect((await post([clickEvent()], { secret: "not-the-edge-secret-xx" })).status).toBe(401);
     expect((await post([])).status).toBe(400);

@@ -117,7 +117,7 @@ describe("the CLICKS_QUEUE consumer", () => {
     expect(beacons()).toHaveLength(4);
     const status = (await body(await fetch(`${q.s.ingest.url}/api/pipeline`, { headers: json(q.s.adminKey) }))) as { dlq: number; edge_dead_letters: number };
     expect(status).toMatchObject({ dlq: 1, edge_dead_letters: 1 });
-    // Replaying dead letters through the outbox leaves it (it never passed ingest's checks).
+    // An operator's replay checks it again: still invalid, so it stays (nothing stored).
     const replay = await fetch(`${q.s.ingest.url}/api/pipeline/dlq/replay`, { method: "POST", headers: json(q.s.adminKey) });
     expect(await body(replay)).toEqual({ replayed: 0 });
     expect(await count(q.s, link.code)).toBe(1);

@@ -2,9 +2,8 @@ import { Hono } from "hono";
 import { MAX_BATCH, MAX_BEACON_BYTES, type ClickEvent } from "../../../../shared/event.ts";
 import { SIGNATURE_HEADER, type KeyMaterial } from "../../../../shared/signing.ts";
 import { batchSchema, eventSchema, MAY_BE_UNSTORABLE, outOfWindow, storable } from "../../clicks/events.ts";
-import type { DeadClick } from "../../clicks/dead-letters.ts";
+import { recheckClicks, type DeadClick } from "../../clicks/dead-letters.ts";
 import type { LinkGuard } from "../../clicks/link-guard.ts";
-import { isDomainError } from "../../errors.ts";
 import { verifyBeacon } from "../beacon-signature.ts";
 import { ApiError } from "../errors.ts";
 import { nodeOf } from "../node-env.ts";
@@ -71,25 +70,7 @@ export function clickRoutes({ store, keys, mismatched, recordDead }: ClickRouteD
       throw new ApiError(400, "invalid_json", "the body is not valid JSON");
     }
     if (!Array.isArray(items) || !items.length || items.length > MAX_BATCH) throw new ApiError(400, "invalid_body", `expected an array of 1 to ${MAX_BATCH} clicks`);
-    const valid: ClickEvent[] = [];
-    const dead: DeadClick[] = [];
-    for (const item of items) {
-      const payload = JSON.stringify(item);
-      let error: string | null = null;
-      try {
-        const parsed = eventSchema.safeParse(item);
-        if (!parsed.success) error = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-        else {
-          const e = storable(parsed.data);
-          error = outOfWindow([e]) ?? ((await mismatched([e])).length ? `link ${e.link_id} is not the link at '${e.domain}/${e.code}'` : null);
-          if (!error) valid.push(e);
-        }
-      } catch (err) {
-        if (!isDomainError(err)) throw err;
-        error = err.message;
-      }
-      if (error) dead.push({ payload, error });
-    }
+    const { valid, dead } = await recheckClicks(items, mismatched);
     const stored = valid.length ? (await store(valid)).size : 0;
     const recorded = await recordDead(dead);
     return c.json({ stored, duplicates: valid.length - stored, dead_letters: dead.length, recorded }, 202);

@@ -64,6 +64,8 @@ export interface PipelineRoutesDeps {
   status: () => Promise<PipelineStatus>;
   /** End-to-end lag since an instant; null when this process has no ClickHouse. */
   lag: (since: Date) => Promise<z.infer<typeof Lag> | null>;
+  /** Replays the worker's dead letters (clicks/dead-letters.ts replayEdgeDeadLetters): checked again, stored if valid now. */
+  replayEdge: (ids: number[] | null) => Promise<number>;
 }
 
 const tags = ["pipeline"];
@@ -73,7 +75,7 @@ const security = bearerSecurity;
  * GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay: instance-wide (every
  * workspace's dead letters), so the operator scope, which a workspace admin does not have.
  */
-export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
+export function pipelineRoutes({ sql, status, lag, replayEdge }: PipelineRoutesDeps) {
   const app = apiRouter();
   app.use(requireScope(sql, "operator"));
   app.openapi(
@@ -112,7 +114,7 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
       method: "post",
       path: "/dlq/replay",
       operationId: "replayDeadLetters",
-      summary: "Put dead letters back into the outbox (all, or the ids given)",
+      summary: "Put dead letters back into the outbox (all, or the ids given); the worker's dead clicks are checked again and stored if valid now",
       tags,
       security,
       // Documented here, parsed by the handler: an empty body (of any content type) means "all".
@@ -125,7 +127,7 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
       // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
       // if its cause is not fixed it simply lands in the dead-letter table again. Clicks the
       // worker's dead-letter queue handed over (edge_queue) never passed ingest's checks: the
-      // outbox is not their way in, so they stay listed for the operator.
+      // outbox is not their way in; they are checked again and stored like a beacon's clicks.
       const [{ n }] = (await sql`
         WITH moved AS (
           UPDATE dead_letters SET replayed_at = now()
@@ -133,7 +135,7 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
           RETURNING partition_key, payload)
         , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
         SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
-      return c.json({ replayed: n }, 200);
+      return c.json({ replayed: n + (await replayEdge(ids ?? null)) }, 200);
     },
   );
   // The replay body's schema, referenced above (not attached to the route: no validator).
