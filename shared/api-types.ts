@@ -384,7 +384,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Put dead letters back into the outbox (all, or the ids given); the worker's dead clicks are checked again and stored if valid now */
+        /**
+         * Put dead letters back into the outbox (all, or the ids given)
+         * @description Clicks the worker's dead-letter queue handed over (source edge_queue) do not go to the outbox: each is checked again and stored if valid now (idempotent on click_id); the others stay.
+         */
         post: operations["replayDeadLetters"];
         delete?: never;
         options?: never;

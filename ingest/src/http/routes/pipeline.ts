@@ -114,7 +114,8 @@ export function pipelineRoutes({ sql, status, lag, replayEdge }: PipelineRoutesD
       method: "post",
       path: "/dlq/replay",
       operationId: "replayDeadLetters",
-      summary: "Put dead letters back into the outbox (all, or the ids given); the worker's dead clicks are checked again and stored if valid now",
+      summary: "Put dead letters back into the outbox (all, or the ids given)",
+      description: "Clicks the worker's dead-letter queue handed over (source edge_queue) do not go to the outbox: each is checked again and stored if valid now (idempotent on click_id); the others stay.",
       tags,
       security,
       // Documented here, parsed by the handler: an empty body (of any content type) means "all".
