@@ -145,7 +145,8 @@ export async function consumeDeadLetters(batch: MessageBatch<QueuedBody>, env: E
     console.warn(`CLICKS_DLQ: ${undelivered.length} click(s) not taken by ingest, replayed later`);
     return retryWhole();
   }
-  if (refused.length && !(await recordDeadClicks(env, refused))) return retryWhole();
+  // Within ingest's body limit, as beacons are (a refused batch can be large).
+  for (const chunk of beaconChunks(refused)) if (!(await recordDeadClicks(env, chunk))) return retryWhole();
   const n = parcels.reduce((s, p) => s + p.clicks.length, 0);
   console.warn(`CLICKS_DLQ: ${n - refused.length} click(s) replayed to ingest, ${refused.length} refused as invalid recorded as dead letters`);
   batch.ackAll();
