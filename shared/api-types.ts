@@ -489,7 +489,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Put dead letters back into the outbox (all, or the ids given) */
+        /**
+         * Put dead letters back into the outbox (all, or the ids given)
+         * @description Clicks the worker's dead-letter queue handed over (source edge_queue) do not go to the outbox: each is checked again and stored if valid now (idempotent on click_id); the others stay.
+         */
         post: operations["replayDeadLetters"];
         delete?: never;
         options?: never;
@@ -967,6 +970,8 @@ export interface components {
             outbox_backlog: number;
             /** @description dead letters not replayed */
             dlq: number;
+            /** @description of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox) */
+            edge_dead_letters: number;
             breakers: {
                 [key: string]: "closed" | "open" | "half_open";
             };

@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import { EDGE_DEAD_LETTER_SOURCE } from "../clicks/dead-letters.ts";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
@@ -31,6 +32,12 @@ export interface PipelineStatus {
   clickhouse_rows: number;
   outbox_backlog: number;
   dlq: number;
+  /**
+   * Of those, clicks the worker's dead-letter queue handed over because ingest refuses them as
+   * invalid (source edge_queue, clicks/dead-letters.ts). Clicks still waiting in the queue for
+   * ingest to come back are not known here until they are replayed (docs/PIPELINE.md).
+   */
+  edge_dead_letters: number;
   breakers: Record<string, BreakerState>;
   shards: {
     shard_id: string;
@@ -227,9 +234,12 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
 
   async function status(): Promise<PipelineStatus> {
     const counters = await readCounters(sql);
-    const [{ backlog, dlq }] = (await sql`
+    const [{ backlog, dlq, edge_dead_letters }] = (await sql`
       SELECT (SELECT count(*) FROM outbox)::int AS backlog,
-             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq,
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND source = ${EDGE_DEAD_LETTER_SOURCE})::int AS edge_dead_letters`) as unknown as [
+      { backlog: number; dlq: number; edge_dead_letters: number },
+    ];
     const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
@@ -256,6 +266,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       clickhouse_rows: counters.clickhouse_rows,
       outbox_backlog: backlog,
       dlq,
+      edge_dead_letters,
       breakers,
       shards,
       rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),
