@@ -801,6 +801,10 @@ export interface components {
             outbox_backlog: number;
             /** @description dead letters not replayed */
             dlq: number;
+            /** @description clicks the completeness check found missing and still missing: numbers of a worker isolate's click sequence that never arrived, once settled (docs/PIPELINE.md, "Completeness check") */
+            clicks_missing: number;
+            /** @description clicks found missing that arrived after all (a running total) */
+            clicks_late: number;
             breakers: {
                 [key: string]: "closed" | "open" | "half_open";
             };

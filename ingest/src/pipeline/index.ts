@@ -6,6 +6,7 @@ import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import type { Config } from "../config.ts";
 import { readCounters } from "../db/counters.ts";
+import { completeness, settleSequences } from "../clicks/sequences.ts";
 import { connect, type Sql } from "../db/connect.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
 import { createForwarder, type Forwarder } from "./forwarder.ts";
@@ -26,6 +27,10 @@ export interface PipelineStatus {
   clickhouse_rows: number;
   outbox_backlog: number;
   dlq: number;
+  /** Clicks the completeness check found missing and still missing (clicks/sequences.ts): missing - late. */
+  clicks_missing: number;
+  /** Clicks found missing that arrived after all (a running total). */
+  clicks_late: number;
   breakers: Record<string, BreakerState>;
   shards: {
     shard_id: string;
@@ -193,6 +198,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     const [{ backlog, dlq }] = (await sql`
       SELECT (SELECT count(*) FROM outbox)::int AS backlog,
              (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
+    // The completeness check: settle what can be, then read the totals (clicks/sequences.ts).
+    await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS).catch((err) => log.warn({ err: String(err) }, "completeness check failed"));
+    const seqs = await completeness(sql);
     const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
@@ -209,6 +217,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     }
     metrics.outboxBacklog.set(backlog);
     metrics.dlqOpen.set(dlq);
+    metrics.clicksMissing.inc(Math.max(0, seqs.missing_total - (await metrics.clicksMissing.get()).values[0]!.value));
+    metrics.clicksLate.inc(Math.max(0, seqs.late_total - (await metrics.clicksLate.get()).values[0]!.value));
     const breakers: Record<string, BreakerState> = {};
     if (forwarder) breakers.kinesis = forwarder.breaker.state;
     if (loader) breakers.clickhouse = loader.breaker.state;
@@ -219,6 +229,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       clickhouse_rows: counters.clickhouse_rows,
       outbox_backlog: backlog,
       dlq,
+      clicks_missing: Math.max(0, seqs.missing_total - seqs.late_total),
+      clicks_late: seqs.late_total,
       breakers,
       shards,
       rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),

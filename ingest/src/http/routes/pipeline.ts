@@ -27,6 +27,8 @@ const PipelineStatusSchema = z
     clickhouse_rows: z.number().int(),
     outbox_backlog: z.number().int(),
     dlq: z.number().int().openapi({ description: "dead letters not replayed" }),
+    clicks_missing: z.number().int().openapi({ description: "clicks the completeness check found missing and still missing: numbers of a worker isolate's click sequence that never arrived, once settled (docs/PIPELINE.md, \"Completeness check\")" }),
+    clicks_late: z.number().int().openapi({ description: "clicks found missing that arrived after all (a running total)" }),
     breakers: z.record(z.string(), z.enum(["closed", "open", "half_open"])),
     shards: z.array(
       z.object({
