@@ -100,7 +100,7 @@ describe("completeness check through the worker", () => {
 
 describe("completeness check rules (direct beacons)", () => {
   const isolate = () => crypto.randomUUID();
-  const numbered = (id: string, seqs: number[]) => seqs.map((seq) => ({ ...clickEvent({ link_id: 31, code: "seqs" }), v: CLICK_EVENT_VERSION, isolate_id: id, seq }));
+  const numbered = (id: string, seqs: number[]): ClickEvent[] => seqs.map((seq) => ({ ...clickEvent({ link_id: 31, code: "seqs" }), v: CLICK_EVENT_VERSION, isolate_id: id, seq }));
   const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
   const shuffle = <T>(a: T[]) => a.map((x) => [Math.random(), x] as const).sort((p, q) => p[0] - q[0]).map(([, x]) => x);
   async function send(events: ClickEvent[], size = 100) {

@@ -1,3 +1,5 @@
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
@@ -13,6 +15,7 @@ import { createForwarder, type Forwarder } from "./forwarder.ts";
 import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
+import { displayAddress, reaching } from "../errors.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 
 export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
@@ -63,6 +66,18 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
+/** GET `url`, any answer will do (node:http, not fetch: fetch refuses some ports outright). */
+function httpPing(url: URL): Promise<void> {
+  return new Promise((done, fail) => {
+    const req = (url.protocol === "https:" ? httpsGet : httpGet)(url, { timeout: 10_000 }, (res) => {
+      res.resume();
+      done();
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("no answer in 10 s"), { code: "ETIMEDOUT" })));
+    req.on("error", fail);
+  });
+}
+
 export async function startPipeline(config: Config, sql: Sql, log: Logger, metrics: Metrics, extras: PipelineExtras = {}) {
   const roles = new Set(config.PIPELINE_ROLES.split(",").map((r) => r.trim()).filter(Boolean) as Role[]);
   const stops: (() => Promise<void>)[] = [];
@@ -72,6 +87,10 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let loader: Loader | undefined;
   let archiver: Archiver | undefined;
 
+  /** A start-up step failed: stop what was started (kinesalite, clients) before the error goes up. */
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
   if (roles.size) await ensurePartitions(sql);
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
   let replica: Sql = sql;
@@ -90,7 +109,13 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     }
     kinesis = kinesisClient({ endpoint, region: config.AWS_REGION });
     stops.push(async () => kinesis!.destroy());
-    if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
+    if (config.KINESIS_CREATE_STREAM === "true")
+      await reaching(config.KINESIS_ENDPOINT ? "Kinesis (KINESIS_ENDPOINT)" : "Kinesis", endpoint ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`, () =>
+        ensureStream(kinesis!, config.KINESIS_STREAM, config.KINESIS_SHARDS),
+      ).catch(async (err) => {
+        await stopAll();
+        throw err;
+      });
   }
   // ClickHouse: for the loader and maintenance, and for the stats API when a server is configured
   // (embedded chDB is opened only by a process that runs those roles: one process per folder).
@@ -102,7 +127,15 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       path: resolve(join(config.DATA_DIR, "chdb")),
     });
     stops.push(() => ch!.close());
-    await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+    await reaching(config.CLICKHOUSE_URL ? "ClickHouse (CLICKHOUSE_URL)" : "the embedded ClickHouse (chDB)", config.CLICKHOUSE_URL ?? "file:" + resolve(join(config.DATA_DIR, "chdb")), async () => {
+      // GET /ping first (no credentials needed): a refused connection is reported without the
+      // client's own multi-line error log (its ping logs one too).
+      if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
+      await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+    }).catch(async (err) => {
+      await stopAll();
+      throw err;
+    });
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
   if (roles.has("forwarder")) {
