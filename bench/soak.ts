@@ -5,7 +5,8 @@
  *
  *  - memory is flat after warm-up: the least-squares slope of each process's RSS over the samples
  *    after the warm-up (the first 20% of the run, at least 1 min) is below --max-slope (MiB/min,
- *    default 2),
+ *    default 2): the slope of each minute's lowest RSS (the post-GC floor), so at least two
+ *    minutes after the warm-up are needed for a figure,
  *  - the loader lag p99 (GET /api/pipeline loader_lag, PostgreSQL commit → ClickHouse, last 5 min)
  *    stays below 2 s in every sample,
  *  - no click is lost: every redirect served (302) is one click in PostgreSQL and in ClickHouse,
@@ -14,7 +15,7 @@
  * Load: redirects (with their beacons) at --rate per second over a few links, one API write (a
  * new link) every 2 s, one stats read every 2 s. Samples: RSS and open file descriptors of every
  * process of the stack, outbox backlog, lag p99, errors. Writes bench/results/soak-<time>.json
- * (with every sample) and prints a summary; exit 0 on pass, 1 on fail.
+ * (the last run, with every sample) and prints a summary; exit 0 on pass, 1 on fail.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, readlink, rm, writeFile, mkdir } from "node:fs/promises";
@@ -216,12 +217,32 @@ const slope = (pts: [number, number][]) => {
 const warmupS = Math.max(60, MINUTES * 60 * 0.2);
 const after = samples.filter((s) => s.t_s >= warmupS);
 const names = [...new Set(samples.flatMap((s) => s.processes.map((p) => `${p.name}#${p.pid}`)))];
+/**
+ * Per process: the slope of its post-GC floor, the lowest RSS of each minute after the warm-up
+ * (a garbage-collected heap saws up and down between samples; a leak lifts the floor).
+ */
 const memory = names.map((id) => {
   const pid = Number(id.split("#")[1]);
-  const pts = after.flatMap((s) => s.processes.filter((p) => p.pid === pid && p.rss_mib !== null).map((p) => [s.t_s / 60, p.rss_mib!] as [number, number]));
-  const all = samples.flatMap((s) => s.processes.filter((p) => p.pid === pid && p.rss_mib !== null).map((p) => p.rss_mib!));
+  const rss = (s: Sample) => s.processes.find((p) => p.pid === pid)?.rss_mib ?? null;
+  const floors = new Map<number, number>();
+  for (const s of after) {
+    const v = rss(s);
+    const minute = Math.floor(s.t_s / 60);
+    if (v !== null) floors.set(minute, Math.min(v, floors.get(minute) ?? Infinity));
+  }
+  const all = samples.map(rss).filter((v): v is number => v !== null);
   const fds = samples.flatMap((s) => s.processes.filter((p) => p.pid === pid).map((p) => p.fds));
-  return { process: id, rss_first_mib: all[0] ?? null, rss_last_mib: all.at(-1) ?? null, rss_max_mib: Math.max(...all), slope_mib_per_min: Math.round(slope(pts) * 100) / 100, fds_first: fds[0], fds_last: fds.at(-1), fds_max: Math.max(...fds) };
+  return {
+    process: id,
+    rss_first_mib: Math.round(all[0] ?? 0),
+    rss_last_mib: Math.round(all.at(-1) ?? 0),
+    rss_max_mib: Math.round(Math.max(...all)),
+    floor_by_minute_mib: [...floors.values()].map(Math.round),
+    slope_mib_per_min: Math.round(slope([...floors].map(([m, v]) => [m + 0.5, v])) * 100) / 100,
+    fds_first: fds[0],
+    fds_last: fds.at(-1),
+    fds_max: Math.max(...fds),
+  };
 });
 const lagMax = Math.max(0, ...samples.map((s) => s.lag_p99_ms ?? 0));
 const lost = Math.max(0, served - stored) + Math.max(0, (final?.postgres_clicks ?? 0) - (final?.clickhouse_clicks ?? 0));
@@ -250,7 +271,7 @@ const result = {
   samples,
 };
 await mkdir("bench/results", { recursive: true });
-const file = `bench/results/soak-${result.at.replace(/[:.]/g, "-")}.json`;
+const file = "bench/results/soak.json";
 await writeFile(file, JSON.stringify(result, null, 1));
 console.log(`\nsoak ${pass ? "PASSED" : "FAILED"} (${file})`);
 console.log(JSON.stringify({ served, stored_postgres: stored, pipeline: final, api_writes: writes, stats_reads: reads, errors, lag_p99_max_ms: lagMax, checks }, null, 1));
