@@ -74,10 +74,11 @@ describe("completeness check through the worker", () => {
     const second = await startEdge({ vars: { INGEST_URL: s.proxy.url, EDGE_SECRET, BEACON_BASE_DELAY_MS: "50" } });
     try {
       await redirects(second, "complete", 600);
+      // Closed only once its clicks are in (closing it earlier would lose those still batching).
+      await eventually(async () => (await stored(linkId)) === 1601 - dropped, 60_000, 100);
     } finally {
       await second.close();
     }
-    await eventually(async () => (await stored(linkId)) === 1601 - dropped, 30_000, 100);
     const isolates = await s.sql`SELECT isolate_id, min(seq)::int AS first, max(seq)::int AS last, count(*)::int AS n FROM clicks WHERE link_id = ${linkId} GROUP BY isolate_id ORDER BY min(ts)`;
     expect(isolates.map((r) => [r.first, r.n])).toEqual([
       [1, 1001 - dropped],
