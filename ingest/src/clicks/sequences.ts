@@ -42,8 +42,8 @@ export async function completeness(sql: Sql): Promise<Completeness> {
 /**
  * Settles what can be settled (see above); returns how many clicks it found missing and late
  * this time. One settler at a time across all ingest processes (an advisory lock; a second
- * caller returns at once). Called with each GET /api/pipeline and /metrics scrape, and by the
- * maintenance role.
+ * caller returns at once). Called every 5 s by each ingest (pipeline/index.ts, with the rates'
+ * sample) and with each GET /api/pipeline and /metrics scrape.
  */
 export async function settleSequences(sql: Sql, windowMs: number, quietMs = ISOLATE_QUIET_MS): Promise<{ missing: number; late: number } | null> {
   return sql.begin(async (tx) => {

@@ -59,13 +59,6 @@ export interface PipelineExtras {
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
 
-/**
- * The asynchronous half of click tracking, in the roles this process runs: forwarder
- * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
- * hour, optionally S3), maintenance (partitions, retention).
- * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
- * CLICKHOUSE_URL, chDB.
- */
 /** GET `url`, any answer will do (node:http, not fetch: fetch refuses some ports outright). */
 function httpPing(url: URL): Promise<void> {
   return new Promise((done, fail) => {
@@ -78,6 +71,13 @@ function httpPing(url: URL): Promise<void> {
   });
 }
 
+/**
+ * The asynchronous half of click tracking, in the roles this process runs: forwarder
+ * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
+ * hour, optionally S3), maintenance (partitions, retention).
+ * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
+ * CLICKHOUSE_URL, chDB.
+ */
 export async function startPipeline(config: Config, sql: Sql, log: Logger, metrics: Metrics, extras: PipelineExtras = {}) {
   const roles = new Set(config.PIPELINE_ROLES.split(",").map((r) => r.trim()).filter(Boolean) as Role[]);
   const stops: (() => Promise<void>)[] = [];
@@ -197,6 +197,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     try {
       const c = await readCounters(sql);
       samples.push({ at: Date.now(), sent: c.kinesis_sent, rows: c.clickhouse_rows });
+      // The completeness check advances without a scrape too (one process at a time: a try-lock).
+      await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS);
       while (samples.length > 13) samples.shift();
     } catch {
       // PostgreSQL unavailable: no sample this time
