@@ -86,10 +86,23 @@ const rssMiB = async (pid: number) => {
   return m ? Number(m[1]) / 1024 : null;
 };
 const openFds = async (pid: number) => (await readdir(`/proc/${pid}/fd`).catch(() => [])).length;
-const sockets = async (pid: number) => {
-  let n = 0;
-  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")).startsWith("socket:")) n++;
-  return n;
+/** Open descriptors by kind: sockets, pipes, files of each data subfolder (pglite, chdb, kinesis, kv), other. */
+const fdKinds = async (pid: number) => {
+  const kinds: Record<string, number> = {};
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+    const kind = target.startsWith("socket:")
+      ? "socket"
+      : target.startsWith("pipe:")
+        ? "pipe"
+        : target.startsWith(dataDir)
+          ? `data/${target.slice(dataDir.length + 1).split("/")[0]}`
+          : target.startsWith("anon_inode:")
+            ? target
+            : "other";
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return kinds;
 };
 
 // ---- the load --------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ const api = setInterval(() => {
 // ---- sampling --------------------------------------------------------------------------------
 interface Sample {
   t_s: number;
-  processes: { pid: number; name: string; rss_mib: number | null; fds: number; sockets: number }[];
+  processes: { pid: number; name: string; rss_mib: number | null; fds: number; fd_kinds: Record<string, number> }[];
   outbox_backlog: number | null;
   lag_p99_ms: number | null;
   clicks_missing: number | null;
@@ -159,7 +172,7 @@ interface Pipeline {
 const samples: Sample[] = [];
 const t0 = Date.now();
 async function sample() {
-  const processes = await Promise.all((await stackProcesses()).map(async (p) => ({ ...p, rss_mib: await rssMiB(p.pid), fds: await openFds(p.pid), sockets: await sockets(p.pid) })));
+  const processes = await Promise.all((await stackProcesses()).map(async (p) => ({ ...p, rss_mib: await rssMiB(p.pid), fds: await openFds(p.pid), fd_kinds: await fdKinds(p.pid) })));
   let pipe: Pipeline | null = null;
   try {
     pipe = (await (await fetch(`${ingest}/api/pipeline`, { headers, signal: AbortSignal.timeout(10_000) })).json()) as Pipeline;
@@ -242,6 +255,7 @@ const memory = names.map((id) => {
     fds_first: fds[0],
     fds_last: fds.at(-1),
     fds_max: Math.max(...fds),
+    fd_kinds_last: samples.at(-1)?.processes.find((p) => p.pid === pid)?.fd_kinds,
   };
 });
 const lagMax = Math.max(0, ...samples.map((s) => s.lag_p99_ms ?? 0));
