@@ -129,11 +129,20 @@ describe("completeness check rules (direct beacons)", () => {
     // Seq 10 arrives after all (a click from a long queue): late, so one click less is missing.
     await send(bEvents.filter((e) => e.seq === 10));
     await settlesOn(before.clicks_missing + 10, before.clicks_late + 1);
+    // Whole blocks lost: c stored 1..100 and 700..800 only. Blocks 0 and 2 are partial, block 1
+    // (257..512) has no click at all: 599 missing once block 2 is settled (block 3 is its last).
+    const c = isolate();
+    await send(numbered(c, [...range(1, 100), ...range(700, 800)]));
+    await settlesOn(before.clicks_missing + 10 + 599, before.clicks_late + 1);
+    // A click of the block that had none arrives after all: late.
+    await send(numbered(c, [300]));
+    await settlesOn(before.clicks_missing + 10 + 598, before.clicks_late + 2);
     // An isolate quiet for longer than a click can take: its last block settles (599..521 and
     // 601.. are unknown: 521..599 missing = 79), and its rows go.
     const r = await settleSequences(s.sql, WINDOW_MS, 0);
     expect(r).not.toBeNull();
-    await settlesOn(before.clicks_missing + 10 + 79 + 0, before.clicks_late + 1);
-    expect(await s.sql`SELECT 1 FROM click_sequences WHERE isolate_id IN (${a}, ${b})`).toHaveLength(0);
+    // (c's last block: 769..800, complete.)
+    await settlesOn(before.clicks_missing + 10 + 598 + 79, before.clicks_late + 2);
+    expect(await s.sql`SELECT 1 FROM click_sequences WHERE isolate_id IN (${a}, ${b}, ${c})`).toHaveLength(0);
   }, 60_000);
 });

@@ -9,7 +9,8 @@ import type { Sql } from "../db/connect.ts";
  * is a missing click, counted once it can no longer be a click still on its way:
  *
  * - a block is settled when no click arrived for it for `windowMs` (CLICKS_MISSING_WINDOW_MS)
- *   and its isolate has clicks in a later block: BLOCK - stored of it are missing;
+ *   and its isolate has clicks in a later block: BLOCK - stored of it are missing; a block of
+ *   which nothing arrived, below a settled one (or below the isolate's first), is BLOCK missing;
  * - an isolate quiet for longer than any click can take (MAX_CLICK_AGE_MS + 5 min; ingest
  *   refuses an older click) has its last block settled too: the numbers below its highest
  *   stored one that never arrived are missing; then its rows are deleted.
@@ -79,6 +80,26 @@ export async function settleSequences(sql: Sql, windowMs: number, quietMs = ISOL
         FROM figures f WHERE p.slot = 0 AND p.name IN ('clicks_missing', 'clicks_late')
       )
       SELECT missing, late FROM figures`;
+    // Blocks of which not one click arrived have no row: each one below a settled block (so its
+    // isolate's later clicks arrived at least the window ago), and below the isolate's first
+    // block, is 256 missing clicks; a settled row with nothing seen stands for it from now on (a
+    // click of it that still arrives is then late, as in any settled block).
+    const [gaps] = await tx<{ missing: string }[]>`
+      WITH blocks AS (
+        SELECT isolate_id, block, bool_and(settled) AS settled FROM click_sequences GROUP BY isolate_id, block
+      ), below AS (
+        SELECT isolate_id, block, settled, lag(block) OVER (PARTITION BY isolate_id ORDER BY block) AS prev FROM blocks
+      ), ins AS (
+        INSERT INTO click_sequences (isolate_id, block, slot, max_seq, seen, settled)
+        SELECT b.isolate_id, g, -1, (g + 1) * ${BLOCK}, 0, true
+        FROM below b, generate_series(coalesce(b.prev + 1, 0), b.block - 1) AS g
+        WHERE b.settled
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+      ), bumped AS (
+        UPDATE pipeline_counters SET value = value + ${BLOCK} * (SELECT count(*) FROM ins) WHERE name = 'clicks_missing' AND slot = 0
+      )
+      SELECT ${BLOCK} * count(*) AS missing FROM ins`;
     // Quiet isolates are settled now (above): fold their late clicks into the total, drop their rows.
     await tx`
       WITH quiet AS (
@@ -88,6 +109,6 @@ export async function settleSequences(sql: Sql, windowMs: number, quietMs = ISOL
         DELETE FROM click_sequences s USING quiet q WHERE s.isolate_id = q.isolate_id RETURNING s.late
       )
       UPDATE pipeline_counters SET value = value + (SELECT coalesce(sum(late), 0) FROM gone) WHERE name = 'clicks_late' AND slot = 0`;
-    return { missing: Number(r?.missing ?? 0), late: Number(r?.late ?? 0) };
+    return { missing: Number(r?.missing ?? 0) + Number(gaps?.missing ?? 0), late: Number(r?.late ?? 0) };
   });
 }
