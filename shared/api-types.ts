@@ -972,6 +972,10 @@ export interface components {
             dlq: number;
             /** @description of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox) */
             edge_dead_letters: number;
+            /** @description clicks the completeness check found missing and still missing: numbers of a worker isolate's click sequence that never arrived, once settled (docs/PIPELINE.md, "Completeness check") */
+            clicks_missing: number;
+            /** @description clicks found missing that arrived after all (a running total) */
+            clicks_late: number;
             breakers: {
                 [key: string]: "closed" | "open" | "half_open";
             };

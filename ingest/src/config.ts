@@ -81,6 +81,8 @@ const envSchema = z.object({
   ARCHIVE_DIR: z.string().optional(),
   ARCHIVE_INTERVAL_MS: z.coerce.number().int().min(1_000).default(60_000),
   /** An hour is archived this long after it ends (received_at is its transaction's start). */
+  /** Completeness check: a block of click numbers is settled after this long without a click for it (ingest/src/clicks/sequences.ts). */
+  CLICKS_MISSING_WINDOW_MS: z.coerce.number().int().min(0).default(300_000),
   ARCHIVE_GRACE_MS: z.coerce.number().int().min(0).default(120_000),
   /** Also upload each hour file to this bucket, same key under ARCHIVE_S3_PREFIX. */
   ARCHIVE_S3_BUCKET: z.string().min(3).optional(),

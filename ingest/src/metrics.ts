@@ -45,6 +45,9 @@ export function createMetrics() {
     deadLetters: new Counter({ name: "linkflow_dead_letters_total", help: "Records sent to the dead-letter table", labelNames: ["source"] as const, registers: [registry] }),
     breakerState: new Gauge({ name: "linkflow_breaker_state", help: "Circuit breaker state: 0 closed, 1 half-open, 2 open", labelNames: ["breaker"] as const, registers: [registry] }),
     outboxBacklog: new Gauge({ name: "linkflow_outbox_backlog", help: "Outbox rows not yet accepted by Kinesis", registers: [registry] }),
+    // The completeness check's running totals (PostgreSQL's, the same in every process; clicks/sequences.ts).
+    clicksMissing: new Counter({ name: "linkflow_clicks_missing_total", help: "Clicks the completeness check found missing: numbers of a worker isolate's click sequence that never arrived, once settled", registers: [registry] }),
+    clicksLate: new Counter({ name: "linkflow_clicks_late_total", help: "Clicks found missing that arrived after all (lost = missing - late)", registers: [registry] }),
     dlqOpen: new Gauge({ name: "linkflow_dead_letters_open", help: "Dead letters not replayed", registers: [registry] }),
     edgeClicks: new Counter({ name: "linkflow_edge_clicks_total", help: "New clicks stored, by the edge cache tier that answered (isolate, kv, origin)", labelNames: ["cache_tier"] as const, registers: [registry] }),
     statsQueryDuration: new Histogram({

@@ -40,18 +40,29 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
       SELECT e.* FROM g, ROWS FROM (
         json_to_recordset(g.j) AS (click_id uuid, link_id bigint, domain text, code text, short_url text,
           original_url text, "timestamp" timestamptz, user_agent text, ip_address text, referer text,
-          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean, origin_ms integer),
+          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean, origin_ms integer,
+          isolate_id uuid, seq bigint),
         json_array_elements(g.j)
       ) WITH ORDINALITY AS e(click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, doc, n)
+                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, isolate_id, seq, doc, n)
     ), ins AS (
       INSERT INTO clicks (click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms)
+                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, isolate_id, seq)
       SELECT click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms
+             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms,
+             isolate_id, seq
       FROM ev
       ON CONFLICT DO NOTHING
-      RETURNING click_id, ts, link_id
+      RETURNING click_id, ts, link_id, isolate_id, seq
+    ), seqs AS (
+      -- The completeness check (sequences.ts): fresh rows only, so a redelivery changes nothing;
+      -- rows in key order (two inserts never lock them crosswise).
+      INSERT INTO click_sequences AS cs (isolate_id, block, slot, max_seq, seen)
+      SELECT isolate_id, (seq - 1) / 256, ${slot}::smallint, max(seq), count(*) FROM ins
+      WHERE isolate_id IS NOT NULL AND seq IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+      ON CONFLICT (isolate_id, block, slot) DO UPDATE
+        SET max_seq = greatest(cs.max_seq, excluded.max_seq), seen = cs.seen + excluded.seen,
+            late = cs.late + CASE WHEN cs.settled THEN excluded.seen ELSE 0 END, last_at = now()
     ), ob AS (
       INSERT INTO outbox (partition_key, data)
       SELECT ev.code, convert_to(left(ev.doc::text, -1) || ',"received_at":"' || stamp.s, 'UTF8')

@@ -1,3 +1,5 @@
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
@@ -8,6 +10,7 @@ import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } f
 import type { Config } from "../config.ts";
 import { MAX_CLICK_AGE_MS } from "../../../shared/constants.ts";
 import { readCounters } from "../db/counters.ts";
+import { completeness, settleSequences } from "../clicks/sequences.ts";
 import { connect, type Sql } from "../db/connect.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
 import { createForwarder, type Forwarder } from "./forwarder.ts";
@@ -15,6 +18,7 @@ import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
 import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
+import { displayAddress, reaching } from "../errors.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 import { markAllHours, startSealer } from "../analytics/rollup.ts";
 import { copyAllOwners } from "../analytics/link-owners.ts";
@@ -38,6 +42,10 @@ export interface PipelineStatus {
    * ingest to come back are not known here until they are replayed (docs/PIPELINE.md).
    */
   edge_dead_letters: number;
+  /** Clicks the completeness check found missing and still missing (clicks/sequences.ts): missing - late. */
+  clicks_missing: number;
+  /** Clicks found missing that arrived after all (a running total). */
+  clicks_late: number;
   breakers: Record<string, BreakerState>;
   shards: {
     shard_id: string;
@@ -63,6 +71,18 @@ export interface PipelineExtras {
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
 
+/** GET `url`, any answer will do (node:http, not fetch: fetch refuses some ports outright). */
+function httpPing(url: URL): Promise<void> {
+  return new Promise((done, fail) => {
+    const req = (url.protocol === "https:" ? httpsGet : httpGet)(url, { timeout: 10_000 }, (res) => {
+      res.resume();
+      done();
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("no answer in 10 s"), { code: "ETIMEDOUT" })));
+    req.on("error", fail);
+  });
+}
+
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
  * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
@@ -81,6 +101,10 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let archiver: Archiver | undefined;
   let webhooks: Dispatcher | undefined;
 
+  /** A start-up step failed: stop what was started (kinesalite, clients) before the error goes up. */
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
   if (roles.size) await ensurePartitions(sql);
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
   let replica: Sql = sql;
@@ -99,7 +123,13 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     }
     kinesis = kinesisClient({ endpoint, region: config.AWS_REGION });
     stops.push(async () => kinesis!.destroy());
-    if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
+    if (config.KINESIS_CREATE_STREAM === "true")
+      await reaching(config.KINESIS_ENDPOINT ? "Kinesis (KINESIS_ENDPOINT)" : "Kinesis", endpoint ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`, () =>
+        ensureStream(kinesis!, config.KINESIS_STREAM, config.KINESIS_SHARDS),
+      ).catch(async (err) => {
+        await stopAll();
+        throw err;
+      });
   }
   // ClickHouse: for the loader and maintenance, and for the stats API when a server is configured
   // (embedded chDB is opened only by a process that runs those roles: one process per folder).
@@ -111,12 +141,20 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       path: resolve(join(config.DATA_DIR, "chdb")),
     });
     stops.push(() => ch!.close());
-    const { rollupsCreated } = await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
-    if (rollupsCreated) {
-      const links = await copyAllOwners(sql, ch, config.CLICKHOUSE_DATABASE);
-      const n = await markAllHours(sql, ch, config.CLICKHOUSE_DATABASE);
-      if (n) log.info({ hours: n, links }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
-    }
+    await reaching(config.CLICKHOUSE_URL ? "ClickHouse (CLICKHOUSE_URL)" : "the embedded ClickHouse (chDB)", config.CLICKHOUSE_URL ?? "file:" + resolve(join(config.DATA_DIR, "chdb")), async () => {
+      // GET /ping first (no credentials needed): a refused connection is reported without the
+      // client's own multi-line error log (its ping logs one too).
+      if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
+      const { rollupsCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      if (rollupsCreated) {
+        const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
+        const n = await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE);
+        if (n) log.info({ hours: n, links }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
+      }
+    }).catch(async (err) => {
+      await stopAll();
+      throw err;
+    });
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
   if (roles.has("forwarder")) {
@@ -201,6 +239,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     try {
       const c = await readCounters(sql);
       samples.push({ at: Date.now(), sent: c.kinesis_sent, rows: c.clickhouse_rows });
+      // The completeness check advances without a scrape too (one process at a time: a try-lock).
+      await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS);
       while (samples.length > 13) samples.shift();
     } catch {
       // PostgreSQL unavailable: no sample this time
@@ -240,6 +280,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
              (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND source = ${EDGE_DEAD_LETTER_SOURCE})::int AS edge_dead_letters`) as unknown as [
       { backlog: number; dlq: number; edge_dead_letters: number },
     ];
+    // The completeness check: settle what can be, then read the totals (clicks/sequences.ts).
+    await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS).catch((err) => log.warn({ err: String(err) }, "completeness check failed"));
+    const seqs = await completeness(sql);
     const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
@@ -256,6 +299,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     }
     metrics.outboxBacklog.set(backlog);
     metrics.dlqOpen.set(dlq);
+    metrics.clicksMissing.inc(Math.max(0, seqs.missing_total - (await metrics.clicksMissing.get()).values[0]!.value));
+    metrics.clicksLate.inc(Math.max(0, seqs.late_total - (await metrics.clicksLate.get()).values[0]!.value));
     const breakers: Record<string, BreakerState> = {};
     if (forwarder) breakers.kinesis = forwarder.breaker.state;
     if (loader) breakers.clickhouse = loader.breaker.state;
@@ -267,6 +312,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       outbox_backlog: backlog,
       dlq,
       edge_dead_letters,
+      clicks_missing: Math.max(0, seqs.missing_total - seqs.late_total),
+      clicks_late: seqs.late_total,
       breakers,
       shards,
       rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),

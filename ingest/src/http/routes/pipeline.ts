@@ -29,6 +29,8 @@ const PipelineStatusSchema = z
     outbox_backlog: z.number().int(),
     dlq: z.number().int().openapi({ description: "dead letters not replayed" }),
     edge_dead_letters: z.number().int().openapi({ description: "of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox)" }),
+    clicks_missing: z.number().int().openapi({ description: "clicks the completeness check found missing and still missing: numbers of a worker isolate's click sequence that never arrived, once settled (docs/PIPELINE.md, \"Completeness check\")" }),
+    clicks_late: z.number().int().openapi({ description: "clicks found missing that arrived after all (a running total)" }),
     breakers: z.record(z.string(), z.enum(["closed", "open", "half_open"])),
     shards: z.array(
       z.object({
