@@ -77,35 +77,23 @@ describe("timestamps", () => {
 describe("a queued click ingest refuses", () => {
   let edge: Edge;
   beforeAll(async () => {
-    edge = await startEdge({
-      vars: { INGEST_URL: s.ingest.url, EDGE_SECRET, BEACON_TRANSPORT: "queue", BEACON_BATCH_MS: "0" },
-      // Reads the dead-letter queue into KV, as an operator's consumer would.
-      extraWorkers: [
-        {
-          name: "dlq-reader",
-          modules: true,
-          script: `export default { async queue(batch, env) { for (const m of batch.messages) { await env.SEEN.put(m.body.click_id, JSON.stringify(m.body)); m.ack(); } } };`,
-          compatibilityDate: "2026-04-01",
-          kvNamespaces: ["SEEN"],
-          queueConsumers: { "linkflow-clicks-dlq-local": { maxBatchTimeout: 0.1 } },
-        },
-      ],
-    });
+    // The worker's own dead-letter consumer hands what ingest refuses to POST /v1/clicks/dead-letters.
+    edge = await startEdge({ vars: { INGEST_URL: s.ingest.url, EDGE_SECRET, BEACON_TRANSPORT: "queue", BEACON_BATCH_MS: "0" } });
   });
   afterAll(() => edge?.close());
 
-  it("goes to the dead-letter queue at once, and is not stored", async () => {
+  it("goes to the dead-letter queue at once, is recorded by ingest as an edge dead letter, and is not stored", async () => {
     // A KV record whose id is not the link at its code (a confused or forged record).
     await (await edge.mf.getKVNamespace("LINKS")).put(linkKey("", "mine"), JSON.stringify({ id: theirs.id, domain: "", code: "mine", url: "https://example.com/x", status: 302 }));
     const res = await edge.mf.dispatchFetch("http://localhost/mine", { redirect: "manual" });
     expect(res.status).toBe(302);
-    const seen = await edge.mf.getKVNamespace("SEEN", "dlq-reader");
-    const keys = await eventually(async () => {
-      const { keys } = await seen.list();
-      return keys.length ? keys : null;
-    }, 15_000, 100);
-    expect(keys).toHaveLength(1);
-    expect(JSON.parse((await seen.get(keys![0]!.name))!)).toMatchObject({ link_id: theirs.id, code: "mine" });
+    const dead = await eventually(async () => {
+      const r = await s.sql<{ payload: Buffer; error: string }[]>`SELECT payload, error FROM dead_letters WHERE source = 'edge_queue'`;
+      return r.length ? r : null;
+    }, 30_000, 100);
+    expect(dead).toHaveLength(1);
+    expect(JSON.parse(dead![0]!.payload.toString("utf8"))).toMatchObject({ link_id: theirs.id, code: "mine" });
+    expect(dead![0]!.error).toMatch(/link/);
     expect(await stored(theirs.id)).toBe(0);
   });
 });
