@@ -104,9 +104,15 @@ export function copyButton(text: string): HTMLButtonElement {
   return btn;
 }
 function flash(btn: HTMLButtonElement, text: string) {
+  const label = btn.getAttribute("aria-label")!;
   btn.textContent = text;
+  btn.setAttribute("aria-label", text);
   btn.dataset.state = text === "Copied" ? "copied" : "failed";
-  setTimeout(() => ((btn.textContent = "Copy"), delete btn.dataset.state), 2000);
+  setTimeout(() => {
+    btn.textContent = "Copy";
+    btn.setAttribute("aria-label", label);
+    delete btn.dataset.state;
+  }, 2000);
 }
 
 function row(l: Counted, clicksCol: boolean): HTMLTableRowElement {

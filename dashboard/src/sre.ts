@@ -59,7 +59,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
         e.by_colo.length
           ? h(
               "div",
-              { class: "table-wrap" },
+              { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Redirects per colo" },
               h(
               "table",
               {},
@@ -100,7 +100,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
         ),
         h(
           "div",
-          { class: "table-wrap" },
+          { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Kinesis shards" },
           h(
           "table",
           {},
