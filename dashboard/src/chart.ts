@@ -14,6 +14,9 @@ const bars = uPlot.paths.bars!({ size: [0.7, 40] });
 /** Count axes step in whole numbers (an empty chart reads 0 and 1, never 0.2, 0.4, …). */
 const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
 
+/** One resize observer per chart box: a phone turned sideways redraws at the new width. */
+const observers = new WeakMap<HTMLElement, ResizeObserver>();
+
 /** Draws (or redraws) a chart of x = unix seconds into `box`; returns the uPlot instance. */
 export function timeChart(box: HTMLElement, xs: number[], ys: (number | null)[][], specs: SeriesSpec[], opts: { height?: number; yRange?: [number, number]; xRange?: [number, number]; empty?: string } = {}): uPlot {
   box.replaceChildren();
@@ -51,6 +54,16 @@ export function timeChart(box: HTMLElement, xs: number[], ys: (number | null)[][
     [xs, ...ys] as uPlot.AlignedData,
     box,
   );
+  observers.get(box)?.disconnect();
+  if (typeof ResizeObserver === "function") {
+    let last = width;
+    const ro = new ResizeObserver(() => {
+      const w = Math.max(200, box.clientWidth);
+      if (Math.abs(w - last) > 4) plot.setSize({ width: (last = w), height: opts.height ?? 220 });
+    });
+    ro.observe(box);
+    observers.set(box, ro);
+  }
   // An empty range says so over the (flat) chart.
   if (opts.empty && !ys.some((y) => y.some((v) => v))) {
     const note = document.createElement("p");

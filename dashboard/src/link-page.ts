@@ -4,11 +4,11 @@
  * links:read sees the stats only; without links:write, nothing to edit.
  */
 import { mergeUtm } from "../../shared/utm.ts";
-import { api, ApiFailure, can, ok, stream, type Link } from "./api.ts";
+import { api, ApiFailure, can, getFeatures, ok, stream, type Link } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h, when } from "./dom.ts";
 import { copyButton, downloadQr } from "./links.ts";
-import { statsView } from "./stats-view.ts";
+import { statsView, type Row } from "./stats-view.ts";
 import { loadState } from "./view.ts";
 
 const GROUPS = [
@@ -52,9 +52,7 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
   const waiting = h("p", { class: "muted", id: "live-waiting" }, "Waiting for clicks… each new click shows here within a few seconds.");
   const qrImg = link ? h("img", { class: "qr", alt: `QR code of ${link.short_url}`, width: 160, height: 160 }) : null;
 
-  const header = link
-    ? headerOf(link)
-    : h("div", { class: "link-head" }, h("h1", {}, `Link #${id}`), h("p", { class: "muted" }, "This key reads stats only: the link's settings are not shown."));
+  const header = link ? headerOf(link) : await statsOnlyHeader(id, signal);
   clear(
     app,
     h("p", { class: "crumbs" }, h("a", { href: can("links:read") ? "#/links" : "#/overview" }, can("links:read") ? "← Links" : "← Overview")),
@@ -108,6 +106,27 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
     clearInterval(statsTimer);
     clearTimeout(refresh);
   });
+}
+
+/**
+ * Without links:read: the link's name from the stats API's top links (group_by=link, when this
+ * API has it), else its id; no settings, nothing to change.
+ */
+async function statsOnlyHeader(id: number, signal: AbortSignal): Promise<HTMLElement> {
+  let meta: Row["link"];
+  if ((await getFeatures()).topLinks) {
+    const query = { link: id, group_by: "link", interval: "day", from: new Date(Date.now() - 5 * 365 * 86_400_000).toISOString(), limit: 1, bots: "include" } as unknown as { link: number };
+    meta = await ok(api.GET("/api/stats", { params: { query }, signal })).then((r) => (r.breakdown?.[0] as Row | undefined)?.link, () => undefined);
+  }
+  const short = meta ? (meta.domain ? `${meta.domain}/${meta.code}` : meta.code) : null;
+  return h(
+    "div",
+    { class: "link-head" },
+    h("h1", {}, meta?.title || short || `Link #${id}`),
+    short ? h("p", { class: "short" }, h("span", { class: "code" }, short)) : null,
+    meta ? h("p", { class: "dest" }, h("span", { class: "muted" }, "Destination "), h("span", { class: "url" }, meta.url)) : null,
+    h("p", { class: "muted small" }, "This key reads stats only: the link's settings are not shown."),
+  );
 }
 
 function headerOf(link: Link): HTMLElement {
