@@ -185,6 +185,7 @@ describe("dashboard walk (issue 20): desktop and phone, admin and stats:read key
     get(`/api/stats?${new URLSearchParams(Object.entries({ ...query, ...extra }).map(([k, v]) => [k, String(v)]))}`);
 
   beforeAll(async () => {
+    await rm(WALK_SHOTS, { recursive: true, force: true }); // this run's screenshots only
     await mkdir(WALK_SHOTS, { recursive: true });
     await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: s.ingest.url });
     console.log(`dashboard screenshots: ${WALK_SHOTS}`);
@@ -282,6 +283,8 @@ describe("dashboard walk (issue 20): desktop and phone, admin and stats:read key
       // ---- Admin key: the overview (landing page).
       await p.goto(`${s.ingest.url}/#/login`);
       await p.evaluate(() => sessionStorage.clear());
+      await p.getByLabel("API key").waitFor();
+      await check("sign-in");
       await signIn(s.adminKey);
       await p.getByText("Times in Europe/Berlin").first().waitFor();
       let shown = await loaded();
@@ -317,6 +320,9 @@ describe("dashboard walk (issue 20): desktop and phone, admin and stats:read key
       await check("links-no-match");
       await p.getByRole("button", { name: "Clear search" }).click();
       await p.locator("tr[data-link-id]").first().waitFor();
+      await p.getByRole("link", { name: "New link" }).click();
+      await p.locator('input[name="url"]').waitFor();
+      await check("link-form");
 
       // ---- A link page: bots excluded, then included.
       await p.goto(`${s.ingest.url}/#/links/${ids.a}`);

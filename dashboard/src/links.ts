@@ -125,7 +125,7 @@ function row(l: Counted, clicksCol: boolean): HTMLTableRowElement {
     h("td", { "data-label": "Title", class: l.title ? null : "blank" }, l.title ?? ""),
     h("td", { "data-label": "Tags", class: l.tags.length ? null : "blank" }, l.tags.map((t) => h("span", { class: "tag" }, t))),
     clicksCol ? h("td", { class: "num clicks", "data-label": "Clicks", "data-clicks": l.clicks ?? 0 }, fmt.format(l.clicks ?? 0)) : null,
-    h("td", { class: "muted", "data-label": "Created" }, when(l.created_at)),
+    h("td", { class: "muted created", "data-label": "Created" }, when(l.created_at)),
     h(
       "td",
       { class: "actions", "data-label": "Actions" },

@@ -66,7 +66,7 @@ function loginPage(): void {
       (err) => (msg.textContent = err instanceof ApiFailure && err.status === 401 ? "That key is not valid." : (err as Error).message),
     );
   });
-  clear(app, h("h1", { class: "visually-hidden" }, "Linkflow"), form);
+  clear(app, form);
   key.focus();
 }
 

@@ -177,7 +177,7 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
 /** Without group_by=link: the links with the most clicks of all time, when the API can sort by them. */
 async function topLinksFallback(): Promise<HTMLElement> {
   const features = await getFeatures();
-  if (!features.sortByClicks || !can("links:read")) return barList("link", "Top links", [], "Top links for a period need a newer API (group_by=link); the links list shows each link's clicks.");
+  if (!features.sortByClicks || !can("links:read")) return barList("link", "Top links", [], "Top links for a period need a newer API (group_by=link).");
   const query = { limit: 8, sort: "clicks", order: "desc" } as unknown as { limit: number };
   const page = await ok(api.GET("/api/links", { params: { query } }));
   const rows: Row[] = page.items.map((l) => ({ value: String(l.id), clicks: (l as { clicks?: number }).clicks ?? 0, visitors: 0, link: l }));
