@@ -31,9 +31,9 @@ export async function linksPage(app: HTMLElement): Promise<void> {
 
   const sortQuery = (v: string): Partial<ListQuery> => {
     // The list's sort: clicks (when the API has it) or creation time, either way round.
-    if (v.startsWith("clicks")) return { sort: "clicks", order: v.endsWith("asc") ? "asc" : "desc" } as unknown as Partial<ListQuery>;
-    if (features.sortByClicks) return { sort: "created_at", order: v === "old" ? "asc" : "desc" } as unknown as Partial<ListQuery>;
-    return { sort: v === "old" ? "created_at" : "-created_at" };
+    // (Cast: the spec's sort parameter changes between API versions; getFeatures() says which this is.)
+    const q = v.startsWith("clicks") ? { sort: "clicks", order: v.endsWith("asc") ? "asc" : "desc" } : features.sortByClicks ? { sort: "created_at", order: v === "old" ? "asc" : "desc" } : { sort: v === "old" ? "created_at" : "-created_at" };
+    return q as unknown as Partial<ListQuery>;
   };
 
   async function load(reset: boolean) {
