@@ -32,6 +32,8 @@ export const can = (scope: Scope) => !!me && (me.scopes.includes(scope) || (scop
 export interface Features {
   linkClicks: boolean;
   sortByClicks: boolean;
+  /** The list's direction: an `order` parameter (asc/desc), else a `-` prefix on `sort`. */
+  sortOrderParam: boolean;
   topLinks: boolean;
 }
 let features: Promise<Features> | undefined;
@@ -46,6 +48,7 @@ export function getFeatures(): Promise<Features> {
       return {
         linkClicks: !!spec.components?.schemas?.Link?.properties?.clicks,
         sortByClicks: !!param("/api/links", "sort")?.schema?.enum?.includes("clicks"),
+        sortOrderParam: !!param("/api/links", "order"),
         topLinks: !!param("/api/stats", "group_by")?.schema?.enum?.includes("link"),
       };
     });

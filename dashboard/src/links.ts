@@ -32,7 +32,9 @@ export async function linksPage(app: HTMLElement): Promise<void> {
   const sortQuery = (v: string): Partial<ListQuery> => {
     // The list's sort: clicks (when the API has it) or creation time, either way round.
     // (Cast: the spec's sort parameter changes between API versions; getFeatures() says which this is.)
-    const q = v.startsWith("clicks") ? { sort: "clicks", order: v.endsWith("asc") ? "asc" : "desc" } : features.sortByClicks ? { sort: "created_at", order: v === "old" ? "asc" : "desc" } : { sort: v === "old" ? "created_at" : "-created_at" };
+    const field = v.startsWith("clicks") ? "clicks" : "created_at";
+    const desc = v === "new" || v === "clicks-desc";
+    const q = features.sortOrderParam ? { sort: field, order: desc ? "desc" : "asc" } : { sort: `${desc ? "-" : ""}${field}` };
     return q as unknown as Partial<ListQuery>;
   };
 

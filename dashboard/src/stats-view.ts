@@ -178,7 +178,7 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
 async function topLinksFallback(): Promise<HTMLElement> {
   const features = await getFeatures();
   if (!features.sortByClicks || !can("links:read")) return barList("link", "Top links", [], "Top links for a period need a newer API (group_by=link).");
-  const query = { limit: 8, sort: "clicks", order: "desc" } as unknown as { limit: number };
+  const query = (features.sortOrderParam ? { limit: 8, sort: "clicks", order: "desc" } : { limit: 8, sort: "-clicks" }) as unknown as { limit: number };
   const page = await ok(api.GET("/api/links", { params: { query } }));
   const rows: Row[] = page.items.map((l) => ({ value: String(l.id), clicks: (l as { clicks?: number }).clicks ?? 0, visitors: 0, link: l }));
   return barList("link", "Top links (all time)", rows);
