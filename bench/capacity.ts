@@ -28,6 +28,8 @@ import { agentClass, hostOf, parseAgent, refererOrigin, utmOf } from "../ingest/
 import { applyPrivacy } from "../ingest/src/clicks/privacy.ts";
 import { recordSchema, toClickHouseRow } from "../ingest/src/pipeline/loader.ts";
 import { migrate } from "../ingest/src/db/migrate.ts";
+import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { ensurePartitions } from "../ingest/src/pipeline/partitions.ts";
 
 const CH_CLICKS = Number(process.env.CAPACITY_CLICKS ?? 1_000_000);
@@ -240,13 +242,36 @@ async function clickhouse() {
       done += n;
     }
     console.log(`  clickhouse: ${fmt(sample)} clicks through the loader's path`);
-    // 2. The rest made by ClickHouse, in chunks (the views' states of one insert are held in memory).
+    // 2. The rest made by ClickHouse, in chunks.
     const b0 = Date.now();
     for (let done = sample; done < CH_CLICKS; ) {
       const n = Math.min(250_000, CH_CLICKS - done);
       await ch.command({ query: bulkSql(n), clickhouse_settings: { max_threads: 2, max_insert_threads: "2" } });
       done += n;
       console.log(`  clickhouse: ${fmt(done)} clicks (${((Date.now() - b0) / 1000).toFixed(0)} s)`);
+    }
+    // 3. The rollups, as the sealer builds them from the loaded hours (it needs PostgreSQL: the
+    //    hour marks and the links' workspaces).
+    const pgName = `linkflow_capacity_rollup_${process.pid}`;
+    const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE DATABASE ${pgName}`);
+    const pgUrl = Object.assign(new URL(DATABASE_URL), { pathname: `/${pgName}` }).toString();
+    const pg = connect(pgUrl, { max: 2 });
+    let sealMs = 0;
+    let sealedHours = 0;
+    try {
+      await migrate(pg);
+      await pg`INSERT INTO links (id, workspace_id, code, url) SELECT g, (SELECT min(id) FROM workspaces), 'c' || g, 'https://example.com/' FROM generate_series(1, ${LINKS}::int) g`;
+      await copyAllOwners(pg, ch, DB);
+      await markAllHours(pg, ch, DB);
+      const s0 = performance.now();
+      sealedHours = await seal({ sql: pg, ch, database: DB });
+      sealMs = performance.now() - s0;
+      console.log(`  clickhouse: rolled up ${fmt(sealedHours)} hours in ${(sealMs / 1000).toFixed(1)} s`);
+    } finally {
+      await pg.end();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
+      await admin.end();
     }
     const tables = await rows<{ name: string }>(ch, `SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' ORDER BY name`, { db: DB });
     const o0 = Date.now();
@@ -289,6 +314,9 @@ async function clickhouse() {
       loader_prepare_rows_per_s: sample / (prepareMs / 1000),
       loader_rows_per_s: sample / ((insertMs + prepareMs) / 1000),
       optimize_final_s: optimizeMs / 1000,
+      rollup_s: sealMs / 1000,
+      rollup_hours: sealedHours,
+      rollup_us_per_click: (sealMs * 1000) / CH_CLICKS,
       tables: perTable,
       clicks_columns: columns.map((c) => ({ name: c.name, compressed_per_click: num(c.compressed) / CH_CLICKS, uncompressed_per_click: num(c.uncompressed) / CH_CLICKS })),
       compressed_per_click: sum("compressed_bytes") / CH_CLICKS,
@@ -412,7 +440,8 @@ console.log(
 );
 console.log(
   `Kinesis record (JSON event + received_at + visitor_hash): ${fmt(chr.record_bytes_avg, 0)} B average; archive (gzip NDJSON): ${fmt(chr.archive_gzip_bytes_per_click, 0)} B/click; ` +
-    `loader (${fmt(chr.loader_path_clicks)} records): ${fmt(chr.loader_rows_per_s)} rows/s (parse + enrich ${fmt(chr.loader_prepare_rows_per_s)} rows/s, chDB insert with the views ${fmt(chr.loader_insert_rows_per_s)} rows/s)`,
+    `loader (${fmt(chr.loader_path_clicks)} records): ${fmt(chr.loader_rows_per_s)} rows/s (parse + enrich ${fmt(chr.loader_prepare_rows_per_s)} rows/s, chDB insert ${fmt(chr.loader_insert_rows_per_s)} rows/s); ` +
+    `sealer: ${fmt(chr.rollup_hours)} hours rolled up in ${fmt(chr.rollup_s, 1)} s (${fmt(chr.rollup_us_per_click, 1)} µs of sealing a click)`,
 );
 console.log(`\nPostgreSQL (${fmt(pgr.clicks)} clicks + outbox rows, ${pgr.write_batch}-click transactions, 2 in flight: ${fmt(pgr.write_clicks_per_s)} clicks/s from this loop)`);
 console.log("| what | per click | at 1B/year (83.3M/month) |\n|---|---:|---:|");

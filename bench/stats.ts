@@ -1,13 +1,15 @@
 /**
- * Stats query latency over seeded clicks (10M; `--quick` 200k; BENCH_STATS_CLICKS overrides).
- * Run by bench/run.ts as its own process (chDB allows one data folder per process), or alone:
- * `node --import tsx bench/stats.ts [--quick]` (then it merges its keys into latest.json).
+ * Stats query latency over seeded clicks (10M; `--quick` 200k; `--clicks N` or
+ * BENCH_STATS_CLICKS overrides). Run by bench/run.ts as its own process (chDB allows one data
+ * folder per process), or alone: `npm run bench:stats -- [--quick | --clicks 50000000]` (then it
+ * merges its keys into latest.json, and the run's p95 per shape under `stats_scale.<N>`).
  *
  * The real ingest app (startIngest, PIPELINE_ROLES=maintenance: chDB opened, no Kinesis) over a
- * fresh PostgreSQL database; ClickHouse seeded by ClickHouse itself (INSERT … SELECT FROM
- * numbers(N), the hourly/daily materialized views fill from that insert), PostgreSQL with the
- * 10k links of the workspace. Then GET /api/stats over HTTP (autocannon, loopback, one
- * connection, bounded time) in several shapes: p50/p95 per shape from every response's latency.
+ * fresh PostgreSQL database; ClickHouse's raw table seeded by ClickHouse itself (INSERT … SELECT
+ * FROM numbers(N)), every hour marked and rolled up by the sealer as the loader's batches would
+ * be (docs/ANALYTICS.md); PostgreSQL with the 10k links of the workspace. Then GET /api/stats
+ * over HTTP (autocannon, loopback, one connection, bounded time) in several shapes, each ending
+ * at the next full hour as the dashboard asks (the open hour read raw): p50/p95 per shape.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,14 +17,18 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import postgres from "postgres";
-import { rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
+import { chTime, rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
+import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { createKey, generateKey } from "../ingest/src/auth/keys.ts";
 import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
-const CLICKS = Number(process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000));
+const clicksArg = process.argv.indexOf("--clicks");
+const CLICKS = Number(clicksArg > 0 ? process.argv[clicksArg + 1] : (process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000)));
+if (!Number.isSafeInteger(CLICKS) || CLICKS < 1000) throw new Error("--clicks: a whole number of clicks, at least 1000");
 const LINKS = 10_000;
 const SEED_CHUNK = 500_000;
 const DAYS = 90;
@@ -72,10 +78,8 @@ function seedSql(offset: number, count: number, where = "") {
 }
 
 async function seedClickHouse(ch: ClickHouseClient) {
-  // Both views in parallel, two insert threads: the views' GROUP BY is most of the cost.
-  const settings: ClickHouseSettings = { parallel_view_processing: 1, max_insert_threads: "2", max_threads: 2 };
-  // In chunks: the views' aggregation states of one insert are held in memory at once
-  // (one 1M-row insert peaked at ~4 GiB here, one 10M-row insert at 13.7 GiB; 500k: ~2.3 GiB).
+  const settings: ClickHouseSettings = { max_insert_threads: "2", max_threads: 2 };
+  // In chunks: one insert's blocks are sorted in memory before they are written.
   for (let offset = 0; offset < CLICKS; offset += SEED_CHUNK)
     await ch.command({ query: seedSql(offset, Math.min(SEED_CHUNK, CLICKS - offset)), clickhouse_settings: settings });
   // Redelivery: 1% of the clicks again, in a later insert (their own parts, like a loader retry).
@@ -97,12 +101,18 @@ interface Shape {
   query: Record<string, string | number>;
 }
 const iso = (t: number) => new Date(t).toISOString();
+/** The dashboard's ranges end at the next full hour (the open hour is read raw). */
+const upTo = iso(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
 const SHAPES: Shape[] = [
   // The main query: a link's page in the dashboard (the busiest link: ~4.6% of all clicks).
-  { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: iso(end) } },
-  { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: iso(end) } },
-  { name: "link_top_referers_7d", what: "one link, 7 days per hour, top 10 referer hosts", query: { link: 1, interval: "hour", group_by: "referer_host", limit: 10, from: iso(end - 7 * DAY), to: iso(end) } },
-  { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: iso(end) } },
+  { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: upTo } },
+  { name: "link_top_referers_30d", what: "one link, 30 days per day, top 10 referer hosts", query: { link: 1, interval: "day", group_by: "referer_host", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
+  { name: "link_berlin_30d", what: "one link, 30 days per day in Europe/Berlin (hourly rollups)", query: { link: 1, interval: "day", tz: "Europe/Berlin", from: iso(end - 30 * DAY), to: upTo } },
+  { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: upTo } },
+  { name: "workspace_top_links_30d", what: "all 10k links, per day, top 10 links", query: { interval: "day", group_by: "link", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
+  { name: "workspace_weekly_90d", what: "all 10k links, 90 days per week", query: { interval: "week", from: iso(end - 90 * DAY), to: upTo } },
+  // Not a target shape: a +05:30 zone cannot use hourly buckets, so the raw table answers (cost grows with clicks).
+  { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: upTo } },
 ];
 const MAIN = "link_daily_30d";
 
@@ -165,21 +175,47 @@ try {
   console.log(`stats: seeding ${CLICKS.toLocaleString("en")} clicks (+1% redelivered) over ${DAYS} days, ${LINKS.toLocaleString("en")} links …`);
   const tables = await seedClickHouse(ch);
   const seedS = (performance.now() - t) / 1000;
+  // As the loader would have: every hour marked, then rolled up by the sealer.
+  t = performance.now();
+  await copyAllOwners(sql, ch, DB);
+  const hours = await markAllHours(sql, ch, DB);
+  const sealed = await seal({ sql, ch, database: DB, wait: true });
+  const sealS = (performance.now() - t) / 1000;
+  console.log(`  rolled up ${sealed.toLocaleString("en")} of ${hours.toLocaleString("en")} hours in ${sealS.toFixed(1)} s (${((sealS / Math.max(1, sealed)) * 1000).toFixed(0)} ms an hour); peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
   console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
 
   const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
   const headers = { authorization: `Bearer ${key}` };
 
-  // Exact under redelivery: the API's total equals uniqExact over the raw table.
-  const main = SHAPES.find((s) => s.name === MAIN)!;
-  const check = (await (await fetch(url(main.query), { headers })).json()) as { totals: { clicks: number }; source: string };
-  const [truth] = await rows<{ n: number }>(
-    ch,
-    `SELECT uniqExact(click_id) AS n FROM ${DB}.clicks WHERE link_id = 1 AND NOT is_bot AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}`,
-    { from: new Date(end - 30 * DAY).toISOString().replace("T", " ").replace("Z", ""), to: new Date(end).toISOString().replace("T", " ").replace("Z", "") },
-  );
-  if (check.totals.clicks !== Number(truth!.n)) throw new Error(`stats total ${check.totals.clicks} ≠ uniqExact over the raw table ${truth!.n}`);
-  console.log(`  check: link 1, 30 days: ${check.totals.clicks.toLocaleString("en")} clicks from ${check.source} = uniqExact over the raw table`);
+  // Exact under redelivery: the API's totals, for a link and for the workspace, equal uniqExact over the raw table.
+  for (const [name, query, cond] of [
+    ["link 1", SHAPES.find((s) => s.name === MAIN)!.query, "link_id = 1"],
+    ["the workspace", SHAPES.find((s) => s.name === "workspace_by_country_30d")!.query, "1"],
+  ] as const) {
+    const check = (await (await fetch(url(query), { headers })).json()) as { totals: { clicks: number }; source: string };
+    const [truth] = await rows<{ n: number }>(
+      ch,
+      `SELECT uniqExact(click_id) AS n FROM ${DB}.clicks WHERE ${cond} AND NOT is_bot AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}`,
+      { from: chTime(String(query.from)), to: chTime(String(query.to)) },
+    );
+    if (check.totals.clicks !== Number(truth!.n)) throw new Error(`stats total of ${name} ${check.totals.clicks} ≠ uniqExact over the raw table ${truth!.n}`);
+    console.log(`  check: ${name}, 30 days: ${check.totals.clicks.toLocaleString("en")} clicks from ${check.source} = uniqExact over the raw table`);
+  }
+  // GET /api/pipeline (its ClickHouse count from the rollups, no full scan): equal to the raw
+  // table's count, and its answer time over HTTP (median of 10, after one warm-up).
+  const { key: operatorKey } = await createKey(sql, workspaceId, "bench operator", ["operator"], 10_000_000);
+  const pipelineTimes: number[] = [];
+  let counted = 0;
+  for (let i = 0; i < 11; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${ingest!.url}/api/pipeline`, { headers: { authorization: `Bearer ${operatorKey}` } });
+    counted = ((await res.json()) as { clickhouse_clicks: number }).clickhouse_clicks;
+    if (i) pipelineTimes.push(performance.now() - t0);
+  }
+  const pipelineMs = pipelineTimes.sort((a, b) => a - b)[5]!;
+  const [all] = await rows<{ n: number }>(ch, `SELECT uniqExact(click_id) AS n FROM ${DB}.clicks`);
+  if (counted !== Number(all!.n)) throw new Error(`pipeline count ${counted} ≠ uniqExact over the raw table ${all!.n}`);
+  console.log(`  check: GET /api/pipeline's clickhouse_clicks ${counted.toLocaleString("en")} = uniqExact over the raw table; answered in ${pipelineMs.toFixed(1)} ms (median of 10)`);
 
   const results: ShapeResult[] = [];
   for (const shape of SHAPES) {
@@ -218,9 +254,9 @@ try {
   }
 
   console.log(`\nGET /api/stats over ${CLICKS.toLocaleString("en")} clicks (real ingest app over HTTP, 1 connection, ~${DURATION_S}s per shape, autocannon on loopback):`);
-  console.log(`${"shape".padEnd(26)} ${"source".padEnd(14)} ${"req".padStart(5)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"non-2xx".padStart(8)}`);
+  console.log(`${"shape".padEnd(26)} ${"source".padEnd(34)} ${"req".padStart(5)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"non-2xx".padStart(8)}`);
   for (const r of results)
-    console.log(`${r.name.padEnd(26)} ${r.source.padEnd(14)} ${String(r.requests).padStart(5)} ${String(r.p50).padStart(8)} ${String(r.p95).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(8)}`);
+    console.log(`${r.name.padEnd(26)} ${r.source.padEnd(34)} ${String(r.requests).padStart(5)} ${String(r.p50).padStart(8)} ${String(r.p95).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(8)}`);
   for (const r of results) console.log(`  ${r.name}: ${r.what}`);
   console.log(`  peak RSS of this process (ingest app + chDB): ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
   if (results.some((r) => r.non2xx > 0)) throw new Error("stats requests answered with non-2xx");
@@ -229,6 +265,8 @@ try {
   const out: Record<string, unknown> = {
     stats_clicks: CLICKS,
     stats_seed_s: round1(seedS),
+    stats_rollup_s: round1(sealS),
+    stats_pipeline_count_ms: round1(pipelineMs),
     stats_p50_ms: m.p50,
     stats_p95_ms: m.p95,
     ...Object.fromEntries(results.flatMap((r) => [[`stats_${r.name}_p50_ms`, r.p50], [`stats_${r.name}_p95_ms`, r.p95]])),
@@ -238,7 +276,9 @@ try {
   else {
     const file = new URL("results/latest.json", import.meta.url);
     const prev = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
-    await writeFile(file, JSON.stringify({ ...prev, ...out }, null, 2) + "\n");
+    // The growth table (docs/BENCHMARKS.md): p95 per shape at each seeded size.
+    const scale = { ...((prev.stats_scale as Record<string, unknown>) ?? {}), [CLICKS]: { ...Object.fromEntries(results.map((r) => [r.name, r.p95])), rss_mib: out.stats_rss_mib, seed_s: out.stats_seed_s, rollup_s: out.stats_rollup_s, pipeline_count_ms: out.stats_pipeline_count_ms } };
+    await writeFile(file, JSON.stringify({ ...prev, ...(clicksArg > 0 ? {} : out), stats_scale: scale }, null, 2) + "\n");
     console.log("\nmerged into: bench/results/latest.json");
   }
 } finally {

@@ -22,7 +22,7 @@ type RedirectStatus = NonNullable<LinkUpdate["redirect_status"]>;
 const REDIRECT_STATUSES = [301, 302, 307, 308] as const satisfies readonly RedirectStatus[];
 const ARCHIVED = ["false", "true", "all"] as const satisfies readonly NonNullable<ListQuery["archived"]>[];
 const QR_FORMATS = ["svg", "png"] as const satisfies readonly NonNullable<QrQuery["format"]>[];
-const INTERVALS = ["minute", "hour", "day"] as const satisfies readonly NonNullable<StatsQuery["interval"]>[];
+const INTERVALS = ["minute", "hour", "day", "week", "month"] as const satisfies readonly NonNullable<StatsQuery["interval"]>[];
 const BOTS = ["exclude", "include", "only"] as const satisfies readonly NonNullable<StatsQuery["bots"]>[];
 export type ChoicesMatchSpec = [
   Assert<Exactly<RedirectStatus, typeof REDIRECT_STATUSES>>,
@@ -286,7 +286,7 @@ keys
   .command("create")
   .description("create an API key (its secret is shown once)")
   .requiredOption("--name <name>", "what the key is for")
-  .requiredOption("--scope <scope>", "a scope, e.g. links:read, links:write, stats:read (repeat for several)", collect(text))
+  .requiredOption("--scope <scope>", "a scope, e.g. links:read, links:write, stats:read, webhooks:read, webhooks:write (repeat for several)", collect(text))
   .option("--rpm <n>", "requests per minute", positive)
   .action(async (o: { name: string; scope: string[]; rpm?: number }, cmd: Command) => {
     const { api, json } = context(cmd);

@@ -4,7 +4,7 @@ import { table } from "./format.ts";
 
 export type Dimension = NonNullable<StatsQuery["group_by"]>;
 /** What /api/stats can group by: the spec's group_by enum (a type), kept here as a runtime list for --by. */
-export const DIMENSIONS = ["country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo"] as const satisfies readonly Dimension[];
+export const DIMENSIONS = ["country", "region", "city", "device", "browser", "os", "referer_host", "utm_source", "utm_medium", "utm_campaign", "qr", "cache_tier", "colo", "link"] as const satisfies readonly Dimension[];
 // A dimension added to or removed from the spec fails tsc here until the list follows.
 export type DimensionsMatchSpec = Assert<Exactly<Dimension, typeof DIMENSIONS>>;
 const ALIASES: Record<string, Dimension> = { referrer: "referer_host", referer: "referer_host" };

@@ -69,12 +69,19 @@ if (loaders > 0) {
     process.env.KINESIS_ENDPOINT = k.endpoint;
     stopKinesis = k.stop;
   }
-  process.env.PIPELINE_ROLES = rolesWithoutLoader(process.env.PIPELINE_ROLES ?? "forwarder,loader,archiver,maintenance");
+  process.env.PIPELINE_ROLES = rolesWithoutLoader(process.env.PIPELINE_ROLES ?? "forwarder,loader,archiver,maintenance,webhooks");
 }
 const config = loadConfig();
 const host = config.HOST;
 
-const ingest = await startIngest(config);
+const { UnreachableError } = await import("../ingest/src/errors.ts");
+const ingest = await startIngest(config).catch(async (err) => {
+  if (!(err instanceof UnreachableError)) throw err;
+  // One line: which service, at which address (docs/OPERATIONS.md, "Start-up").
+  console.error(`npm start: ${err.message}`);
+  await stopKinesis?.().catch(() => {});
+  process.exit(1);
+});
 
 /** Loader processes: `node --import tsx ingest/src/main.ts`, waiting for each one's "listening" line. */
 const children: { proc: ChildProcess; url: string; dataDir: string }[] = [];

@@ -61,10 +61,18 @@ export const clickEventSchema = z
      * only. null (what ingest records for every other click) or absent: not measured.
      */
     origin_ms: z.number().int().min(0).max(2_147_483_647).nullable().optional(),
+    /**
+     * Version 3: which worker isolate emitted the click (a random id drawn when the isolate sends
+     * its first click) and its number there (1, 2, 3, … per isolate): ingest finds the clicks that
+     * never arrived as gaps in each isolate's sequence (docs/PIPELINE.md, "Completeness check").
+     * Both or neither; null (what ingest records for older events) or absent: not numbered.
+     */
+    isolate_id: z.uuid().nullable().optional(),
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
   })
   .strict();
 /** The version that added each field after version 1 (an event may carry only its version's fields). */
-export const CLICK_EVENT_FIELDS_SINCE = { origin_ms: 2 } as const satisfies Partial<Record<keyof z.infer<typeof clickEventSchema>, number>>;
+export const CLICK_EVENT_FIELDS_SINCE = { origin_ms: 2, isolate_id: 3, seq: 3 } as const satisfies Partial<Record<keyof z.infer<typeof clickEventSchema>, number>>;
 export type ClickEvent = z.infer<typeof clickEventSchema>;
 
 /** A beacon body: one event, or a batch of them. */

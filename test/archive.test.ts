@@ -93,7 +93,7 @@ describe("archive", () => {
       expect(Date.parse(received_at)).not.toBeNaN();
       // ...identical to what the edge sent, as a current-version record (these are version 1
       // events: the later fields at their defaults, docs/EVENTS.md).
-      expect(event).toEqual({ qr: false, dnt: false, v: CLICK_EVENT_VERSION, origin_ms: null, ...byId.get(event.click_id) });
+      expect(event).toEqual({ qr: false, dnt: false, v: CLICK_EVENT_VERSION, origin_ms: null, isolate_id: null, seq: null, ...byId.get(event.click_id) });
     }
     expect(new Set(lines.map((l) => l.click_id)).size).toBe(sent.length);
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
+import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
 import { body, KEYS, startStack, type Stack } from "./helpers.ts";
 
 let s: Stack;
@@ -122,5 +123,55 @@ describe("POST /v1/clicks", () => {
     expect(a.headers.get("x-request-id")).toMatch(uuid);
     expect(a.headers.get("x-request-id")).not.toBe(b.headers.get("x-request-id"));
     expect(a.headers.get("x-request-id")!.split(",")).toHaveLength(1); // set once, not once per layer
+  });
+});
+
+/** What the worker's dead-letter queue hands over (edge/src/dead-letters.ts): clicks ingest refused as invalid. */
+describe("POST /v1/clicks/dead-letters", () => {
+  const post = async (items: unknown, opts: { secret?: string } = {}) => {
+    const raw = JSON.stringify(items);
+    return fetch(`${s.ingest.url}/v1/clicks/dead-letters`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(opts.secret ?? KEYS.beacon, raw) },
+      body: raw,
+    });
+  };
+  const open = () => s.sql`SELECT partition_key, error FROM dead_letters WHERE source = 'edge_queue' AND replayed_at IS NULL ORDER BY id`;
+
+  it("stores a click that is valid now, records the others once each with ingest's reason, and counts them in /api/pipeline", async () => {
+    const good = clickEvent();
+    const bad = { ...clickEvent(), ip_address: "not-an-ip" };
+    const old = clickEvent({ timestamp: new Date(Date.now() - 30 * 3600_000).toISOString() });
+    const res = await post([good, bad, old]);
+    expect(res.status).toBe(202);
+    expect(await body(res)).toEqual({ stored: 1, duplicates: 0, dead_letters: 2, recorded: 2 });
+    expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${good.click_id}`)[0]!.n).toBe(1);
+    // Handed over again (a redelivered message): nothing new, nothing twice.
+    expect(await body(await post([good, bad, old]))).toEqual({ stored: 0, duplicates: 1, dead_letters: 2, recorded: 0 });
+    const rows = await open();
+    expect(rows.map((r) => r.partition_key)).toEqual([bad.click_id, old.click_id]);
+    expect(rows[0]!.error).toMatch(/ip_address/);
+    expect(rows[1]!.error).toMatch(/older than/);
+    const status = await body(await fetch(`${s.ingest.url}/api/pipeline`, { headers: { Authorization: `Bearer ${s.adminKey}` } }));
+    expect(status).toMatchObject({ edge_dead_letters: 2 });
+    expect(status.dlq).toBeGreaterThanOrEqual(2);
+  });
+
+  it("replays them on the operator's request once the cause is fixed: stored then, once, and no longer counted", async () => {
+    const orphan = clickEvent({ link_id: 987_654, code: "later1" });
+    expect(await body(await post([orphan]))).toMatchObject({ stored: 0, dead_letters: 1, recorded: 1 });
+    const replay = () => fetch(`${s.ingest.url}/api/pipeline/dlq/replay`, { method: "POST", headers: { Authorization: `Bearer ${s.adminKey}` } });
+    expect(await body(await replay())).toEqual({ replayed: 0 }); // still no such link
+    await seedLinks(s.sql, [orphan]);
+    expect(await body(await replay())).toEqual({ replayed: 1 });
+    expect((await s.sql`SELECT count(*)::int AS n FROM clicks WHERE click_id = ${orphan.click_id}`)[0]!.n).toBe(1);
+    expect((await open()).map((r) => r.partition_key)).not.toContain(orphan.click_id);
+    expect(await body(await replay())).toEqual({ replayed: 0 });
+  });
+
+  it("takes only signed requests with an array of clicks", async () => {
+    expect((await post([clickEvent()], { secret: "not-the-edge-secret-xx" })).status).toBe(401);
+    expect((await post([])).status).toBe(400);
+    expect((await post({ click_id: "x" })).status).toBe(400);
   });
 });

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, request as httpRequest, type Server } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
 import { keysOf } from "../shared/keys.ts";
+import type { ClickEvent } from "../shared/event.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { connect, type Sql } from "../ingest/src/db/connect.ts";
 import { generateKey } from "../ingest/src/auth/keys.ts";
@@ -47,6 +48,12 @@ export class Proxy {
   /** The next N requests under this path prefix get a 503 instead of reaching ingest. */
   failures = new Map<string, number>();
   readonly hits: { method: string; path: string; status: number }[] = [];
+  /**
+   * A lossy middle box for the completeness check: a beacon (POST /v1/clicks) this returns true
+   * for is answered 202 as if stored and never reaches ingest; its clicks go to `dropped`.
+   */
+  dropBeacon?: (events: ClickEvent[]) => boolean;
+  readonly dropped: ClickEvent[] = [];
   private server: Server;
   url = "";
 
@@ -61,6 +68,26 @@ export class Proxy {
           return void res.writeHead(503, { "content-type": "application/json" }).end('{"error":{"status":503}}');
         }
       }
+      if (this.dropBeacon && req.method === "POST" && req.url!.startsWith("/v1/clicks")) {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c)).on("end", () => {
+          const raw = Buffer.concat(chunks);
+          const parsed = JSON.parse(raw.toString("utf8")) as ClickEvent | ClickEvent[];
+          const events = Array.isArray(parsed) ? parsed : [parsed];
+          if (this.dropBeacon?.(events)) {
+            this.dropped.push(...events);
+            this.hits.push({ method: req.method!, path: req.url!, status: 202 });
+            return void res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ accepted: events.length, duplicates: 0 }));
+          }
+          this.forward(req, res, raw);
+        });
+        return;
+      }
+      this.forward(req, res);
+    });
+  }
+  private forward(req: IncomingMessage, res: ServerResponse, raw?: Buffer) {
+    {
       const t = new URL(this.target);
       const up = httpRequest(
         { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
@@ -71,8 +98,9 @@ export class Proxy {
         },
       );
       up.on("error", () => res.destroy());
-      req.pipe(up);
-    });
+      if (raw) up.end(raw);
+      else req.pipe(up);
+    }
   }
   async listen(): Promise<this> {
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
@@ -215,12 +243,12 @@ export async function startStack(
     ADMIN_API_KEY: adminKey,
     EDGE_ADMIN_URL: edge?.url ?? "",
     SHORT_BASE_URL: "http://localhost:8787",
-    LOG_LEVEL: "silent",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     PIPELINE_ROLES: opts.pipeline ? "forwarder,loader,maintenance" : "",
     // Tests that check stored IPs see them as sent; test/stats*.test.ts turns anonymizing on.
     IP_ANONYMIZE: "false",
     ...(opts.pipeline
-      ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200" }
+      ? { KINESIS_ENDPOINT: `http://127.0.0.1:${kinesisProxy!.port}`, DATA_DIR: dataDir!, KINESIS_STREAM: `clicks-${db.schema}`, BREAKER_RESET_MS: "1000", LOADER_BATCH_MS: "200", ROLLUP_INTERVAL_MS: "200" }
       : {}),
     ...opts.env,
   });

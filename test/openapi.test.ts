@@ -194,6 +194,23 @@ describe("real responses match the spec", () => {
     await call("DELETE", `/api/domains/${domain.id}`); // 404
   });
 
+  it("webhooks", async () => {
+    const { body: ep } = await call("POST", "/api/webhooks", { body: JSON.stringify({ url: "https://hooks.example.com/spec", events: ["link.created"], description: "spec" }) });
+    await call("GET", "/api/webhooks");
+    await call("GET", `/api/webhooks/${ep.id}`);
+    await call("PATCH", `/api/webhooks/${ep.id}`, { body: JSON.stringify({ events: ["link.created", "link.deleted"] }) });
+    await call("POST", `/api/webhooks/${ep.id}/rotate-secret`);
+    await call("POST", "/api/links", { body: JSON.stringify({ url: "https://example.com/hooked" }) }); // queues a link.created message
+    const { body: log } = await call("GET", `/api/webhooks/${ep.id}/deliveries?limit=10`);
+    await call("POST", `/api/webhooks/${ep.id}/deliveries/${log.deliveries[0].id}/replay`);
+    await call("POST", `/api/webhooks/${ep.id}/replay`);
+    // Errors.
+    await call("POST", "/api/webhooks", { body: JSON.stringify({ url: "http://10.0.0.1/hook", events: ["link.created"] }) }); // 400 unsafe_url
+    await call("POST", `/api/webhooks/${ep.id}/deliveries/999999/replay`); // 404
+    await call("DELETE", `/api/webhooks/${ep.id}`);
+    await call("GET", `/api/webhooks/${ep.id}`); // 404
+  });
+
   it("stats, recent clicks, SRE, pipeline", async () => {
     const { body: link } = await call("POST", "/api/links", { body: JSON.stringify({ url: "https://example.com/stats" }) });
     await call("GET", `/api/stats?link=${link.id}&interval=hour&group_by=country`);
@@ -218,7 +235,7 @@ describe("real responses match the spec", () => {
 
   it("the checks have teeth: the Link schema refuses extra fields such as a password hash", () => {
     const v = ajv.compile({ $ref: "#/components/schemas/Link", components: spec.components });
-    const { body: _b, ...valid } = { body: 0, id: 1, code: "c", domain: "", short_url: "http://x/c", url: "https://e.com/", redirect_status: 302, title: null, tags: [], expires_at: null, expired_url: null, max_clicks: null, has_password: false, targeting: [], utm: {}, archived: false, forward_query: true, crawlable: false, limit_reached_at: null, created_at: "2026-01-01T00:00:00.000Z", updated_at: "2026-01-01T00:00:00.000Z" };
+    const { body: _b, ...valid } = { body: 0, id: 1, code: "c", domain: "", short_url: "http://x/c", url: "https://e.com/", redirect_status: 302, title: null, tags: [], expires_at: null, expired_url: null, max_clicks: null, has_password: false, targeting: [], utm: {}, archived: false, forward_query: true, crawlable: false, limit_reached_at: null, clicks: 0, created_at: "2026-01-01T00:00:00.000Z", updated_at: "2026-01-01T00:00:00.000Z" };
     expect(v(valid), ajv.errorsText(v.errors)).toBe(true);
     expect(v({ ...valid, password_hash: "pbkdf2-sha256$1$a$b" })).toBe(false);
     expect(v({ ...valid, redirect_status: 303 })).toBe(false);

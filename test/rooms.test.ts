@@ -42,7 +42,7 @@ const edges = FOLDERS.flatMap(sources).flatMap(edgesOf);
 const under = (path: string, ...dirs: string[]) => dirs.some((d) => path === d || path.startsWith(d + "/"));
 const broken = (rule: (e: Edge) => boolean) => edges.filter(rule).map((e) => `${e.from} → ${e.to}${e.typeOnly ? " (type)" : ""}`);
 
-const DOMAIN = ["links", "clicks", "auth", "db", "pipeline", "analytics"].map((d) => `ingest/src/${d}`);
+const DOMAIN = ["links", "clicks", "auth", "db", "pipeline", "analytics", "webhooks"].map((d) => `ingest/src/${d}`);
 
 describe("rooms", () => {
   it("the scan sees the code (not vacuous)", () => {

@@ -77,6 +77,8 @@ it("maps the queue tables to Miniflare's options (the local queues)", () => {
   expect(o.queueProducers).toEqual({ CLICKS_QUEUE: { queueName: "linkflow-clicks-local" }, CLICKS_DLQ: { queueName: "linkflow-clicks-dlq-local" } });
   expect(o.queueConsumers).toEqual({
     "linkflow-clicks-local": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, retryDelay: 5, deadLetterQueue: "linkflow-clicks-dlq-local" },
+    // The dead-letter queue is consumed (replayed) by the same worker; Miniflare drops what reaches a queue without a consumer.
+    "linkflow-clicks-dlq-local": { maxBatchSize: 100, maxBatchTimeout: 5, maxRetries: 100, retryDelay: 60, deadLetterQueue: undefined },
   });
 });
 

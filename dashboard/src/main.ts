@@ -10,6 +10,7 @@ import { linkPage } from "./link-page.ts";
 import { linkFormPage, linksPage } from "./links.ts";
 import { overviewPage } from "./overview.ts";
 import { srePage } from "./sre.ts";
+import { webhooksPage } from "./webhooks.ts";
 import "./style.css";
 
 const app = document.getElementById("app")!;
@@ -32,12 +33,14 @@ export const ROUTES: Route[] = [
   { path: /^\/links\/(\d+)$/, scope: "stats:read", render: (a, m, s) => linkPage(a, Number(m[1]), s) },
   { path: /^\/links\/(\d+)$/, scope: "links:read", render: (a, m, s) => linkPage(a, Number(m[1]), s) },
   { path: /^\/sre$/, scope: "stats:read", render: (a, _m, s) => srePage(a, s) },
+  { path: /^\/webhooks$/, scope: "webhooks:read", render: (a, _m, s) => webhooksPage(a, s) },
 ];
 /** The nav: label, hash, and the scope that shows it. */
 export const NAV: { label: string; href: string; scope: Scope }[] = [
   { label: "Overview", href: "#/overview", scope: "stats:read" },
   { label: "Links", href: "#/links", scope: "links:read" },
   { label: "SRE", href: "#/sre", scope: "stats:read" },
+  { label: "Webhooks", href: "#/webhooks", scope: "webhooks:read" },
 ];
 
 /** Where a key lands: the overview when it reads stats, else the links. */

@@ -93,6 +93,8 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
           card("ClickHouse clicks", num(p.clickhouse_clicks), "ch-clicks"),
           card("Outbox backlog", fmt.format(p.outbox_backlog), "backlog", bad(p.outbox_backlog < 1000)),
           card("Dead letters", fmt.format(p.dlq), "dlq", bad(p.dlq === 0)),
+          // Gaps in the worker isolates' click numbers (docs/PIPELINE.md, "Completeness check").
+          card("Clicks missing", fmt.format(p.clicks_missing), "clicks-missing", bad(p.clicks_missing === 0)),
           card("Kinesis send rate", num(p.rates.kinesis_sent_per_s, "/s")),
           card("Loader rate", num(p.rates.clickhouse_rows_per_s, "/s")),
           card("Loader lag p50 / p99", p.loader_lag ? `${num(p.loader_lag.p50_ms)} / ${num(p.loader_lag.p99_ms)} ms` : "–"),

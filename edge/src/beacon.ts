@@ -75,7 +75,10 @@ export async function sendBeacon(
         body,
         signal: AbortSignal.timeout(Math.max(1_000, timeout)),
       });
-      if (res.ok) return DONE;
+      if (res.ok) {
+        ingestDownUntil = 0;
+        return DONE;
+      }
       if (signatureRefused(res.status)) {
         console.error(`beacon signature refused: ${res.status} (EDGE_SECRET differs from ingest's?)`);
         return { undelivered: list, refused: [] };
@@ -86,8 +89,10 @@ export async function sendBeacon(
         console.error(`beacon refused: ${res.status} ${await res.text()}`);
         return { undelivered: [], refused: list };
       }
+      ingestDownUntil = Date.now() + DOWN_HOLD_MS;
     } catch {
       // network error or timeout: retry
+      ingestDownUntil = Date.now() + DOWN_HOLD_MS;
     }
   }
   return { undelivered: list, refused: [] };
@@ -102,44 +107,110 @@ async function sendHalves(env: Env, events: ClickEvent[], attempts: number, dead
   return { undelivered: [...a.undelivered, ...b.undelivered], refused: [...a.refused, ...b.refused] };
 }
 
-/** Cloudflare's sendBatch limits: 100 messages and 256 KB in all. */
-const QUEUE_BATCH_MESSAGES = 100;
-/** Below 256 KB, leaving room for the per-message overhead the platform counts. */
-const QUEUE_BATCH_BYTES = 200_000;
+/**
+ * A queue message's body: many clicks, not one. Miniflare's local broker (what `npm start`
+ * runs) keeps one timer per message waiting for a retry or a delivery delay, and workerd caps
+ * an isolate at 10,000 active timers: with one click per message a few minutes of ingest outage
+ * under load overflowed it and the queued clicks vanished (issue 18). Packed, 10,000 timers are
+ * millions of clicks; on Cloudflare it is also fewer billed operations. `tries`: the deliveries
+ * these clicks already failed in earlier messages (the consumer re-packs what ingest did not
+ * take, so the platform's own attempt counter restarts; edge/src/consumer.ts).
+ * A bare ClickEvent is the format of workers before this one (still read).
+ */
+export interface ClickParcel {
+  clicks: ClickEvent[];
+  tries?: number;
+}
+export type QueuedBody = ClickParcel | ClickEvent;
 
-/** Splits clicks into sendBatch calls within the platform's limits (order kept). */
-export function queueChunks(events: ClickEvent[]): ClickEvent[][] {
-  const chunks: ClickEvent[][] = [];
-  let chunk: ClickEvent[] = [];
+/** The clicks of a queue message, whatever its format (a message of an older worker: one click). */
+export const parcelClicks = (body: QueuedBody | undefined | null): ClickEvent[] =>
+  !body || typeof body !== "object" ? [] : Array.isArray((body as ClickParcel).clicks) ? (body as ClickParcel).clicks : [body as ClickEvent];
+export const parcelTries = (body: QueuedBody | undefined | null): number => {
+  const t = body && typeof body === "object" ? Number((body as ClickParcel).tries) : 0;
+  return Number.isFinite(t) && t > 0 ? Math.floor(t) : 0;
+};
+
+/** Platform limits: a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. Margins for the per-message overhead counted. */
+const PARCEL_BYTES = 96_000;
+const SEND_BATCH_BYTES = 200_000;
+const SEND_BATCH_MESSAGES = 100;
+
+/** Packs clicks into parcels of ≤ PARCEL_BYTES and ≤ MAX_BATCH clicks (order kept). */
+export function packParcels(events: ClickEvent[], tries = 0): { body: ClickParcel; bytes: number }[] {
+  const out: { body: ClickParcel; bytes: number }[] = [];
+  let clicks: ClickEvent[] = [];
   let size = 0;
+  const close = () => {
+    if (clicks.length) out.push({ body: tries ? { clicks, tries } : { clicks }, bytes: size + 32 });
+    clicks = [];
+    size = 0;
+  };
   for (const e of events) {
-    const n = bytes(JSON.stringify(e));
-    if (chunk.length && (chunk.length >= QUEUE_BATCH_MESSAGES || size + n > QUEUE_BATCH_BYTES)) {
+    const n = bytes(JSON.stringify(e)) + 1;
+    if (clicks.length && (clicks.length >= MAX_BATCH || size + n > PARCEL_BYTES)) close();
+    clicks.push(e);
+    size += n;
+  }
+  close();
+  return out;
+}
+
+/** Groups parcels into sendBatch calls within the platform's limits (order kept). */
+export function queueChunks(events: ClickEvent[], tries = 0): ClickParcel[][] {
+  const chunks: ClickParcel[][] = [];
+  let chunk: ClickParcel[] = [];
+  let size = 0;
+  for (const p of packParcels(events, tries)) {
+    if (chunk.length && (chunk.length >= SEND_BATCH_MESSAGES || size + p.bytes > SEND_BATCH_BYTES)) {
       chunks.push(chunk);
       chunk = [];
       size = 0;
     }
-    chunk.push(e);
-    size += n;
+    chunk.push(p.body);
+    size += p.bytes;
   }
   if (chunk.length) chunks.push(chunk);
   return chunks;
 }
 
-/** Puts clicks on the queue; returns those it could not (the queue itself failing). */
-export async function enqueue(queue: Queue<ClickEvent>, events: ClickEvent[]): Promise<ClickEvent[]> {
-  const chunks = queueChunks(events);
+/**
+ * Puts clicks on a queue, packed (see ClickParcel), optionally delivered only after
+ * `delaySeconds`; returns those it could not put there (the queue itself failing).
+ */
+export async function enqueue(queue: Queue<QueuedBody>, events: ClickEvent[], opts: { delaySeconds?: number; tries?: number } = {}): Promise<ClickEvent[]> {
+  const chunks = queueChunks(events, opts.tries);
   for (let i = 0; i < chunks.length; i++) {
     try {
       // JSON, not the default v8 serialisation: a consumer of another version reads it too.
-      await queue.sendBatch(chunks[i]!.map((body) => ({ body, contentType: "json" as const })));
+      const delay = opts.delaySeconds ? { delaySeconds: opts.delaySeconds } : {};
+      await queue.sendBatch(chunks[i]!.map((body) => ({ body, contentType: "json" as const, ...delay })));
     } catch (e) {
-      console.error(`CLICKS_QUEUE send failed: ${e instanceof Error ? e.message : String(e)}`);
-      return chunks.slice(i).flat();
+      console.error(`queue send failed: ${e instanceof Error ? e.message : String(e)}`);
+      return chunks.slice(i).flatMap((c) => c.flatMap((p) => p.clicks));
     }
   }
   return [];
 }
+
+/**
+ * Ingest seen failing by this isolate: until this time (ms) a batch goes straight to the queue
+ * (when bound) instead of making its own direct attempts. Without it every 20 ms batch of an
+ * outage would sleep through its ~7–13 s of retries in the isolate: hundreds of timers and
+ * fetches held at once under load. After the hold one batch tries ingest again (the probe).
+ */
+let ingestDownUntil = 0;
+const DOWN_HOLD_MS = 5_000;
+/** Clicks this isolate holds in direct deliveries (sending or waiting to retry). */
+let held = 0;
+/** Most clicks an isolate holds in direct deliveries: above it, clicks go to the queue at once, or without one are given up (logged). */
+export const MAX_HELD_CLICKS = 5_000;
+/** Clicks this isolate gave up on since it started (every loss is logged with this running total). */
+let lostTotal = 0;
+const lost = (n: number, why: string) => {
+  lostTotal += n;
+  console.error(`${n} click(s) lost: ${why} (this isolate: ${lostTotal} lost in all)`);
+};
 
 /**
  * Delivers a batch of clicks the way BEACON_TRANSPORT says.
@@ -154,13 +225,27 @@ export async function deliver(env: Env, events: ClickEvent[]): Promise<void> {
   const queue = env.CLICKS_QUEUE;
   const viaQueue = env.BEACON_TRANSPORT === "queue" && queue !== undefined;
   let pending = events;
-  if (viaQueue) {
-    pending = await enqueue(queue, pending);
+  // Ingest just failed, or this isolate already holds its share: the queue, not another direct try.
+  const skipDirect = queue !== undefined && (Date.now() < ingestDownUntil || held + events.length > MAX_HELD_CLICKS);
+  if (viaQueue || skipDirect) {
+    pending = await enqueue(queue!, pending);
+    if (!viaQueue && pending.length < events.length)
+      console.warn(`${events.length - pending.length} click(s) handed to CLICKS_QUEUE without a direct attempt (ingest failing, or this isolate holds ${held} click(s))`);
     if (!pending.length) return;
   }
+  if (held + pending.length > MAX_HELD_CLICKS) {
+    lost(pending.length, `this isolate already holds ${held} undelivered click(s) (cap ${MAX_HELD_CLICKS})${queue ? " and CLICKS_QUEUE refused them" : ", no CLICKS_QUEUE bound"}`);
+    return;
+  }
   const attempts = beaconAttempts(env);
-  // A lone click goes as an object, as ingest has always accepted it.
-  pending = (await sendBeacon(env, pending.length === 1 ? pending[0]! : pending, attempts, Date.now() + DIRECT_BUDGET_MS)).undelivered;
+  held += pending.length;
+  const n0 = pending.length;
+  try {
+    // A lone click goes as an object, as ingest has always accepted it.
+    pending = (await sendBeacon(env, pending.length === 1 ? pending[0]! : pending, attempts, Date.now() + DIRECT_BUDGET_MS)).undelivered;
+  } finally {
+    held -= n0;
+  }
   if (!pending.length) return;
   if (queue && !viaQueue) {
     const n = pending.length;
@@ -168,8 +253,7 @@ export async function deliver(env: Env, events: ClickEvent[]): Promise<void> {
     if (pending.length < n) console.warn(`${n - pending.length} click(s) handed to CLICKS_QUEUE after ${attempts} failed attempt(s)`);
     if (!pending.length) return;
   }
-  const why = queue ? "and CLICKS_QUEUE refused them" : "and no CLICKS_QUEUE is bound";
-  console.error(`${pending.length} click(s) lost: undelivered after ${attempts} attempt(s) ${why}`);
+  lost(pending.length, `undelivered after ${attempts} attempt(s) ${queue ? "and CLICKS_QUEUE refused them" : "and no CLICKS_QUEUE is bound"}`);
 }
 
 /** Clicks of this isolate waiting for the next beacon (plain data, shared by its requests). */

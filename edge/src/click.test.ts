@@ -54,6 +54,15 @@ describe("buildClick", () => {
     expect(geoFrom(undefined)).toEqual({});
   });
 
+  it("numbers every click of the isolate: one isolate id, seq counting up by one (the completeness check)", () => {
+    const req = () => new Request("http://localhost:8787/abc1234");
+    const clicks = Array.from({ length: 5 }, () => buildClick(req(), { link, tier: "isolate", location: link.url, status: 302, qr: false }));
+    expect(new Set(clicks.map((c) => c.isolate_id)).size).toBe(1);
+    expect(clicks[0]!.isolate_id).toMatch(/^[0-9a-f-]{36}$/);
+    const first = clicks[0]!.seq!;
+    expect(clicks.map((c) => c.seq)).toEqual([first, first + 1, first + 2, first + 3, first + 4]);
+  });
+
   it("is the current event version, with the origin resolve's duration on origin-tier clicks only", () => {
     const req = () => new Request("http://localhost:8787/abc1234");
     const sent = (tier: "isolate" | "kv" | "origin") => ({ link, tier, location: link.url, status: 302 as const, qr: false });

@@ -1,4 +1,4 @@
-import type { ClickEvent } from "../../shared/event.ts";
+import type { QueuedBody } from "./beacon.ts";
 
 /** The worker's bindings: mirrors wrangler.toml ([vars] are strings) plus the EDGE_SECRET secret. */
 export interface Env {
@@ -14,12 +14,13 @@ export interface Env {
    * deployment without Queues works on the direct path alone, and then loses the clicks whose
    * beacon fails every attempt.
    */
-  CLICKS_QUEUE?: Queue<ClickEvent>;
+  CLICKS_QUEUE?: Queue<QueuedBody>;
   /**
    * Producer side of `linkflow-clicks-dlq`: queued clicks ingest refuses as invalid (a link
-   * mismatch, a timestamp out of range…) are put there for an operator, not dropped.
+   * mismatch, a timestamp out of range…) and those past QUEUE_MAX_RETRIES attempts are put
+   * there; this worker consumes it too and replays them (edge/src/consumer.ts consumeDeadLetters).
    */
-  CLICKS_DLQ?: Queue<ClickEvent>;
+  CLICKS_DLQ?: Queue<QueuedBody>;
   /**
    * Rate limiter of password submissions per (link, client) (wrangler.toml `[[ratelimits]]`,
    * edge/src/throttle.ts). Optional so a deployment without it still serves protected links, but

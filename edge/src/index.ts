@@ -1,11 +1,10 @@
 import { Hono, type Context } from "hono";
 import { CODE_PATTERN } from "../../shared/constants.ts";
-import type { ClickEvent } from "../../shared/event.ts";
 import { secretProblem } from "../../shared/keys.ts";
 import { admin } from "./admin.ts";
-import { queueClick } from "./beacon.ts";
+import { queueClick, type QueuedBody } from "./beacon.ts";
 import { buildClick } from "./click.ts";
-import { consumeClicks } from "./consumer.ts";
+import { consumeQueue } from "./consumer.ts";
 import { decide, type Decision } from "./decide.ts";
 import type { Env } from "./env.ts";
 import { requestFacts } from "./facts.ts";
@@ -132,5 +131,5 @@ app.post("/:code", (c) => visit(c, true));
 
 app.notFound(() => pages.notFound());
 
-// fetch: redirects and the admin API; queue: the CLICKS_QUEUE consumer (edge/src/consumer.ts).
-export default { fetch: app.fetch, queue: consumeClicks } satisfies ExportedHandler<Env, ClickEvent>;
+// fetch: redirects and the admin API; queue: the consumer of CLICKS_QUEUE and of its dead-letter queue (edge/src/consumer.ts).
+export default { fetch: app.fetch, queue: consumeQueue } satisfies ExportedHandler<Env, QueuedBody>;

@@ -40,7 +40,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Which background workers this process runs (comma list; empty: none, HTTP only). */
-  PIPELINE_ROLES: z.string().default("forwarder,loader,archiver,maintenance"),
+  PIPELINE_ROLES: z.string().default("forwarder,loader,archiver,maintenance,webhooks"),
   /** Kinesis: unset endpoint and no AWS region → embedded kinesalite under DATA_DIR/kinesis. */
   KINESIS_ENDPOINT: z.string().optional(),
   KINESIS_STREAM: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/).default("clicks"),
@@ -66,6 +66,8 @@ const envSchema = z.object({
   /** Loader: flush to ClickHouse at this many rows or after this long. */
   LOADER_BATCH_ROWS: z.coerce.number().int().min(1).default(10_000),
   LOADER_BATCH_MS: z.coerce.number().int().min(1).default(500),
+  /** How often the sealer rolls up closed hours the loader marked (analytics/rollup.ts). */
+  ROLLUP_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   /** Insert attempts before a batch is split to find the poison rows (data errors only). */
   LOADER_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
   /** Circuit breakers: open after this many failures in a row, probe again after this long. */
@@ -79,6 +81,8 @@ const envSchema = z.object({
   ARCHIVE_DIR: z.string().optional(),
   ARCHIVE_INTERVAL_MS: z.coerce.number().int().min(1_000).default(60_000),
   /** An hour is archived this long after it ends (received_at is its transaction's start). */
+  /** Completeness check: a block of click numbers is settled after this long without a click for it (ingest/src/clicks/sequences.ts). */
+  CLICKS_MISSING_WINDOW_MS: z.coerce.number().int().min(0).default(300_000),
   ARCHIVE_GRACE_MS: z.coerce.number().int().min(0).default(120_000),
   /** Also upload each hour file to this bucket, same key under ARCHIVE_S3_PREFIX. */
   ARCHIVE_S3_BUCKET: z.string().min(3).optional(),
@@ -104,6 +108,20 @@ const envSchema = z.object({
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(20),
   /** Allow destinations in private, loopback and link-local address space (shared/destination.ts). */
   ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
+
+  /** Webhooks (docs/WEBHOOKS.md): most clicks in one link.clicked message (the forwarder's batch, FORWARDER_BATCH, bounds it too). */
+  WEBHOOK_BATCH_MAX_CLICKS: z.coerce.number().int().min(1).max(500).default(100),
+  /** Messages each process sends at once, and the time one POST may take. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Retries: base·2^(attempt−1) with jitter, capped at WEBHOOK_RETRY_MAX_MS; dead-lettered after WEBHOOK_MAX_ATTEMPTS (defaults: ~7–9 hours). */
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).default(5_000),
+  WEBHOOK_RETRY_MAX_MS: z.coerce.number().int().min(1).default(3_600_000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(18),
+  /** How often an idle sender looks for due messages. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(500),
+  /** Delivered and dead-lettered messages are kept this long in the delivery log. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).default(7),
 });
 
 /** The configuration, with the required secrets known to be there. */

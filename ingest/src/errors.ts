@@ -30,3 +30,58 @@ export const domainError = (code: DomainErrorCode, message: string, field?: stri
 const CODES = new Set<string>(Object.values(DOMAIN_ERRORS).flat());
 export const isDomainError = (err: unknown): err is DomainError =>
   err instanceof Error && CODES.has((err as { code?: unknown }).code as string);
+
+/**
+ * A service ingest needs at start-up did not answer: which one, at which address (credentials
+ * left out), and the connection error's code. main.ts and `npm start` print its message as one
+ * line and exit 1 instead of a stack trace (docs/OPERATIONS.md, "Start-up").
+ */
+export class UnreachableError extends Error {
+  constructor(
+    readonly service: string,
+    readonly address: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach ${service} at ${address} (${reason})`);
+    this.name = "UnreachableError";
+  }
+}
+
+/** Codes that mean "nothing answered there" (Node, postgres.js, undici, the AWS SDK's handler). */
+const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "EPIPE", "CONNECT_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_SOCKET", "TimeoutError"]);
+
+/** The connection failure's code in an error, its causes or an AggregateError's errors (a dual-stack connect), if any. */
+export function connectFailure(err: unknown, depth = 0): string | undefined {
+  if (!err || typeof err !== "object" || depth > 5) return undefined;
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === "string" && CONNECT_CODES.has(e.code)) return e.code;
+  if (typeof e.name === "string" && CONNECT_CODES.has(e.name)) return e.name;
+  for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const code = connectFailure(inner, depth + 1);
+    if (code) return code;
+  }
+  return undefined;
+}
+
+/** An address to print: the URL without user name and password. */
+export function displayAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    return u.toString();
+  } catch {
+    return "(unparsable address)";
+  }
+}
+
+/** Runs a start-up step against `service`; a connection failure becomes an UnreachableError. */
+export async function reaching<T>(service: string, url: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const code = connectFailure(err);
+    if (code) throw new UnreachableError(service, displayAddress(url), code);
+    throw err;
+  }
+}

@@ -1,5 +1,6 @@
 /** Ingest alone (`npm run ingest`): for deployments where the worker runs on Cloudflare. */
 import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { UnreachableError } from "./errors.ts";
 import { startIngest } from "./server.ts";
 
 let config: Config;
@@ -11,7 +12,12 @@ try {
   console.error(`ingest: ${err.message}`);
   process.exit(2);
 }
-const ingest = await startIngest(config);
+const ingest = await startIngest(config).catch((err) => {
+  if (!(err instanceof UnreachableError)) throw err;
+  // One line: which service, at which address (docs/OPERATIONS.md, "Start-up").
+  console.error(`ingest: ${err.message}`);
+  process.exit(1);
+});
 console.log(`ingest listening on ${ingest.url}`);
 for (const sig of ["SIGINT", "SIGTERM"] as const)
   process.on(sig, () => void ingest.close().finally(() => process.exit(0)));

@@ -34,6 +34,7 @@ export function createMetrics() {
     // stream beyond the distinct clicks must not exceed this (test/faults/multi-ingest.test.ts).
     kinesisResent: new Counter({ name: "linkflow_kinesis_records_resent_total", help: "Records sent to Kinesis again after an earlier attempt (retries that may duplicate)", registers: [registry] }),
     kinesisFailed: new Counter({ name: "linkflow_kinesis_records_failed_total", help: "Records Kinesis refused (FailedRecordCount) or calls that failed", registers: [registry] }),
+    rollupsSealed: new Counter({ name: "linkflow_rollup_sealed_total", help: "Hour rollups computed (or recomputed) from the raw clicks table by the sealer", registers: [registry] }),
     loaderRows: new Counter({ name: "linkflow_loader_rows_total", help: "Rows inserted into ClickHouse (duplicates included)", registers: [registry] }),
     loaderLag: new Histogram({
       name: "linkflow_loader_lag_seconds",
@@ -44,6 +45,9 @@ export function createMetrics() {
     deadLetters: new Counter({ name: "linkflow_dead_letters_total", help: "Records sent to the dead-letter table", labelNames: ["source"] as const, registers: [registry] }),
     breakerState: new Gauge({ name: "linkflow_breaker_state", help: "Circuit breaker state: 0 closed, 1 half-open, 2 open", labelNames: ["breaker"] as const, registers: [registry] }),
     outboxBacklog: new Gauge({ name: "linkflow_outbox_backlog", help: "Outbox rows not yet accepted by Kinesis", registers: [registry] }),
+    // The completeness check's running totals (PostgreSQL's, the same in every process; clicks/sequences.ts).
+    clicksMissing: new Counter({ name: "linkflow_clicks_missing_total", help: "Clicks the completeness check found missing: numbers of a worker isolate's click sequence that never arrived, once settled", registers: [registry] }),
+    clicksLate: new Counter({ name: "linkflow_clicks_late_total", help: "Clicks found missing that arrived after all (lost = missing - late)", registers: [registry] }),
     dlqOpen: new Gauge({ name: "linkflow_dead_letters_open", help: "Dead letters not replayed", registers: [registry] }),
     edgeClicks: new Counter({ name: "linkflow_edge_clicks_total", help: "New clicks stored, by the edge cache tier that answered (isolate, kv, origin)", labelNames: ["cache_tier"] as const, registers: [registry] }),
     statsQueryDuration: new Histogram({
@@ -62,6 +66,14 @@ export function createMetrics() {
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: "linkflow_webhook_deliveries_total",
+      help: "Webhook delivery attempts by outcome (delivered; retry: failed, another attempt scheduled; failed: the last attempt failed, dead-lettered)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    webhookBacklog: new Gauge({ name: "linkflow_webhook_backlog", help: "Webhook messages pending (not yet delivered, not dead-lettered)", registers: [registry] }),
+    webhookDeadLettered: new Gauge({ name: "linkflow_webhook_dead_lettered", help: "Webhook messages dead-lettered after their last attempt (status failed), not replayed", registers: [registry] }),
     buildInfo: new Gauge({ name: "linkflow_build_info", help: "Always 1; the labels say which ingest build and Node.js runtime", labelNames: ["version", "node_version"] as const, registers: [registry] }),
   };
   m.buildInfo.set({ version: VERSION, node_version: process.version }, 1);

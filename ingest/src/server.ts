@@ -12,6 +12,7 @@ import { createEnforcer } from "./pipeline/enforcer.ts";
 import { groupCommitter } from "./clicks/group-commit.ts";
 import { startEmbeddedPostgres } from "./db/embedded-pg.ts";
 import { ensureKey } from "./auth/keys.ts";
+import { reaching } from "./errors.ts";
 import { createMetrics } from "./metrics.ts";
 import { migrate } from "./db/migrate.ts";
 import { startPipeline, type Pipeline, type PipelineExtras } from "./pipeline/index.ts";
@@ -32,7 +33,12 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const databaseUrl = config.DATABASE_URL ?? embedded!.url;
   const poolMax = embedded ? 1 : config.DATABASE_POOL_MAX;
   const sql = connect(databaseUrl, { max: poolMax, schema: opts.schema });
-  const applied = await migrate(sql);
+  // The first query: an unreachable DATABASE_URL says so in one line (errors.ts, main.ts).
+  const applied = await reaching(config.DATABASE_URL ? "PostgreSQL (DATABASE_URL)" : "the embedded PostgreSQL (PGlite)", databaseUrl, () => migrate(sql)).catch(async (err) => {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  });
   if (applied.length) log.info({ applied }, "migrations applied");
 
   const adminKey = config.ADMIN_API_KEY;
@@ -43,7 +49,12 @@ export async function startIngest(config: Config, opts: { schema?: string; pipel
   const keys = ring[0]!;
 
   const metrics = createMetrics();
-  const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline);
+  const pipeline = await startPipeline(config, sql, log, metrics, opts.pipeline).catch(async (err) => {
+    // A dependency unreachable at start-up: close PostgreSQL (PGlite's folder stays clean) first.
+    await sql.end({ timeout: 1 }).catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  });
   // Leave connections for the API and the pipeline workers.
   const privacy = {
     anonymizeIp: config.IP_ANONYMIZE === "true",

@@ -4,7 +4,7 @@
  * at a steady rate; plus the links they name.
  */
 import { createHash } from "node:crypto";
-import type { ClickEvent } from "../../shared/event.ts";
+import { CLICK_EVENT_VERSION, type ClickEvent } from "../../shared/event.ts";
 import { sign, SIGNATURE_HEADER } from "../../shared/signing.ts";
 import { clickEvent } from "../fixtures.ts";
 import { KEYS } from "../helpers.ts";
@@ -124,11 +124,13 @@ export class BeaconLoad {
     opts: { rate: number; maxInFlight: number; links: Map<string, number> },
   ) {
     const codes = [...opts.links.keys()];
+    // Numbered like one worker isolate's clicks, so the completeness check sees this load too.
+    const isolate_id = crypto.randomUUID();
     this.pace = new SteadyRate(
       opts,
       () => {
         const code = codes[this.stats.generated++ % codes.length]!;
-        return this.deliver(clickEvent({ link_id: opts.links.get(code)!, code }));
+        return this.deliver({ ...clickEvent({ link_id: opts.links.get(code)!, code }), v: CLICK_EVENT_VERSION, isolate_id, seq: this.stats.generated });
       },
       () => this.stats.skipped++,
     );

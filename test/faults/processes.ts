@@ -78,6 +78,8 @@ export class IngestProcess {
       LOG_LEVEL: "warn",
       BREAKER_RESET_MS: "1000",
       LOADER_BATCH_MS: "200",
+      // The completeness check settles a block of click numbers 2 s after its last click (not 5 min).
+      CLICKS_MISSING_WINDOW_MS: "2000",
       ...this.over.env,
     };
   }

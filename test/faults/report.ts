@@ -13,15 +13,17 @@ export interface Report {
   lost: number;
   duplicated: number;
   recoveryS: number;
+  /** What the completeness check (GET /api/pipeline clicks_missing) reported at the end; absent: not read. */
+  missing?: number;
   notes: string;
 }
 
 const TABLE_HEAD = [
-  "| scenario | clicks acknowledged | redirects served | lost | duplicated in stats | recovery time (fault end → drained) |",
-  "|---|---:|---:|---:|---:|---:|",
+  "| scenario | clicks acknowledged | redirects served | lost | duplicated in stats | recovery time (fault end → drained) | completeness check (clicks_missing) |",
+  "|---|---:|---:|---:|---:|---:|---:|",
 ];
 const tableLine = (r: Report) =>
-  `| ${r.scenario} | ${r.acked} | ${r.redirects ?? "–"} | ${r.lost} | ${r.duplicated} | ${r.recoveryS.toFixed(1)} s |`;
+  `| ${r.scenario} | ${r.acked} | ${r.redirects ?? "–"} | ${r.lost} | ${r.duplicated} | ${r.recoveryS.toFixed(1)} s | ${r.missing ?? "–"} |`;
 
 /** The combined table of a whole `npm run test:faults` run (printed by its global teardown). */
 export function reportTable(rows: Report[]): string {

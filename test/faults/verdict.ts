@@ -4,7 +4,8 @@
  */
 import { expect } from "vitest";
 import { clickhouseIds, type IngestProcess } from "./processes.ts";
-import { edgeClickIds, postgresIds, type PipelineStatus } from "./probes.ts";
+import { edgeClickIds, pipelineStatus, postgresIds, type PipelineStatus } from "./probes.ts";
+import { sleep } from "./util.ts";
 import { printReport, type Report } from "./report.ts";
 import type { Scenario } from "./scenario.ts";
 
@@ -62,6 +63,9 @@ export async function verify(
   edge?: EdgeCheck | EdgeCheck[],
 ): Promise<Verdict> {
   const checks = edge === undefined ? [] : Array.isArray(edge) ? edge : [edge];
+  // The completeness check once its window (CLICKS_MISSING_WINDOW_MS: 2 s in the suite) has passed.
+  await sleep(2_500);
+  const missing = (await pipelineStatus(s).catch(() => undefined))?.clicks_missing;
   const pg = await postgresIds(s);
   const edgeIds = await Promise.all(checks.map((c) => edgeClickIds(s, c.code)));
   await ingest.kill("SIGTERM");
@@ -95,6 +99,7 @@ export async function verify(
         lost: e.lost + e.missingCh + (i === 0 ? missingPg.length + missingCh.length - sum(edges.map((x) => x.missingCh)) : 0),
         duplicated: e.extra + (i === 0 ? duplicatedAnywhere : 0),
         recoveryS: recoveryMs / 1000,
+        missing: i === 0 ? missing : undefined,
         notes: [checks[i]!.notes, i === 0 ? `${notes}; ${where}` : ""].filter(Boolean).join("; "),
       }))
     : [
@@ -105,6 +110,7 @@ export async function verify(
           lost: new Set([...missingPg, ...missingCh]).size + sum(edges.map((e) => e.lost)),
           duplicated: duplicatedAnywhere + sum(edges.map((e) => e.extra)),
           recoveryS: recoveryMs / 1000,
+          missing,
           notes: `${notes}; ${where}`,
         },
       ];

@@ -6,22 +6,30 @@ import { schemaStatements } from "./clickhouse.ts";
 // String-level only: no ClickHouse cluster is available here (chDB is one node), so the cluster
 // DDL is checked as text, not executed.
 describe("schemaStatements", () => {
-  it("single-node output is unchanged by the cluster refactor", () => {
-    const before = JSON.parse(readFileSync(new URL("./__fixtures__/schema-single-node.json", import.meta.url), "utf8"));
-    expect(schemaStatements("linkflow")).toEqual(before);
+  it("single node: the raw table as it was (the fixture: the schema before rollups); the views it had are dropped", () => {
+    const before: string[] = JSON.parse(readFileSync(new URL("./__fixtures__/schema-single-node.json", import.meta.url), "utf8"));
+    const raw = (qs: string[]) => qs.filter((q) => /^(CREATE TABLE|ALTER TABLE) IF NOT EXISTS linkflow\.clicks |^ALTER TABLE linkflow\.clicks /.test(q.trim()));
+    expect(raw(schemaStatements("linkflow"))).toEqual(raw(before));
+    expect(raw(schemaStatements("linkflow")).length).toBe(1 + 12);
+    const now = schemaStatements("linkflow");
+    for (const v of ["clicks_hourly", "clicks_daily", "clicks_hourly_totals", "clicks_daily_totals"]) {
+      expect(now).toContain(`DROP VIEW IF EXISTS linkflow.${v}_mv`);
+      expect(now).toContain(`DROP TABLE IF EXISTS linkflow.${v}`);
+    }
+    expect(now.filter((q) => q.startsWith("CREATE MATERIALIZED VIEW"))).toEqual([]);
   });
 
-  it("cluster output: ON CLUSTER, Replicated local tables, Distributed tables, views on the local tables", () => {
+  it("cluster output: ON CLUSTER, Replicated local tables, Distributed tables", () => {
     const ddl = schemaStatements("linkflow", "prod");
     const squeeze = (q: string) => q.replace(/\s+/g, " ").trim();
-    for (const q of ddl) expect(q).toMatch(/^\s*(CREATE (DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE) linkflow(\.\w+)? ON CLUSTER prod\b/);
+    for (const q of ddl) expect(q).toMatch(/^\s*(CREATE (DATABASE|TABLE) IF NOT EXISTS|ALTER TABLE|DROP (VIEW|TABLE) IF EXISTS) linkflow(\.\w+)? ON CLUSTER prod\b/);
     // Same tables and views as single-node, plus one *_local per table.
     const names = (qs: string[]) => qs.map((q) => q.match(/IF NOT EXISTS (linkflow\.\w+)/)?.[1]).filter(Boolean);
     const single = names(schemaStatements("linkflow").filter((q) => !q.startsWith("ALTER")));
     const clustered = names(ddl.filter((q) => !q.startsWith("ALTER")));
     expect(clustered.filter((n) => !n!.endsWith("_local"))).toEqual(single.filter((n) => n !== "linkflow"));
     expect(clustered.filter((n) => n!.endsWith("_local")).sort()).toEqual(
-      ["clicks", "clicks_daily", "clicks_daily_totals", "clicks_hourly", "clicks_hourly_totals"].map((t) => `linkflow.${t}_local`).sort(),
+      ["clicks", "rollup_daily", "rollup_hourly"].map((t) => `linkflow.${t}_local`).sort(),
     );
     expect(ddl.map(squeeze).map((q) => q.slice(0, 140))).toMatchInlineSnapshot(`
       [
@@ -52,23 +60,28 @@ describe("schemaStatements", () => {
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_content String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS visitor_hash String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS origin_ms Nullable(UInt32)",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly_local ON CLUSTER prod ( link_id UInt64, hour DateTime('UTC'), country LowCardinality(Strin",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly ON CLUSTER prod AS linkflow.clicks_hourly_local ENGINE = Distributed(prod, linkflow, click",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_hourly_mv ON CLUSTER prod TO linkflow.clicks_hourly_local AS SELECT link_id, toStartO",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_local ON CLUSTER prod ( link_id UInt64, day DateTime('UTC'), country LowCardinality(String)",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_daily ON CLUSTER prod AS linkflow.clicks_daily_local ENGINE = Distributed(prod, linkflow, clicks_",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_daily_mv ON CLUSTER prod TO linkflow.clicks_daily_local AS SELECT link_id, toStartOfD",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly_totals_local ON CLUSTER prod ( link_id UInt64, hour DateTime('UTC'), is_bot Bool, clicks A",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_hourly_totals ON CLUSTER prod AS linkflow.clicks_hourly_totals_local ENGINE = Distributed(prod, l",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_hourly_totals_mv ON CLUSTER prod TO linkflow.clicks_hourly_totals_local AS SELECT lin",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals_local ON CLUSTER prod ( link_id UInt64, day DateTime('UTC'), is_bot Bool, clicks Agg",
-        "CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals ON CLUSTER prod AS linkflow.clicks_daily_totals_local ENGINE = Distributed(prod, lin",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_daily_totals_mv ON CLUSTER prod TO linkflow.clicks_daily_totals_local AS SELECT link_",
+        "DROP VIEW IF EXISTS linkflow.clicks_hourly_mv ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_hourly ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_hourly_local ON CLUSTER prod",
+        "DROP VIEW IF EXISTS linkflow.clicks_daily_mv ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_daily ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_daily_local ON CLUSTER prod",
+        "DROP VIEW IF EXISTS linkflow.clicks_hourly_totals_mv ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_hourly_totals ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_hourly_totals_local ON CLUSTER prod",
+        "DROP VIEW IF EXISTS linkflow.clicks_daily_totals_mv ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_daily_totals ON CLUSTER prod",
+        "DROP TABLE IF EXISTS linkflow.clicks_daily_totals_local ON CLUSTER prod",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_hourly_local ON CLUSTER prod ( level Enum8('link' = 1, 'workspace' = 2, 'all' = 3), id UInt64, di",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_hourly ON CLUSTER prod AS linkflow.rollup_hourly_local ENGINE = Distributed(prod, linkflow, rollu",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily_local ON CLUSTER prod ( level Enum8('link' = 1, 'workspace' = 2, 'all' = 3), id UInt64, dim",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_",
+        "CREATE TABLE IF NOT EXISTS linkflow.link_workspaces ON CLUSTER prod (link_id UInt64, workspace_id UInt64) ENGINE = ReplicatedReplacingMergeT",
       ]
     `);
   });
 
-  it("the local raw table and one view, in full", () => {
+  it("the local raw table and a rollup table, in full", () => {
     const ddl = schemaStatements("linkflow", "prod");
     const get = (prefix: string) => ddl.find((q) => q.trim().startsWith(prefix))!;
     expect(get("CREATE TABLE IF NOT EXISTS linkflow.clicks_local")).toMatchInlineSnapshot(`
@@ -116,31 +129,23 @@ describe("schemaStatements", () => {
       "CREATE TABLE IF NOT EXISTS linkflow.clicks ON CLUSTER prod AS linkflow.clicks_local
           ENGINE = Distributed(prod, linkflow, clicks_local, cityHash64(click_id))"
     `);
-    expect(get("CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_daily_totals_mv")).toMatchInlineSnapshot(`
-      "
-          CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_daily_totals_mv ON CLUSTER prod TO linkflow.clicks_daily_totals_local AS
-          
-          SELECT link_id, toStartOfDay(ts) AS day, is_bot,
-                 uniqExactState(click_id) AS clicks, uniqExactState(nullIf(visitor_hash, '')) AS visitors
-          FROM linkflow.clicks_local GROUP BY link_id, day, is_bot"
-    `);
-    expect(get("CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals_local")).toMatchInlineSnapshot(`
-      "
-          CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals_local ON CLUSTER prod (
-            link_id UInt64,
-            day DateTime('UTC'),
+    expect(get("CREATE TABLE IF NOT EXISTS linkflow.rollup_daily_local")).toMatchInlineSnapshot(`
+      "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily_local ON CLUSTER prod (
+            level Enum8('link' = 1, 'workspace' = 2, 'all' = 3),
+            id UInt64,
+            dim LowCardinality(String),
+            t DateTime('UTC'),
             is_bot Bool,
-            clicks AggregateFunction(uniqExact, UUID),
-            visitors AggregateFunction(uniqExact, Nullable(String))
+            value String,
+            clicks SimpleAggregateFunction(max, UInt64),
+            visitors AggregateFunction(uniqCombined64, Nullable(String))
           ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
-          PARTITION BY toYYYYMM(day)
-          ORDER BY (link_id, day, is_bot)
-          TTL toDateTime(day) + INTERVAL 3 YEAR"
+          PARTITION BY toYYYYMM(t)
+          ORDER BY (level, id, dim, t, is_bot, value)
+          TTL t + INTERVAL 3 YEAR
+          SETTINGS index_granularity = 256"
     `);
-    expect(get("CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals ON")).toMatchInlineSnapshot(`
-      "CREATE TABLE IF NOT EXISTS linkflow.clicks_daily_totals ON CLUSTER prod AS linkflow.clicks_daily_totals_local
-          ENGINE = Distributed(prod, linkflow, clicks_daily_totals_local)"
-    `);
+    expect(get("CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON")).toMatchInlineSnapshot(`"CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_daily_local, cityHash64(level, id))"`);
   });
 
   it("CLICKHOUSE_CLUSTER needs a ClickHouse server", () => {

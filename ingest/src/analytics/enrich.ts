@@ -74,6 +74,9 @@ export function utmOf(url: string): Utm {
   return out;
 }
 
+/** Whether a click counts as a bot's (ClickHouse's is_bot; ingest's per-link counts leave them out). */
+export const isBotClick = (r: { user_agent: string; dnt?: boolean }): boolean => (r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent)).is_bot;
+
 /** The derived ClickHouse columns of one click (the loader adds them to the row). */
 export function enrich(r: { user_agent: string; referer: string; original_url: string; dnt?: boolean }) {
   const agent = r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent);

@@ -1,18 +1,23 @@
-import { chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
-import { BUCKET_FN, pickSource, queryRange, type Interval } from "./time.ts";
+import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
+import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
- * Stats queries: ClickHouse, the hourly/daily views when the query allows, the raw table
- * otherwise. Every count is uniqExact(click_id) (or the merge of its states), so duplicate
- * deliveries never count twice. Workspace isolation: the caller's link ids come from PostgreSQL
- * and ClickHouse is only ever asked about those (link_id IN {ids}).
- * SQL safety: every value is a query parameter; the only identifiers put into SQL come from
- * the fixed maps below, chosen by validated enum keys.
+ * Stats queries (docs/ANALYTICS.md). A range is answered in up to three disjoint parts:
+ * daily rollup rows for whole UTC days, hourly rollup rows for other closed hours, and the raw
+ * table for the rest (the open hour, hours whose rollup is stale, minute buckets, odd zones,
+ * filters a rollup cannot answer). Rollup rows hold each group's distinct clicks, so sums over
+ * them are exact; the raw part counts uniqExact(click_id). Visitors are uniqCombined64 sketches,
+ * merged across the parts (approximate, ~0.5 %; exact for small counts).
+ * Workspace isolation: a workspace's rows are its own (rolled up by its links' ids from
+ * PostgreSQL), and the raw part only ever asks about the caller's link ids.
+ * SQL safety: every value is a query parameter; the only identifiers or expressions put into SQL
+ * come from the fixed maps, chosen by validated enum keys.
  */
 
-/** group_by / filter name → ClickHouse column (the only identifiers that reach SQL from a request). */
+/** group_by / filter name → the raw table's column. */
 export const DIMENSIONS = {
   country: "country",
   region: "region",
@@ -30,6 +35,9 @@ export const DIMENSIONS = {
 } as const;
 export type Dimension = keyof typeof DIMENSIONS;
 export const DIMENSION_KEYS = Object.keys(DIMENSIONS) as [Dimension, ...Dimension[]];
+/** What a breakdown can be by: a dimension, or the links themselves (top links). */
+export type GroupBy = Dimension | "link";
+export const GROUP_BY_KEYS = [...DIMENSION_KEYS, "link"] as [GroupBy, ...GroupBy[]];
 
 /** A stats question, as the API validated it (http/routes/stats.ts). */
 export type StatsParams = {
@@ -40,7 +48,7 @@ export type StatsParams = {
   to?: string;
   interval: Interval;
   tz: string;
-  group_by?: Dimension;
+  group_by?: GroupBy;
   bots: "exclude" | "include" | "only";
   limit: number;
 } & Partial<Record<Dimension, string>>;
@@ -54,7 +62,7 @@ export interface StatsDeps {
   observe?: (source: string, seconds: number) => void;
 }
 
-/** The caller's link ids matching link/domain/tag; 404 when `link` is not theirs. */
+/** The caller's link ids matching link/domain/tag; not_found when `link` is not theirs. */
 export async function workspaceLinkIds(replica: Sql, workspaceId: number, q: { link?: number; domain?: string; tag?: string }): Promise<number[]> {
   const ids = await replica<{ id: string }[]>`
     SELECT id FROM links
@@ -66,87 +74,334 @@ export async function workspaceLinkIds(replica: Sql, workspaceId: number, q: { l
   return ids.map((r) => Number(r.id));
 }
 
-export type Source = "clicks" | "clicks_hourly" | "clicks_daily" | "clicks_hourly_totals" | "clicks_daily_totals";
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
-interface Bucket {
-  t: string;
+/** Whose clicks: some links, a whole workspace, or every workspace (the operator's SRE view). */
+export type Scope = { level: "link"; ids: number[] } | { level: "workspace"; id: number } | { level: "all" };
+
+/** One question about a scope and range, in the terms of the rollups. */
+export interface Question {
+  scope: Scope;
+  from: number;
+  to: number;
+  interval: Interval;
+  tz: string;
+  bots: "exclude" | "include" | "only";
+  /** The rollup dimension whose rows answer ('' = totals). */
+  dim: RollupDimension | "link" | "";
+  /** Values of `dim` to keep (a filter on the same dimension). */
+  values?: string[];
+  /** Filters the rollups cannot answer: the whole range is read raw. */
+  rawFilters?: Partial<Record<Dimension, string[]>>;
+}
+
+/** The parts of a range: UTC days and hours answered by the rollups, the rest raw. */
+export interface Plan {
+  /** Days read from rollup_daily (whole, closed, unmarked UTC days, when buckets are unions of UTC days). */
+  days: number[];
+  /** Whole, closed, unmarked UTC days in the range, whatever the buckets (a breakdown has none). */
+  wholeDays: number[];
+  /** Hourly rows: [lo, hi) minus `stale` and minus `days`. */
+  lo: number;
+  hi: number;
+  stale: number[];
+  /** Raw: [from, to) minus the rollups' part. */
+  raw: boolean;
+  /** Per-link dimension questions: the (link, UTC day) rows to read from rollup_daily, as 'id/YYYY-MM-DD'; the rest is raw. */
+  dense?: string[];
+  source: string;
+}
+
+export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval" | "tz" | "rawFilters">, now = Date.now()): Promise<Plan> {
+  const grain = rollupGrain(q.interval, q.tz, q.from, q.to);
+  const lo = Math.ceil(q.from / HOUR) * HOUR;
+  const hi = Math.min(floorHour(q.to), floorHour(now));
+  const none = { days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "clicks" };
+  if (hi <= lo || (q.rawFilters && Object.keys(q.rawFilters).length)) return none;
+  const stale = await dirtyHours(sql, lo, hi);
+  const staleDays = new Set(stale.map((h) => Math.floor(h / DAY) * DAY));
+  const wholeDays: number[] = [];
+  for (let d = Math.ceil(lo / DAY) * DAY; d + DAY <= hi; d += DAY) if (!staleDays.has(d)) wholeDays.push(d);
+  if (!grain.hourly) return { ...none, wholeDays };
+  const days = grain.daily ? wholeDays : [];
+  const hoursLeft = hi - lo - days.length * DAY - stale.length * HOUR > 0;
+  const raw = q.from < lo || q.to > hi || stale.length > 0;
+  const source = [days.length ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", raw ? "clicks" : ""].filter(Boolean).join("+") || "rollup_hourly";
+  return { days, wholeDays, lo, hi, stale, raw, source };
+}
+
+/**
+ * A link's dimensions are rolled up per UTC day, and only on days with DENSE_LINK_DAY clicks
+ * or more (rollup.ts): the plan of a per-link dimension question reads those (link, day) rows
+ * and the raw table for everything else. `bucketed`: the answer has time buckets, so the days
+ * must be the buckets' (UTC, day or longer); a breakdown has none and may use any whole day.
+ */
+export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: number[], p: Plan, bucketed: boolean, range: { from: number; to: number }): Promise<Plan> {
+  const days = bucketed ? p.days : p.wholeDays;
+  const dense = days.length
+    ? await rows<{ id: number; t: string }>(
+        ch,
+        `SELECT id, toString(toDate(t)) AS t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
+           WHERE level = 'link' AND id IN {ids:Array(UInt64)} AND dim = '' AND t IN {days:Array(DateTime)} GROUP BY id, t, is_bot)
+         GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY}`,
+        { ids, days: days.map(chSeconds) },
+      )
+    : [];
+  // Raw is needed unless every link's every day of the range is dense.
+  const covered = dense.length === ids.length * days.length && days.length * DAY === range.to - range.from && days[0] === range.from;
+  return { ...p, days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`), source: [dense.length ? "rollup_daily" : "", covered ? "" : "clicks"].filter(Boolean).join("+") };
+}
+
+/**
+ * The union of the plan's parts as rows (t: bucket or hour start, val, c: distinct clicks,
+ * v: visitor sketch), for the caller to group. Parameters go into `params`.
+ */
+function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, visitors = true): string {
+  const botCond = (col: string) => (q.bots === "exclude" ? ` AND NOT ${col}` : q.bots === "only" ? ` AND ${col}` : "");
+  const parts: string[] = [];
+  // Rollup rows read with FINAL: each group's versions merged (clicks by max, visitor sketches
+  // by union) in key order, cheaper than grouping them again.
+  const byLink = q.dim === "link" && q.scope.level === "link";
+  params.level = q.scope.level;
+  params.rids = q.scope.level === "link" ? q.scope.ids : q.scope.level === "workspace" ? [q.scope.id] : [0];
+  params.dim = byLink ? "" : q.dim;
+  const val = byLink ? "toString(id)" : "value";
+  const valueCond = q.values ? ` AND ${val} IN {values:Array(String)}` : "";
+  if (q.values) params.values = q.values;
+  const v = (state: string) => (visitors ? `, ${state} AS v` : "");
+  const rollup = (table: string, timeCond: string) =>
+    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, clicks AS c${v("visitors")}
+     FROM ${db}.${table} FINAL WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
+  if (p.dense?.length) {
+    params.dense = p.dense;
+    parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
+  }
+  if (p.days.length) {
+    params.days = p.days.map(chSeconds);
+    parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
+  }
+  // Hourly rows: [lo, hi) minus the daily days and the stale hours, as explicit ranges (the key prunes them).
+  const hourly = hourlyRanges(p);
+  if (hourly.length) {
+    hourly.forEach(([a, b], i) => Object.assign(params, { [`h${i}a`]: chSeconds(a), [`h${i}b`]: chSeconds(b) }));
+    parts.push(rollup("rollup_hourly", `(${hourly.map((_, i) => `(t >= {h${i}a:DateTime} AND t < {h${i}b:DateTime})`).join(" OR ")})`));
+  }
+  if (p.raw) {
+    // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
+    // sorting key (link_id, ts) then reads only those, where "in the range but not a rolled-up
+    // hour" would read the whole range and filter.
+    const ranges = rawRanges(q.from, q.to, p, q.scope.level === "link" ? q.scope.ids.length : 1);
+    if (!ranges.length) return parts.join("\nUNION ALL\n") || emptyPart(visitors);
+    ranges.forEach(([a, b], i) => Object.assign(params, { [`r${i}a`]: chTime(new Date(a)), [`r${i}b`]: chTime(new Date(b)) }));
+    const where = [`(${ranges.map((_, i) => `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`).join(" OR ")})`];
+    if (q.scope.level === "link") {
+      params.ids = q.scope.ids;
+      where.unshift("link_id IN {ids:Array(UInt64)}");
+    } else if (q.scope.level === "workspace") {
+      params.ws = q.scope.id;
+      where.unshift(`link_id IN (SELECT link_id FROM ${db}.link_workspaces WHERE workspace_id = {ws:UInt64})`);
+    }
+    // Several links, some dense on a day and some not: the rows of the dense ones' days are theirs.
+    if (p.dense?.length && q.scope.level === "link" && q.scope.ids.length > 1) where.push(`concat(toString(link_id), '/', toString(toDate(ts))) NOT IN {dense:Array(String)}`);
+    const rawVal = q.dim === "link" ? "toString(link_id)" : q.dim ? ROLLUP_DIMENSIONS[q.dim] : "''";
+    if (q.values) where.push(`${rawVal} IN {values:Array(String)}`);
+    for (const [dim, vs] of Object.entries(q.rawFilters ?? {})) {
+      params[`f_${dim}`] = vs;
+      where.push(`${ROLLUP_DIMENSIONS[dim as Dimension]} IN {f_${dim}:Array(String)}`);
+    }
+    parts.push(
+      `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
+       FROM ${db}.clicks WHERE ${where.join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
+    );
+  }
+  params.tz = q.tz;
+  return parts.join("\nUNION ALL\n") || emptyPart(visitors);
+}
+
+/** A group's rows are all in one partition (the month of its hour or day): FINAL need not merge across them. */
+const FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1";
+
+/** A union part with no rows, of the parts' types (a plan with nothing to read). */
+const emptyPart = (visitors: boolean) =>
+  `SELECT toDateTime(0, 'UTC') AS t, '' AS val, toUInt64(0) AS c${visitors ? ", uniqCombined64State(CAST(NULL, 'Nullable(String)')) AS v" : ""} WHERE 0`;
+
+/** The hourly rollups' part of a plan: [lo, hi) minus its daily days and stale hours. */
+export function hourlyRanges(p: Plan): [number, number][] {
+  if (p.hi <= p.lo) return [];
+  const skip = new Set(p.stale);
+  const days = new Set(p.days);
+  const out: [number, number][] = [];
+  for (let h = p.lo; h < p.hi; h += HOUR) {
+    if (skip.has(h) || days.has(Math.floor(h / DAY) * DAY)) continue;
+    const last = out.at(-1);
+    if (last && last[1] === h) last[1] = h + HOUR;
+    else out.push([h, h + HOUR]);
+  }
+  return out;
+}
+
+/**
+ * [from, to) minus the plan's rollup part, as disjoint ranges in epoch ms: outside [lo, hi),
+ * the stale hours inside it; for a per-link dimension plan over `links` links, the days not dense
+ * for all of them (a day dense for some only stays, and the query leaves out the dense ones' rows).
+ */
+export function rawRanges(from: number, to: number, p: Plan, links = 1): [number, number][] {
+  let covered: [number, number][] = [];
+  if (p.dense) {
+    const perDay = new Map<string, number>();
+    for (const k of p.dense) {
+      const day = k.slice(k.indexOf("/") + 1);
+      perDay.set(day, (perDay.get(day) ?? 0) + 1);
+    }
+    covered = [...perDay].filter(([, n]) => n === links).map(([d]) => Date.parse(`${d}T00:00:00Z`)).map((d) => [d, d + DAY] as [number, number]);
+  } else if (p.hi > p.lo) {
+    const stale = new Set(p.stale);
+    for (let h = p.lo; h < p.hi; h += HOUR) if (!stale.has(h)) covered.push([h, h + HOUR]);
+  }
+  covered.sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of covered) {
+    if (b <= at || a >= to) continue;
+    if (a > at) out.push([at, Math.min(a, to)]);
+    at = Math.max(at, b);
+  }
+  if (at < to) out.push([at, to]);
+  return out;
+}
+
+export interface Counts {
   clicks: number;
   visitors: number;
 }
+const num = (x: unknown) => Number(x ?? 0);
+
+/** A series (one row per bucket with clicks) and the totals of a question. */
+export async function series(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ totals: Counts; series: (Counts & { t: string })[] }> {
+  const params: Record<string, unknown> = {};
+  const union = unionQuery(db, q, p, params);
+  const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
+  const r = await rows<{ b: number; clicks: number; visitors: number; is_total: number }>(
+    ch,
+    `SELECT ${b} AS b, sum(c) AS clicks, uniqCombined64Merge(v) AS visitors, grouping(b) AS is_total
+     FROM (${union}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b${FINAL_SETTINGS}`,
+    params,
+  );
+  const total = r.find((x) => num(x.is_total) === 1);
+  return {
+    totals: { clicks: num(total?.clicks), visitors: num(total?.visitors) },
+    series: r.filter((x) => num(x.is_total) === 0 && num(x.clicks) > 0).map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), clicks: num(x.clicks), visitors: num(x.visitors) })),
+  };
+}
+
+/**
+ * The top `limit` values of `q.dim` by clicks: ranked on clicks alone, then the visitor
+ * sketches merged for those values only (merging every value's sketches costs far more than
+ * counting, with thousands of values such as a workspace's links).
+ */
+export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number): Promise<(Counts & { value: string })[]> {
+  const params: Record<string, unknown> = { limit };
+  const top = await rows<{ value: string; clicks: number }>(
+    ch,
+    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, false)})
+     GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
+    params,
+  );
+  if (!top.length) return [];
+  const vParams: Record<string, unknown> = {};
+  const vis = await rows<{ value: string; visitors: number }>(
+    ch,
+    `SELECT val AS value, uniqCombined64Merge(v) AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams)}) GROUP BY value${FINAL_SETTINGS}`,
+    vParams,
+  );
+  const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
+  return top.map((x) => ({ value: String(x.value), clicks: num(x.clicks), visitors: byValue.get(String(x.value)) ?? 0 }));
+}
+
+/** Clicks of a scope and range per value of `q.dim` and bucket (the SRE page's tiers over time). */
+export async function seriesByValue(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ b: number; value: string; clicks: number }[]> {
+  const params: Record<string, unknown> = {};
+  const union = unionQuery(db, q, p, params, false);
+  const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
+  const r = await rows<{ b: number; value: string; clicks: number }>(ch, `SELECT ${b} AS b, val AS value, sum(c) AS clicks FROM (${union}) GROUP BY b, value ORDER BY b${FINAL_SETTINGS}`, params);
+  return r.map((x) => ({ b: num(x.b), value: String(x.value), clicks: num(x.clicks) }));
+}
+
+export interface LinkLabel {
+  id: number;
+  domain: string;
+  code: string;
+  url: string;
+  title: string | null;
+}
+/** Links named by a top-links breakdown (labels for the dashboard), from PostgreSQL. */
+async function linkLabels(replica: Sql, workspaceId: number, ids: string[]) {
+  if (!ids.length) return new Map<string, LinkLabel>();
+  const r = await replica<{ id: string; domain: string; code: string; url: string; title: string | null }[]>`
+    SELECT id::text, domain, code, url, title FROM links WHERE workspace_id = ${workspaceId} AND id = ANY(${ids}::bigint[])`;
+  return new Map(r.map((x) => [x.id, { ...x, id: Number(x.id) }]));
+}
+
+const ORDER = ["rollup_daily", "rollup_hourly", "clicks"];
 
 export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsParams) {
   if (!d.ch) throw domainError("unavailable", "this process has no ClickHouse connection");
-  const { from, to } = queryRange(q.interval, q.from, q.to);
-  const ids = await workspaceLinkIds(d.sql === d.replica ? d.sql : d.replica, workspaceId, q);
-  const view = pickSource(q.interval, q.tz, from, to);
-  // No breakdown and no dimension filter: the narrow per-link views answer (few rows a link).
-  const source: Source = view !== "clicks" && !q.group_by && DIMENSION_KEYS.every((k) => q[k] === undefined) ? `${view}_totals` : view;
-  const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, source, links: ids.length };
-  if (!ids.length) return { ...base, totals: { clicks: 0, visitors: 0 }, series: [] as Bucket[], breakdown: q.group_by ? [] : null };
+  const { from, to } = queryRange(q.interval, q.from, q.to, q.tz);
+  const replica = d.sql === d.replica ? d.sql : d.replica;
+  const whole = !q.link && q.domain === undefined && q.tag === undefined;
+  // The whole workspace is asked in ClickHouse's own terms (its rows, its links' owner copies):
+  // PostgreSQL only counts its links.
+  const ids = whole ? [] : await workspaceLinkIds(replica, workspaceId, q);
+  const linkCount = whole ? Number((await replica<{ n: string }[]>`SELECT count(*) AS n FROM links WHERE workspace_id = ${workspaceId}`)[0]!.n) : ids.length;
+  const filters = Object.fromEntries(DIMENSION_KEYS.filter((k) => q[k] !== undefined).map((k) => [k, q[k]!.split(",").map((s) => s.trim())])) as Partial<Record<Dimension, string[]>>;
+  const filtered = Object.keys(filters) as Dimension[];
+  // A rollup row has one dimension: a filter on the breakdown's own dimension (or, without one,
+  // on a single dimension) is a choice of rows; any other filter needs the raw table.
+  const dim: Question["dim"] = q.group_by ?? (filtered.length === 1 ? filtered[0]! : "");
+  const rollupAnswers = filtered.length === 0 || (filtered.length === 1 && filtered[0] === dim);
+  const scope: Scope = whole ? { level: "workspace", id: workspaceId } : { level: "link", ids };
+  const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, links: linkCount };
+  if (!linkCount) return { ...base, source: "none", totals: { clicks: 0, visitors: 0 }, series: [], breakdown: q.group_by ? [] : null };
 
-  const raw = source === "clicks";
-  const timeCol = source === "clicks" ? "ts" : source.startsWith("clicks_hourly") ? "hour" : "day";
-  const clicks = raw ? "uniqExact(click_id)" : "uniqExactMerge(clicks)";
-  const visitors = raw ? "uniqExact(nullIf(visitor_hash, ''))" : "uniqExactMerge(visitors)";
-  const params: Record<string, unknown> = { ids, from: chTime(new Date(from)), to: chTime(new Date(to)), tz: q.tz, limit: q.limit };
-  const where = [`link_id IN {ids:Array(UInt64)}`, `${timeCol} >= {from:DateTime64(3, 'UTC')}`, `${timeCol} < {to:DateTime64(3, 'UTC')}`];
-  if (q.bots === "exclude") where.push("NOT is_bot");
-  if (q.bots === "only") where.push("is_bot");
-  for (const dim of DIMENSION_KEYS) {
-    const v = q[dim];
-    if (v === undefined) continue;
-    if (dim === "qr") {
-      where.push(`qr = {f_qr:Bool}`);
-      params.f_qr = v === "true";
-    } else {
-      where.push(`${DIMENSIONS[dim]} IN {f_${dim}:Array(String)}`);
-      params[`f_${dim}`] = v.split(",").map((s) => s.trim());
-    }
-  }
-  const table = `${d.database}.${source}`;
-  const cond = where.join(" AND ");
-  const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
-  const run = async <T>(query: string) => {
+  const common = { scope, from, to, interval: q.interval, tz: q.tz, bots: q.bots, ...(rollupAnswers ? {} : { rawFilters: filters }) };
+  const p = await plan(replica, common);
+  const timed = async <T>(what: Promise<T>) => {
     const started = performance.now();
     try {
-      return await rows<T>(d.ch!, query, params);
+      return await what;
     } finally {
-      d.observe?.(source, (performance.now() - started) / 1000);
+      d.observe?.(p.source, (performance.now() - started) / 1000);
     }
   };
-  const num = (x: unknown) => Number(x ?? 0);
-  // Per UTC day (the daily views), the totals are the sums of the series, exactly: a click has
-  // one timestamp, so one day (a redelivery too), and a visitor hash is salted with the click's
-  // UTC day (enrich.ts visitorHash), so no hash is in two days. The () total of GROUPING SETS
-  // merged every state of the range a second time, into one large set: in chDB, 150k clicks
-  // over 30 days took 19 ms that way and 10 ms without it. Elsewhere (hours: a visitor spans
-  // several) the total row stays.
-  const daily = timeCol === "day";
-  // Totals and series in one pass (GROUPING SETS: one row per bucket, plus the () total row):
-  // the uniqExact states are read once, not twice.
-  const bucketed = daily
-    ? `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, 0 AS is_total FROM ${table} WHERE ${cond} GROUP BY t ORDER BY t`
-    : `SELECT ${bucket} AS t, ${clicks} AS clicks, ${visitors} AS visitors, grouping(t) AS is_total
-    FROM ${table} WHERE ${cond} GROUP BY GROUPING SETS ((t), ()) ORDER BY is_total, t`;
-  const [grouped, breakdown] = await Promise.all([
-    run<{ t: number; clicks: number; visitors: number; is_total: number }>(bucketed),
-    q.group_by
-      ? run<{ value: string; clicks: number; visitors: number }>(
-          `SELECT toString(${DIMENSIONS[q.group_by]}) AS value, ${clicks} AS clicks, ${visitors} AS visitors FROM ${table} WHERE ${cond}
-           GROUP BY value ORDER BY clicks DESC, value LIMIT {limit:UInt32}`,
-        )
-      : Promise.resolve(null),
+  const values = rollupAnswers && filtered.length ? filters[filtered[0]!] : undefined;
+  // The series from the totals rows when nothing is filtered (fewest rows), else from the filtered dimension's.
+  const seriesQ: Question = { ...common, dim: values ? dim : "", ...(values ? { values } : {}) };
+  const breakdownQ: Question | null = q.group_by ? { ...common, dim: q.group_by, ...(values ? { values } : {}) } : null;
+  // A link's own dimensions are daily rows of its dense days (rollup.ts DENSE_LINK_DAY).
+  const linkDims = (x: Question) => scope.level === "link" && x.dim !== "" && x.dim !== "link" && !x.rawFilters;
+  const planFor = async (x: Question, bucketed: boolean) => (linkDims(x) ? denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }) : p);
+  const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? planFor(breakdownQ, false) : Promise.resolve(p)]);
+  const [s, top] = await Promise.all([
+    timed(series(d.ch, d.database, seriesQ, sp)),
+    breakdownQ ? timed(breakdown(d.ch, d.database, breakdownQ, bp, q.limit)) : Promise.resolve(null),
   ]);
-  // grouping(t) is 1 on the rows where t is aggregated away, i.e. the total.
-  const series = grouped.filter((r) => num(r.is_total) === 0 && num(r.clicks) > 0);
-  const totalRow = grouped.find((r) => num(r.is_total) === 1);
-  const total = daily
-    ? series.reduce((a, r) => ({ clicks: a.clicks + num(r.clicks), visitors: a.visitors + num(r.visitors) }), { clicks: 0, visitors: 0 })
-    : { clicks: num(totalRow?.clicks), visitors: num(totalRow?.visitors) };
-  return {
-    ...base,
-    totals: total,
-    series: series.map((r) => ({ t: new Date(num(r.t) * 1000).toISOString(), clicks: num(r.clicks), visitors: num(r.visitors) })),
-    breakdown: breakdown?.map((r) => ({ value: r.value, clicks: num(r.clicks), visitors: num(r.visitors) })) ?? null,
-  };
+  let ranked = top as (Counts & { value: string; link?: LinkLabel })[] | null;
+  if (q.group_by === "link" && top) {
+    const labels = await linkLabels(replica, workspaceId, top.map((r) => r.value));
+    ranked = top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }));
+  }
+  const source = [...new Set([...sp.source.split("+"), ...(breakdownQ ? bp.source.split("+") : [])])].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)).join("+");
+  return { ...base, source, totals: s.totals, series: s.series, breakdown: ranked };
+}
+
+/** Distinct clicks in ClickHouse, all workspaces and all time, bots included (GET /api/pipeline): no full scan. */
+export async function countClicks(d: { sql: Sql; ch: ClickHouseClient; database: string }): Promise<number> {
+  const now = Date.now();
+  // The retention period (3 years) and a bit: nothing older is kept.
+  const q: Question = { scope: { level: "all" }, from: floorHour(now) - 3 * 366 * DAY, to: floorHour(now) + HOUR, interval: "month", tz: "UTC", bots: "include", dim: "" };
+  const p = await plan(d.sql, q, now);
+  const params: Record<string, unknown> = {};
+  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, false)})${FINAL_SETTINGS}`, params);
+  return num(r?.n);
 }

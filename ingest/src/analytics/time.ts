@@ -5,12 +5,30 @@ import { domainError } from "../errors.ts";
  * functions, the longest and default ranges, and the zone maths that decides whether an hourly
  * or daily view lines up with a query's buckets.
  */
-export const INTERVALS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+/** Nominal bucket lengths (weeks start on Monday, months vary: only for ranges and defaults). */
+export const INTERVALS = { minute: 60_000, hour: 3_600_000, day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 } as const;
 export type Interval = keyof typeof INTERVALS;
-export const BUCKET_FN: Record<Interval, string> = { minute: "toStartOfMinute", hour: "toStartOfHour", day: "toStartOfDay" };
-/** Longest range per interval (bounded series). */
-export const MAX_RANGE: Record<Interval, number> = { minute: 7 * INTERVALS.day, hour: 400 * INTERVALS.day, day: 5 * 366 * INTERVALS.day };
-export const DEFAULT_RANGE: Record<Interval, number> = { minute: INTERVALS.hour, hour: 2 * INTERVALS.day, day: 30 * INTERVALS.day };
+export const INTERVAL_KEYS = Object.keys(INTERVALS) as [Interval, ...Interval[]];
+const DAY = INTERVALS.day;
+/** Longest range per interval (bounded series; 3 years and a bit is the retention). */
+export const MAX_RANGE: Record<Interval, number> = { minute: 7 * DAY, hour: 400 * DAY, day: 5 * 366 * DAY, week: 5 * 366 * DAY, month: 5 * 366 * DAY };
+export const DEFAULT_RANGE: Record<Interval, number> = { minute: INTERVALS.hour, hour: 2 * DAY, day: 30 * DAY, week: 12 * 7 * DAY, month: 365 * DAY };
+
+/** The ClickHouse expression of `col`'s bucket start in {tz:String}, as a DateTime (week: from Monday). */
+export function bucketExpr(interval: Interval, col: string): string {
+  switch (interval) {
+    case "minute":
+      return `toStartOfMinute(${col}, {tz:String})`;
+    case "hour":
+      return `toStartOfHour(${col}, {tz:String})`;
+    case "day":
+      return `toStartOfDay(${col}, {tz:String})`;
+    case "week":
+      return `toDateTime(toMonday(${col}, {tz:String}), {tz:String})`;
+    case "month":
+      return `toDateTime(toStartOfMonth(${col}, {tz:String}), {tz:String})`;
+  }
+}
 
 /** An IANA zone this runtime knows (aliases like "UTC" included); letters, digits, / _ + - only. */
 export function validTimeZone(tz: string): boolean {
@@ -37,25 +55,41 @@ export function offsetsOver(tz: string, from: number, to: number): number[] {
   return [...out];
 }
 
+/** Midnight starting the plain date `d` (YYYY-MM-DD) in `tz`, in epoch ms. */
+export function localMidnight(d: string, tz: string): number {
+  const guess = Date.parse(`${d}T00:00:00Z`);
+  // The offset at the guess, then again at the corrected instant (a DST change near midnight).
+  let t = guess - offsetMinutes(tz, guess) * 60_000;
+  t = guess - offsetMinutes(tz, t) * 60_000;
+  return t;
+}
+const PLAIN_DATE = /^\d{4}-\d{2}-\d{2}$/;
+
 /**
  * The query's [from, to) in epoch ms: `to` defaults to the next full hour, `from` to the
  * interval's default range before it; refused (invalid_query) when empty or longer than the
- * interval allows.
+ * interval allows. A plain date is that day's start in `tz`; as `to` it is inclusive (the
+ * range ends when that day does), as a person reading "from 2026-11-01 to 2026-11-30" means.
  */
-export function queryRange(interval: Interval, fromIso?: string, toIso?: string): { from: number; to: number } {
-  const to = toIso ? Date.parse(toIso) : Math.ceil(Date.now() / INTERVALS.hour) * INTERVALS.hour;
-  const from = fromIso ? Date.parse(fromIso) : to - DEFAULT_RANGE[interval];
+export function queryRange(interval: Interval, fromIso?: string, toIso?: string, tz = "UTC"): { from: number; to: number } {
+  const at = (s: string, end: boolean) => (PLAIN_DATE.test(s) ? localMidnight(end ? nextDay(s) : s, tz) : Date.parse(s));
+  const to = toIso ? at(toIso, true) : Math.ceil(Date.now() / INTERVALS.hour) * INTERVALS.hour;
+  const from = fromIso ? at(fromIso, false) : to - DEFAULT_RANGE[interval];
   if (from >= to) throw domainError("invalid_query", "from must be before to", "from");
   if (to - from > MAX_RANGE[interval]) throw domainError("invalid_query", `at most ${MAX_RANGE[interval] / INTERVALS.day} days at interval=${interval}`, "from");
   return { from, to };
 }
 
-/** Which view answers: a rollup when its buckets line up with the query's, else the raw table. */
-export function pickSource(interval: Interval, tz: string, from: number, to: number): "clicks" | "clicks_hourly" | "clicks_daily" {
-  if (interval === "minute") return "clicks";
+const nextDay = (d: string) => new Date(Date.parse(`${d}T00:00:00Z`) + DAY).toISOString().slice(0, 10);
+
+/**
+ * Which rollups can answer buckets of `interval` in `tz`: hourly rows when every bucket is a
+ * union of whole UTC hours (the zone's offsets are whole hours), daily rows when every bucket is
+ * a union of whole UTC days (the zone is UTC over the range); minute buckets never.
+ */
+export function rollupGrain(interval: Interval, tz: string, from: number, to: number): { hourly: boolean; daily: boolean } {
+  if (interval === "minute") return { hourly: false, daily: false };
   const offsets = offsetsOver(tz, from, to);
-  const aligned = (ms: number) => from % ms === 0 && to % ms === 0;
-  if (interval === "day" && offsets.every((o) => o === 0) && aligned(INTERVALS.day)) return "clicks_daily";
-  if (offsets.every((o) => o % 60 === 0) && aligned(INTERVALS.hour)) return "clicks_hourly";
-  return "clicks";
+  const hourly = offsets.every((o) => o % 60 === 0);
+  return { hourly, daily: hourly && interval !== "hour" && offsets.every((o) => o === 0) };
 }

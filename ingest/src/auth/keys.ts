@@ -6,7 +6,7 @@ import type { Sql } from "../db/connect.ts";
  * instance's: pipeline, dead letters, instance-wide SRE views, new workspaces. `admin` does not
  * imply it; only an operator key can grant it (keys-routes.ts); the bootstrap key holds it.
  */
-export const SCOPES = ["links:read", "links:write", "stats:read", "admin", "operator"] as const;
+export const SCOPES = ["links:read", "links:write", "stats:read", "webhooks:read", "webhooks:write", "admin", "operator"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {

@@ -19,7 +19,7 @@ const v1 = {
   redirect_status: 302,
   cache_tier: "origin",
 };
-const current = { ...v1, v: CLICK_EVENT_VERSION, origin_ms: 42 };
+const current = { ...v1, v: CLICK_EVENT_VERSION, origin_ms: 42, isolate_id: "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab", seq: 7 };
 
 /** The first issue's field and message, or the domain error's code. */
 function outcome(value: unknown) {
@@ -33,8 +33,8 @@ function outcome(value: unknown) {
 }
 
 describe("click event versions", () => {
-  it("takes the current and the previous version", () => {
-    expect(CLICK_EVENT_VERSIONS).toEqual([CLICK_EVENT_VERSION - 1, CLICK_EVENT_VERSION]);
+  it("takes the current and the previous versions", () => {
+    expect(CLICK_EVENT_VERSIONS).toEqual([1, 2, CLICK_EVENT_VERSION]);
     expect(eventSchema.parse(v1)).toEqual(v1);
     expect(eventSchema.parse({ ...v1, v: 1 })).toEqual({ ...v1, v: 1 });
     expect(eventSchema.parse(current)).toEqual(current);
@@ -46,6 +46,17 @@ describe("click event versions", () => {
     expect(batchSchema.parse([v1, current])).toEqual([v1, current]);
   });
 
+  it("version 3 numbers the click in its isolate: both fields or neither", () => {
+    const { isolate_id: _i, seq: _s, ...unnumbered } = current;
+    expect(outcome(unnumbered)).toBe("ok");
+    expect(outcome({ ...current, isolate_id: null, seq: null })).toBe("ok");
+    expect(outcome({ ...unnumbered, seq: 7 })).toBe("isolate_id: isolate_id and seq come together");
+    expect(outcome({ ...unnumbered, isolate_id: current.isolate_id })).toBe("seq: isolate_id and seq come together");
+    expect(outcome({ ...v1, v: 2, isolate_id: current.isolate_id, seq: 1 })).toMatch(/^isolate_id: is a version 3 field; the event is version 2/);
+    for (const seq of [0, -1, 1.5, "3"]) expect(outcome({ ...current, seq })).toMatch(/^seq: /);
+    expect(outcome({ ...current, isolate_id: "isolate-1" })).toMatch(/^isolate_id: /);
+  });
+
   it("refuses a field the event's version does not have", () => {
     expect(outcome({ ...v1, origin_ms: 42 })).toBe("origin_ms: is a version 2 field; the event is version 1");
     expect(outcome({ ...v1, v: 1, origin_ms: 42 })).toBe("origin_ms: is a version 2 field; the event is version 1");
@@ -55,7 +66,7 @@ describe("click event versions", () => {
   it("refuses a version newer than it knows with its own code, before the strict schema reads its new fields", () => {
     expect(outcome({ ...current, v: CLICK_EVENT_VERSION + 1 })).toBe("unsupported_event_version (v)");
     expect(outcome({ ...current, v: CLICK_EVENT_VERSION + 1, field_from_the_future: "x" })).toBe("unsupported_event_version (v)");
-    expect(() => batchSchema.safeParse([v1, { ...current, v: 99 }])).toThrow(/click event version 99 is newer than this ingest reads \(versions 1, 2\)/);
+    expect(() => batchSchema.safeParse([v1, { ...current, v: 99 }])).toThrow(/click event version 99 is newer than this ingest reads \(versions 1, 2, 3\)/);
   });
 
   it("refuses what is no version at all as an invalid field", () => {

@@ -46,6 +46,8 @@ export const eventSchema = z.compile(
       const version = e.v ?? 1;
       for (const [k, since] of FIELDS_SINCE)
         if (e[k] !== undefined && version < since) ctx.addIssue({ code: "custom", path: [k], message: `is a version ${since} field; the event is version ${version}` });
+      // A click is numbered within its isolate, or not at all (the completeness check counts gaps per isolate).
+      if ((e.isolate_id == null) !== (e.seq == null)) ctx.addIssue({ code: "custom", path: [e.isolate_id == null ? "isolate_id" : "seq"], message: "isolate_id and seq come together" });
     }),
   ),
 );

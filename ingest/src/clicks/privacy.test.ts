@@ -56,7 +56,7 @@ describe("privacy", () => {
     expect(Object.keys(applyPrivacy({ ...base, dnt: true }, privacy)).sort()).toEqual(fields);
     const kept = applyPrivacy({ ...base, qr: true }, { ...privacy, anonymizeIp: false });
     // A version 1 event (no v) becomes a current-version record, the new fields at their defaults.
-    expect(kept).toEqual({ ...base, qr: true, dnt: false, v: 2, origin_ms: null, visitor_hash: kept.visitor_hash });
-    expect(applyPrivacy({ ...base, v: 2, cache_tier: "origin", origin_ms: 41 }, privacy)).toMatchObject({ v: 2, origin_ms: 41 });
+    expect(kept).toEqual({ ...base, qr: true, dnt: false, v: 3, origin_ms: null, isolate_id: null, seq: null, visitor_hash: kept.visitor_hash });
+    expect(applyPrivacy({ ...base, v: 2, cache_tier: "origin", origin_ms: 41 }, privacy)).toMatchObject({ v: 3, origin_ms: 41 });
   });
 });

@@ -119,5 +119,7 @@ const prepared = (e: ClickEvent, x: Private): PreparedEvent => ({
   // event lacks get their defaults (docs/EVENTS.md).
   v: CLICK_EVENT_VERSION,
   origin_ms: e.origin_ms ?? null,
+  isolate_id: e.isolate_id ?? null,
+  seq: e.seq ?? null,
   visitor_hash: x.visitor_hash,
 });

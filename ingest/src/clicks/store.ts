@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { ClickEvent } from "../../../shared/event.ts";
 import type { Sql } from "../db/connect.ts";
+import { isBotClick } from "../analytics/enrich.ts";
 
 /**
  * Stores clicks and their outbox rows atomically; returns the click_ids that were new.
@@ -20,7 +21,8 @@ import type { Sql } from "../db/connect.ts";
  * in the same statement, and so is the `postgres_clicks` running total, on `slot`: the group
  * committer gives each of its concurrent flushes a slot of its own, so flushes never wait on
  * each other's row lock (a shared random slot of 16 made two flushes in flight queue behind
- * one another's commit).
+ * one another's commit). The link's click count (link_clicks, bots excluded) is bumped the same
+ * way, from the same RETURNING: only a click stored for the first time counts.
  */
 export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomInt(16)): Promise<Set<string>> {
   // A click in two beacons of one group (a retry racing its original) is one row and gets one
@@ -28,6 +30,7 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
   const unique = new Map<string, ClickEvent>();
   for (const e of events) unique.set(`${e.click_id} ${e.timestamp}`, e);
   const group = JSON.stringify([...unique.values()]);
+  const bots = [...unique.values()].filter(isBotClick).map((e) => e.click_id);
   // The record is the event's JSON text then received_at (what `{ ...e, received_at }`
   // serialises to): json (not jsonb) keeps each element's text as sent, and PostgreSQL appends
   // the timestamp in toISOString()'s format.
@@ -37,18 +40,29 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
       SELECT e.* FROM g, ROWS FROM (
         json_to_recordset(g.j) AS (click_id uuid, link_id bigint, domain text, code text, short_url text,
           original_url text, "timestamp" timestamptz, user_agent text, ip_address text, referer text,
-          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean, origin_ms integer),
+          geo_location jsonb, redirect_status smallint, cache_tier text, qr boolean, dnt boolean, origin_ms integer,
+          isolate_id uuid, seq bigint),
         json_array_elements(g.j)
       ) WITH ORDINALITY AS e(click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, doc, n)
+                             ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, isolate_id, seq, doc, n)
     ), ins AS (
       INSERT INTO clicks (click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms)
+                          ip_address, referer, geo_location, redirect_status, cache_tier, qr, dnt, origin_ms, isolate_id, seq)
       SELECT click_id, link_id, domain, code, short_url, original_url, ts, user_agent,
-             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms
+             ip_address, referer, geo_location, redirect_status, cache_tier, coalesce(qr, false), coalesce(dnt, false), origin_ms,
+             isolate_id, seq
       FROM ev
       ON CONFLICT DO NOTHING
-      RETURNING click_id, ts
+      RETURNING click_id, ts, link_id, isolate_id, seq
+    ), seqs AS (
+      -- The completeness check (sequences.ts): fresh rows only, so a redelivery changes nothing;
+      -- rows in key order (two inserts never lock them crosswise).
+      INSERT INTO click_sequences AS cs (isolate_id, block, slot, max_seq, seen)
+      SELECT isolate_id, (seq - 1) / 256, ${slot}::smallint, max(seq), count(*) FROM ins
+      WHERE isolate_id IS NOT NULL AND seq IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+      ON CONFLICT (isolate_id, block, slot) DO UPDATE
+        SET max_seq = greatest(cs.max_seq, excluded.max_seq), seen = cs.seen + excluded.seen,
+            late = cs.late + CASE WHEN cs.settled THEN excluded.seen ELSE 0 END, last_at = now()
     ), ob AS (
       INSERT INTO outbox (partition_key, data)
       SELECT ev.code, convert_to(left(ev.doc::text, -1) || ',"received_at":"' || stamp.s, 'UTF8')
@@ -60,6 +74,10 @@ export async function storeClicks(sql: Sql, events: ClickEvent[], slot = randomI
       INSERT INTO pipeline_counters (name, slot, value)
       SELECT 'postgres_clicks', ${slot}::smallint, count(*) FROM ins HAVING count(*) > 0
       ON CONFLICT (name, slot) DO UPDATE SET value = pipeline_counters.value + excluded.value
+    ), per_link AS (
+      INSERT INTO link_clicks (link_id, slot, clicks)
+      SELECT link_id, ${slot}::smallint, count(*) FROM ins WHERE click_id <> ALL(${bots}::uuid[]) GROUP BY link_id
+      ON CONFLICT (link_id, slot) DO UPDATE SET clicks = link_clicks.clicks + excluded.clicks
     )
     SELECT click_id FROM ins`;
   return new Set(inserted.map((r) => r.click_id));

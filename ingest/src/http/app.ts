@@ -16,9 +16,12 @@ import { domainRoutes } from "./routes/domains.ts";
 import { txtLookup } from "../links/domain-verify.ts";
 import { keyRoutes, workspaceRoutes } from "./routes/keys.ts";
 import type { EdgeSync } from "../links/edge-sync.ts";
+import { deadClickRecorder, replayEdgeDeadLetters } from "../clicks/dead-letters.ts";
 import { linkGuard } from "../clicks/link-guard.ts";
 import { linkStore } from "../links/store.ts";
 import { linkRoutes } from "./routes/links.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
+import { webhookStore } from "../webhooks/store.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Pipeline } from "../pipeline/index.ts";
 import { pgGate, isUnavailable } from "./pg-gate.ts";
@@ -58,6 +61,8 @@ export interface AppDeps {
 
 export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline, storeClicks }: AppDeps) {
   const app = new Hono();
+  // One link guard (and its cache) for beacons and for replayed dead letters.
+  const guard = linkGuard(sql);
   app.use(requestId());
   app.use(async (c, next) => {
     const end = metrics.httpDuration.startTimer();
@@ -116,11 +121,12 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
       { path: "/api/stats", router: statsRoutes({ sql, replica, ch, database, observe, streams }) },
       { path: "/api/clicks", router: recentClickRoutes({ sql, replica }) },
       { path: "/api/sre", router: sreRoutes({ sql, replica, ch, database }) },
-      { path: "/api/pipeline", router: pipelineRoutes({ sql, status: pipeline.status, lag: pipeline.lag }) },
+      { path: "/api/webhooks", router: webhookRoutes({ sql, store: webhookStore({ sql, allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true" }) }) },
+      { path: "/api/pipeline", router: pipelineRoutes({ sql, status: pipeline.status, lag: pipeline.lag, replayEdge: (ids) => replayEdgeDeadLetters(sql, { store: storeClicks, mismatched: guard }, ids) }) },
     ]),
   );
   app.route("/v1/resolve", resolveRoutes(sql, { accept: keys.map((k) => k.resolve), passwordKey: keys[0]!.password }));
-  app.route("/v1/clicks", clickRoutes({ store: storeClicks, keys: keys.map((k) => k.beacon), mismatched: linkGuard(sql) }));
+  app.route("/v1/clicks", clickRoutes({ store: storeClicks, keys: keys.map((k) => k.beacon), mismatched: guard, recordDead: deadClickRecorder(sql) }));
 
   app.route("/", dashboardRoutes()); // the web dashboard (dist/dashboard, built by `npm run build`)
 

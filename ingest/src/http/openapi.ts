@@ -63,6 +63,7 @@ export const API_TAGS = [
   { name: "stats", description: "Click statistics from ClickHouse, live counts and streams, recent clicks (stats:read)" },
   { name: "sre", description: "Edge cache tiers and hit ratio (stats:read; an operator key sees every workspace)" },
   { name: "pipeline", description: "Click pipeline health and dead letters, instance-wide (operator)" },
+  { name: "webhooks", description: "Webhook endpoints for link and click events, their delivery log and replays (webhooks:read, webhooks:write)" },
 ];
 
 /** The API root: mounts `routers`, serves /openapi.json and /docs. Mount it on the app at "/". */
@@ -71,7 +72,7 @@ export function createApi(routers: MountedRouter[]) {
   api.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",
-    description: "an API key (lf_<prefix>_<secret>); scopes: links:read, links:write, stats:read, admin",
+    description: "an API key (lf_<prefix>_<secret>); scopes: links:read, links:write, stats:read, webhooks:read, webhooks:write, admin",
   });
   registerHeaders(api);
   for (const { path, router } of routers) api.route(path, router);

@@ -22,4 +22,6 @@ export interface LinkRow {
   limit_reached_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** link_clicks' sum, where the query selected it (clicksColumn). */
+  clicks?: string | number;
 }

@@ -134,6 +134,7 @@ export const LinkSchema = z
     forward_query: fields.forward_query,
     crawlable: fields.crawlable,
     limit_reached_at: z.string().nullable().openapi({ description: "when the click limit was reached (set by the enforcer)" }),
+    clicks: z.number().int().openapi({ description: "all-time clicks, bots excluded: exact, the number GET /api/stats gives for the link over its lifetime (counted when ingest stores a click; the stats API sees it once the pipeline has loaded it, seconds later)" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -155,7 +156,7 @@ export const ListQuerySchema = z.object({
   tag: z.string().max(MAX_TAG_LENGTH).optional(),
   domain: z.string().max(253).optional(),
   archived: z.enum(["false", "true", "all"]).default("false").openapi({ description: "false: active links only (default); true: archived only; all: both" }),
-  sort: z.enum(["-created_at", "created_at"]).default("-created_at").openapi({ description: "newest first (default) or oldest first" }),
+  sort: z.enum(["-created_at", "created_at", "-clicks", "clicks"]).default("-created_at").openapi({ description: "newest first (default), oldest first, most clicked first, or least clicked first (ties: newest id first / oldest id first)" }),
 });
 export type ListQuery = z.infer<typeof ListQuerySchema>;
 

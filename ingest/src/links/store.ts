@@ -9,6 +9,7 @@ import type { LinkRow } from "./row.ts";
 import { domainError } from "../errors.ts";
 import type { Link, LinkCreate, LinkUpdate, ListQuery } from "./schema.ts";
 import { checkUrl, loopReason, normaliseHost } from "./url-safety.ts";
+import { enqueueLinkEvent } from "../webhooks/events.ts";
 
 /**
  * Links: the one place rows are written and turned into API objects and edge records.
@@ -47,6 +48,7 @@ export function presentLink(r: LinkRow, shortBaseUrl: string): Link {
     forward_query: r.forward_query,
     crawlable: r.crawlable,
     limit_reached_at: iso(r.limit_reached_at),
+    clicks: Number(r.clicks ?? 0),
     created_at: iso(r.created_at)!,
     updated_at: iso(r.updated_at)!,
   };
@@ -61,12 +63,14 @@ interface Cursor {
   t: string;
   i: number; // id
   s: ListQuery["sort"];
+  /** Clicks of the last row (sorts by clicks). */
+  c?: number;
 }
 const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify(c)).toString("base64url");
 function decodeCursor(raw: string, sort: ListQuery["sort"]): Cursor {
   try {
     const c = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Cursor;
-    if (typeof c.t === "string" && !Number.isNaN(Date.parse(c.t)) && Number.isSafeInteger(c.i) && c.s === sort) return c;
+    if (typeof c.t === "string" && !Number.isNaN(Date.parse(c.t)) && Number.isSafeInteger(c.i) && c.s === sort && (!sort.endsWith("clicks") || Number.isSafeInteger(c.c))) return c;
   } catch {
     /* fall through */
   }
@@ -136,14 +140,18 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
   async function insert(ws: number, v: Omit<LinkRow, "id" | "workspace_id" | "code" | "limit_reached_at" | "created_at" | "updated_at">, code: string): Promise<LinkRow | null> {
     try {
-      const [row] = await sql<LinkRow[]>`
+      // The link.created webhook message commits with the row (docs/WEBHOOKS.md).
+      return await sql.begin(async (tx) => {
+        const [row] = await tx<LinkRow[]>`
         INSERT INTO links (workspace_id, domain, code, url, redirect_status, title, tags, expires_at, expired_url,
                            max_clicks, password_hash, targeting, utm, archived, forward_query, crawlable)
-        VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${sql.array(v.tags)}::text[],
+        VALUES (${ws}, ${v.domain}, ${code}, ${v.url}, ${v.redirect_status}, ${v.title}, ${tx.array(v.tags)}::text[],
                 ${v.expires_at}, ${v.expired_url}, ${v.max_clicks}, ${v.password_hash},
-                ${sql.json(v.targeting as unknown as JSONValue)}, ${sql.json(v.utm)}, ${v.archived}, ${v.forward_query}, ${v.crawlable})
+                ${tx.json(v.targeting as unknown as JSONValue)}, ${tx.json(v.utm)}, ${v.archived}, ${v.forward_query}, ${v.crawlable})
         RETURNING *`;
-      return row!;
+        await enqueueLinkEvent(tx, ws, "link.created", presentLink(row!, shortBaseUrl));
+        return row!;
+      });
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) return null;
       throw err;
@@ -164,8 +172,11 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
     for (const domain of robots) await edge.robots?.(domain);
   }
 
+  /** A link's clicks (link_clicks' slots summed), as a column of a query over `links`. */
+  const clicksColumn = sql`(SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+
   async function get(ws: number, id: number): Promise<LinkRow> {
-    const [row] = await sql<LinkRow[]>`SELECT * FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
+    const [row] = await sql<LinkRow[]>`SELECT *, ${clicksColumn} FROM links WHERE id = ${id} AND workspace_id = ${ws}`;
     if (!row) throw domainError("not_found", "no such link in this workspace");
     return row;
   }
@@ -183,7 +194,7 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     async getByCode(ws: number, domain: string, code: string): Promise<LinkRow> {
       const [row] = await sql<LinkRow[]>`
-        SELECT * FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
+        SELECT *, ${clicksColumn} FROM links WHERE domain = ${normaliseHost(domain) || domain} AND code = ${code} AND workspace_id = ${ws}`;
       if (!row) throw domainError("not_found", "no such link in this workspace");
       return row;
     },
@@ -272,7 +283,8 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
               limit_reached_at = CASE WHEN ${limitChanged} THEN NULL ELSE limit_reached_at END,
               updated_at = now()
             WHERE id = ${id} AND workspace_id = ${ws}
-            RETURNING *`;
+            RETURNING *, (SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+          await enqueueLinkEvent(tx, ws, "link.updated", presentLink(updated!, shortBaseUrl));
           return updated!;
         });
       } catch (err) {
@@ -285,8 +297,13 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     /** Hard delete (its clicks stay); removes the edge key. */
     async remove(ws: number, id: number): Promise<LinkRow> {
-      const [row] = await sql<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws} RETURNING *`;
-      if (!row) throw domainError("not_found", "no such link in this workspace");
+      const row = await sql.begin(async (tx) => {
+        const [r] = await tx<LinkRow[]>`DELETE FROM links WHERE id = ${id} AND workspace_id = ${ws}
+          RETURNING *, (SELECT coalesce(sum(lc.clicks), 0)::bigint FROM link_clicks lc WHERE lc.link_id = links.id) AS clicks`;
+        if (!r) throw domainError("not_found", "no such link in this workspace");
+        await enqueueLinkEvent(tx, ws, "link.deleted", presentLink(r, shortBaseUrl));
+        return r;
+      });
       await edge.remove(row.domain, row.code);
       if (row.crawlable) await edge.robots?.(row.domain);
       return row;
@@ -294,20 +311,37 @@ export function linkStore({ sql, shortBaseUrl, ownHosts, edge, passwordKey, allo
 
     publish,
 
-    /** One page of the workspace's links, newest (or oldest) first, keyset-paginated. */
+    /**
+     * One page of the workspace's links, keyset-paginated: by creation time, or by clicks (one
+     * query a page: each link's count is summed from link_clicks, so a page costs O(links of the
+     * workspace); counts move between pages, so a link may show twice or not at all when it
+     * gained clicks meanwhile, as in any live ranking).
+     */
     async list(ws: number, q: ListQuery): Promise<{ rows: LinkRow[]; next_cursor: string | null }> {
-      const asc = q.sort === "created_at";
+      const asc = !q.sort.startsWith("-");
+      const byClicks = q.sort.endsWith("clicks");
       const cursor = q.cursor ? decodeCursor(q.cursor, q.sort) : null;
+      const after = !cursor
+        ? sql``
+        : byClicks
+          ? asc
+            ? sql`WHERE (clicks, id) > (${cursor.c!}, ${cursor.i})`
+            : sql`WHERE (clicks, id) < (${cursor.c!}, ${cursor.i})`
+          : asc
+            ? sql`WHERE (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})`
+            : sql`WHERE (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`;
+      const order = byClicks ? (asc ? sql`clicks ASC, id ASC` : sql`clicks DESC, id DESC`) : asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`;
       const rows = await sql<(LinkRow & { cursor_ts: string })[]>`
-        SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
-        WHERE workspace_id = ${ws} ${filters(q)}
-          ${cursor ? (asc ? sql`AND (created_at, id) > (${cursor.t}::text::timestamptz, ${cursor.i})` : sql`AND (created_at, id) < (${cursor.t}::text::timestamptz, ${cursor.i})`) : sql``}
-        ORDER BY ${asc ? sql`created_at ASC, id ASC` : sql`created_at DESC, id DESC`}
+        SELECT * FROM (
+          SELECT *, ${clicksColumn}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts FROM links
+          WHERE workspace_id = ${ws} ${filters(q)}
+        ) links ${after}
+        ORDER BY ${order}
         LIMIT ${q.limit + 1}`;
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
-      return { rows: page, next_cursor: more && last ? encodeCursor({ t: last.cursor_ts, i: Number(last.id), s: q.sort }) : null };
+      return { rows: page, next_cursor: more && last ? encodeCursor({ t: last.cursor_ts, i: Number(last.id), s: q.sort, ...(byClicks ? { c: Number(last.clicks) } : {}) }) : null };
     },
 
     /** Every matching link, oldest first, in batches (for the CSV export). */

@@ -79,6 +79,9 @@ interface ClickRow {
   qr: boolean;
   dnt: boolean;
   origin_ms: number | null;
+  isolate_id: string | null;
+  /** bigint arrives as text */
+  seq: string | number | null;
   received_at: Date;
 }
 
@@ -101,6 +104,8 @@ const toEvent = (r: ClickRow): ArchivedClick => ({
   // Written from PostgreSQL's columns, so every line is the current version (docs/EVENTS.md).
   v: CLICK_EVENT_VERSION,
   origin_ms: r.origin_ms,
+  isolate_id: r.isolate_id,
+  seq: r.seq === null ? null : Number(r.seq),
   received_at: r.received_at.toISOString(),
 });
 
@@ -138,7 +143,7 @@ async function writeHour(tx: TransactionSql, hour: Date, file: string): Promise<
   async function* lines() {
     const cursor = tx<ClickRow[]>`
       SELECT click_id, short_url, original_url, ts, user_agent, ip_address, referer, geo_location,
-             domain, code, link_id, redirect_status, cache_tier, qr, dnt, origin_ms, received_at
+             domain, code, link_id, redirect_status, cache_tier, qr, dnt, origin_ms, isolate_id, seq, received_at
       FROM clicks WHERE received_at >= ${hour} AND received_at < ${end}
       ORDER BY received_at, click_id`.cursor(CURSOR_ROWS);
     for await (const batch of cursor) {

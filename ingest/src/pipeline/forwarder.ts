@@ -7,6 +7,7 @@ import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { bump } from "../db/counters.ts";
 import type { Sql } from "../db/connect.ts";
 import type { Metrics } from "../metrics.ts";
+import { tapClicks } from "../webhooks/events.ts";
 
 interface OutboxRow {
   id: string;
@@ -33,6 +34,8 @@ export interface ForwarderOptions {
   aggregateBytes?: number;
   /** Batches in flight at once (each claims its own rows through the lease). */
   concurrency?: number;
+  /** Most clicks in one link.clicked webhook message (WEBHOOK_BATCH_MAX_CLICKS). */
+  webhookBatchMax?: number;
   /** Test hook: send every batch twice (forced duplicate delivery). */
   duplicateDelivery?: boolean;
 }
@@ -109,6 +112,8 @@ export function createForwarder(o: ForwarderOptions) {
       // for a retry soon (not after the whole lease).
       await o.sql.begin(async (tx) => {
         if (sent.length) {
+          // Webhooks get the clicks in the same transaction: nothing between the two to lose.
+          await tapClicks(tx, sent, o.webhookBatchMax);
           await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
           await bump(tx, "kinesis_sent", sent.length);
         }

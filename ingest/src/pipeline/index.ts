@@ -1,20 +1,30 @@
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { join, resolve } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import { EDGE_DEAD_LETTER_SOURCE } from "../clicks/dead-letters.ts";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import type { BreakerState } from "./breaker.ts";
 import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import type { Config } from "../config.ts";
+import { MAX_CLICK_AGE_MS } from "../../../shared/constants.ts";
 import { readCounters } from "../db/counters.ts";
+import { completeness, settleSequences } from "../clicks/sequences.ts";
 import { connect, type Sql } from "../db/connect.ts";
 import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
 import { createForwarder, type Forwarder } from "./forwarder.ts";
 import { ensureStream, kinesisClient } from "./kinesis.ts";
 import { createLoader, type Loader, type LoaderOptions } from "./loader.ts";
 import type { Metrics } from "../metrics.ts";
+import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
+import { displayAddress, reaching } from "../errors.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
+import { markAllHours, startSealer } from "../analytics/rollup.ts";
+import { copyAllOwners } from "../analytics/link-owners.ts";
+import { countClicks } from "../analytics/stats-query.ts";
 
-export type Role = "forwarder" | "loader" | "archiver" | "maintenance";
+export type Role = "forwarder" | "loader" | "archiver" | "maintenance" | "webhooks";
 
 export interface PipelineStatus {
   postgres_clicks: number;
@@ -26,6 +36,16 @@ export interface PipelineStatus {
   clickhouse_rows: number;
   outbox_backlog: number;
   dlq: number;
+  /**
+   * Of those, clicks the worker's dead-letter queue handed over because ingest refuses them as
+   * invalid (source edge_queue, clicks/dead-letters.ts). Clicks still waiting in the queue for
+   * ingest to come back are not known here until they are replayed (docs/PIPELINE.md).
+   */
+  edge_dead_letters: number;
+  /** Clicks the completeness check found missing and still missing (clicks/sequences.ts): missing - late. */
+  clicks_missing: number;
+  /** Clicks found missing that arrived after all (a running total). */
+  clicks_late: number;
   breakers: Record<string, BreakerState>;
   shards: {
     shard_id: string;
@@ -51,10 +71,23 @@ export interface PipelineExtras {
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
 
+/** GET `url`, any answer will do (node:http, not fetch: fetch refuses some ports outright). */
+function httpPing(url: URL): Promise<void> {
+  return new Promise((done, fail) => {
+    const req = (url.protocol === "https:" ? httpsGet : httpGet)(url, { timeout: 10_000 }, (res) => {
+      res.resume();
+      done();
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("no answer in 10 s"), { code: "ETIMEDOUT" })));
+    req.on("error", fail);
+  });
+}
+
 /**
  * The asynchronous half of click tracking, in the roles this process runs: forwarder
  * (outbox → Kinesis), loader (Kinesis → ClickHouse), archiver (PostgreSQL → gzip NDJSON per
- * hour, optionally S3), maintenance (partitions, retention).
+ * hour, optionally S3), maintenance (partitions, retention), webhooks (the webhook sender,
+ * ingest/src/webhooks/dispatcher.ts; the forwarder writes the click messages).
  * Without KINESIS_ENDPOINT or AWS_REGION it runs kinesalite in-process; without
  * CLICKHOUSE_URL, chDB.
  */
@@ -66,7 +99,12 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   let forwarder: Forwarder | undefined;
   let loader: Loader | undefined;
   let archiver: Archiver | undefined;
+  let webhooks: Dispatcher | undefined;
 
+  /** A start-up step failed: stop what was started (kinesalite, clients) before the error goes up. */
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
   if (roles.size) await ensurePartitions(sql);
   // Read-only operational queries go to the replica when there is one (same schema as the primary).
   let replica: Sql = sql;
@@ -85,7 +123,13 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     }
     kinesis = kinesisClient({ endpoint, region: config.AWS_REGION });
     stops.push(async () => kinesis!.destroy());
-    if (config.KINESIS_CREATE_STREAM === "true") await ensureStream(kinesis, config.KINESIS_STREAM, config.KINESIS_SHARDS);
+    if (config.KINESIS_CREATE_STREAM === "true")
+      await reaching(config.KINESIS_ENDPOINT ? "Kinesis (KINESIS_ENDPOINT)" : "Kinesis", endpoint ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`, () =>
+        ensureStream(kinesis!, config.KINESIS_STREAM, config.KINESIS_SHARDS),
+      ).catch(async (err) => {
+        await stopAll();
+        throw err;
+      });
   }
   // ClickHouse: for the loader and maintenance, and for the stats API when a server is configured
   // (embedded chDB is opened only by a process that runs those roles: one process per folder).
@@ -97,7 +141,20 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       path: resolve(join(config.DATA_DIR, "chdb")),
     });
     stops.push(() => ch!.close());
-    await ensureSchema(ch, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+    await reaching(config.CLICKHOUSE_URL ? "ClickHouse (CLICKHOUSE_URL)" : "the embedded ClickHouse (chDB)", config.CLICKHOUSE_URL ?? "file:" + resolve(join(config.DATA_DIR, "chdb")), async () => {
+      // GET /ping first (no credentials needed): a refused connection is reported without the
+      // client's own multi-line error log (its ping logs one too).
+      if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
+      const { rollupsCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      if (rollupsCreated) {
+        const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
+        const n = await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE);
+        if (n) log.info({ hours: n, links }, "rollups: new tables; every hour already in ClickHouse is marked for the sealer");
+      }
+    }).catch(async (err) => {
+      await stopAll();
+      throw err;
+    });
   }
   const common = { sql, log, metrics, breakerFailures: config.BREAKER_FAILURES, breakerResetMs: config.BREAKER_RESET_MS };
   if (roles.has("forwarder")) {
@@ -110,6 +167,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       idleMs: config.FORWARDER_IDLE_MS,
       concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,
+      webhookBatchMax: config.WEBHOOK_BATCH_MAX_CLICKS,
     });
     forwarder.start();
   }
@@ -129,6 +187,12 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     });
     loader.start();
   }
+  // The sealer runs beside each loader (an advisory lock lets one work at a time).
+  let sealer: ReturnType<typeof startSealer> | undefined;
+  if (roles.has("loader")) {
+    sealer = startSealer({ sql, ch: ch!, database: config.CLICKHOUSE_DATABASE, log, intervalMs: config.ROLLUP_INTERVAL_MS, onSealed: (n) => metrics.rollupsSealed.inc(n) });
+    stops.push(() => sealer!.stop());
+  }
   if (roles.has("archiver")) {
     const s3 = config.ARCHIVE_S3_BUCKET
       ? s3Uploader({ bucket: config.ARCHIVE_S3_BUCKET, prefix: config.ARCHIVE_S3_PREFIX, region: config.AWS_REGION, endpoint: config.ARCHIVE_S3_ENDPOINT })
@@ -136,6 +200,22 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     if (s3) stops.push(async () => s3.destroy());
     archiver = createArchiver({ sql, log, dir: archiveDir(config), upload: s3?.upload, graceMs: config.ARCHIVE_GRACE_MS });
     archiver.start(config.ARCHIVE_INTERVAL_MS);
+  }
+  if (roles.has("webhooks")) {
+    webhooks = createDispatcher({
+      sql,
+      log,
+      metrics,
+      allowPrivate: config.ALLOW_PRIVATE_DESTINATIONS === "true",
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: config.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      pollMs: config.WEBHOOK_POLL_MS,
+      retentionDays: config.WEBHOOK_RETENTION_DAYS,
+    });
+    webhooks.start();
   }
   let maintenance: NodeJS.Timeout | undefined;
   if (roles.has("maintenance")) {
@@ -159,6 +239,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     try {
       const c = await readCounters(sql);
       samples.push({ at: Date.now(), sent: c.kinesis_sent, rows: c.clickhouse_rows });
+      // The completeness check advances without a scrape too (one process at a time: a try-lock).
+      await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS);
       while (samples.length > 13) samples.shift();
     } catch {
       // PostgreSQL unavailable: no sample this time
@@ -182,17 +264,25 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       ch,
       `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
        FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
-             FROM ${config.CLICKHOUSE_DATABASE}.clicks WHERE received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
-      { since: chTime(since) },
+             FROM ${config.CLICKHOUSE_DATABASE}.clicks
+             -- ts bounds the scan (partitions, sorting key): a click is received at most MAX_CLICK_AGE after it happened.
+             WHERE ts >= {oldest:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
+      { since: chTime(since), oldest: chTime(new Date(since.getTime() - MAX_CLICK_AGE_MS - 60_000)) },
     );
     return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
   }
 
   async function status(): Promise<PipelineStatus> {
     const counters = await readCounters(sql);
-    const [{ backlog, dlq }] = (await sql`
+    const [{ backlog, dlq, edge_dead_letters }] = (await sql`
       SELECT (SELECT count(*) FROM outbox)::int AS backlog,
-             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq`) as unknown as [{ backlog: number; dlq: number }];
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq,
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND source = ${EDGE_DEAD_LETTER_SOURCE})::int AS edge_dead_letters`) as unknown as [
+      { backlog: number; dlq: number; edge_dead_letters: number },
+    ];
+    // The completeness check: settle what can be, then read the totals (clicks/sequences.ts).
+    await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS).catch((err) => log.warn({ err: String(err) }, "completeness check failed"));
+    const seqs = await completeness(sql);
     const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
       WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
@@ -201,14 +291,16 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     let clickhouse_clicks: number | null = null;
     if (ch) {
       try {
-        const [r] = await rows<{ n: number | string }>(ch, `SELECT uniqExact(click_id) AS n FROM ${config.CLICKHOUSE_DATABASE}.clicks`);
-        clickhouse_clicks = Number(r?.n ?? 0);
+        // The rollups' all-workspaces total plus the hours read raw: no full scan.
+        clickhouse_clicks = await countClicks({ sql, ch, database: config.CLICKHOUSE_DATABASE });
       } catch (err) {
         log.warn({ err: String(err) }, "clickhouse count failed");
       }
     }
     metrics.outboxBacklog.set(backlog);
     metrics.dlqOpen.set(dlq);
+    metrics.clicksMissing.inc(Math.max(0, seqs.missing_total - (await metrics.clicksMissing.get()).values[0]!.value));
+    metrics.clicksLate.inc(Math.max(0, seqs.late_total - (await metrics.clicksLate.get()).values[0]!.value));
     const breakers: Record<string, BreakerState> = {};
     if (forwarder) breakers.kinesis = forwarder.breaker.state;
     if (loader) breakers.clickhouse = loader.breaker.state;
@@ -219,6 +311,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       clickhouse_rows: counters.clickhouse_rows,
       outbox_backlog: backlog,
       dlq,
+      edge_dead_letters,
+      clicks_missing: Math.max(0, seqs.missing_total - seqs.late_total),
+      clicks_late: seqs.late_total,
       breakers,
       shards,
       rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),
@@ -232,7 +327,9 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     ch,
     forwarder,
     loader,
+    sealer,
     archiver,
+    webhooks,
     status,
     lag,
     /** What the stats, SRE and recent-clicks routes read. */
@@ -243,6 +340,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       await forwarder?.stop();
       await loader?.stop();
       await archiver?.stop();
+      await webhooks?.stop();
       for (const stop of stops.reverse()) await stop().catch(() => {});
     },
   };

@@ -11,6 +11,8 @@ import { clickEventSchema } from "../../../shared/event.ts";
 import { unpackRecord } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
 import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import { hoursOf, markHours } from "../analytics/rollup.ts";
+import { linkOwners } from "../analytics/link-owners.ts";
 import { bump } from "../db/counters.ts";
 import { enrich } from "../analytics/enrich.ts";
 import type { Sql } from "../db/connect.ts";
@@ -178,7 +180,10 @@ export function createLoader(o: LoaderOptions) {
   let lastRenew = 0;
   let lastList = 0;
 
+  const owners = linkOwners(o.sql, o.ch, o.database);
   const chInsert: InsertClicks = async (rows) => {
+    // Each link's owner first: no click is in ClickHouse without it (workspace questions read the raw table through it).
+    await owners.ensure(rows.map((r) => r.link_id));
     await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
   };
   const insertRows = o.insert ? o.insert(chInsert) : chInsert;
@@ -379,6 +384,8 @@ export function createLoader(o: LoaderOptions) {
         await tx`UPDATE loader_checkpoints SET sequence_number = ${p.seq}, finished = ${p.closed}, updated_at = now()
                  WHERE stream = ${o.stream} AND shard_id = ${shard} AND owner = ${o.owner}`;
       await bump(tx, "clickhouse_rows", b.rows.length);
+      // Their hours' rollups are stale from now on (read raw until the sealer redoes them).
+      await markHours(tx, hoursOf(b.rows.map((p) => p.row.ts)));
     });
     attempts = 0;
   }

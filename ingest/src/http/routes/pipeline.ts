@@ -4,6 +4,7 @@ import { requireScope } from "../auth.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import type { PipelineStatus } from "../../pipeline/index.ts";
+import { EDGE_DEAD_LETTER_SOURCE } from "../../clicks/dead-letters.ts";
 import { errorResponses, json } from "../api-router.ts";
 import { parseJson } from "../validate.ts";
 
@@ -27,6 +28,9 @@ const PipelineStatusSchema = z
     clickhouse_rows: z.number().int(),
     outbox_backlog: z.number().int(),
     dlq: z.number().int().openapi({ description: "dead letters not replayed" }),
+    edge_dead_letters: z.number().int().openapi({ description: "of those, clicks from the worker's dead-letter queue that ingest refuses as invalid (not replayable through the outbox)" }),
+    clicks_missing: z.number().int().openapi({ description: "clicks the completeness check found missing and still missing: numbers of a worker isolate's click sequence that never arrived, once settled (docs/PIPELINE.md, \"Completeness check\")" }),
+    clicks_late: z.number().int().openapi({ description: "clicks found missing that arrived after all (a running total)" }),
     breakers: z.record(z.string(), z.enum(["closed", "open", "half_open"])),
     shards: z.array(
       z.object({
@@ -62,6 +66,8 @@ export interface PipelineRoutesDeps {
   status: () => Promise<PipelineStatus>;
   /** End-to-end lag since an instant; null when this process has no ClickHouse. */
   lag: (since: Date) => Promise<z.infer<typeof Lag> | null>;
+  /** Replays the worker's dead letters (clicks/dead-letters.ts replayEdgeDeadLetters): checked again, stored if valid now. */
+  replayEdge: (ids: number[] | null) => Promise<number>;
 }
 
 const tags = ["pipeline"];
@@ -71,7 +77,7 @@ const security = bearerSecurity;
  * GET /api/pipeline, GET /api/pipeline/dlq, POST /api/pipeline/dlq/replay: instance-wide (every
  * workspace's dead letters), so the operator scope, which a workspace admin does not have.
  */
-export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
+export function pipelineRoutes({ sql, status, lag, replayEdge }: PipelineRoutesDeps) {
   const app = apiRouter();
   app.use(requireScope(sql, "operator"));
   app.openapi(
@@ -111,6 +117,7 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
       path: "/dlq/replay",
       operationId: "replayDeadLetters",
       summary: "Put dead letters back into the outbox (all, or the ids given)",
+      description: "Clicks the worker's dead-letter queue handed over (source edge_queue) do not go to the outbox: each is checked again and stored if valid now (idempotent on click_id); the others stay.",
       tags,
       security,
       // Documented here, parsed by the handler: an empty body (of any content type) means "all".
@@ -121,15 +128,17 @@ export function pipelineRoutes({ sql, status, lag }: PipelineRoutesDeps) {
       const raw = await c.req.text();
       const { ids } = raw.trim() ? parseJson(replaySchema, raw) : {};
       // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
-      // if its cause is not fixed it simply lands in the dead-letter table again.
+      // if its cause is not fixed it simply lands in the dead-letter table again. Clicks the
+      // worker's dead-letter queue handed over (edge_queue) never passed ingest's checks: the
+      // outbox is not their way in; they are checked again and stored like a beacon's clicks.
       const [{ n }] = (await sql`
         WITH moved AS (
           UPDATE dead_letters SET replayed_at = now()
-          WHERE replayed_at IS NULL AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
+          WHERE replayed_at IS NULL AND source <> ${EDGE_DEAD_LETTER_SOURCE} AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
           RETURNING partition_key, payload)
         , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
         SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
-      return c.json({ replayed: n }, 200);
+      return c.json({ replayed: n + (await replayEdge(ids ?? null)) }, 200);
     },
   );
   // The replay body's schema, referenced above (not attached to the route: no validator).

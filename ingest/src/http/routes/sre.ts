@@ -6,13 +6,14 @@ import { chTime, rows, type ClickHouseClient } from "../../analytics/clickhouse.
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
 import { originLatencyByColo } from "../../analytics/edge-latency.ts";
-import { BUCKET_FN, pickSource, queryRange, validTimeZone } from "../../analytics/time.ts";
+import { INTERVAL_KEYS, queryRange, validTimeZone } from "../../analytics/time.ts";
+import { breakdown, plan, seriesByValue } from "../../analytics/stats-query.ts";
 
 
 const EdgeQuery = z.object({
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  interval: z.enum(["minute", "hour", "day"]).default("hour"),
+  from: z.union([z.iso.datetime({ offset: true }), z.iso.date()]).optional(),
+  to: z.union([z.iso.datetime({ offset: true }), z.iso.date()]).optional(),
+  interval: z.enum(INTERVAL_KEYS).default("hour"),
   tz: z.string().max(64).default("UTC").refine(validTimeZone, "unknown time zone (IANA name, e.g. Europe/Berlin)"),
 });
 const Tiers = z.object({ isolate: z.number().int(), kv: z.number().int(), origin: z.number().int(), total: z.number().int(), hit_ratio: z.number().nullable() });
@@ -69,25 +70,27 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
       if (!ch) throw new ApiError(503, "unavailable", "this process has no ClickHouse connection");
       const q = c.req.valid("query");
       const p = c.var.principal;
-      const { from, to } = queryRange(q.interval, q.from, q.to);
+      const { from, to } = queryRange(q.interval, q.from, q.to, q.tz);
       const all = p.scopes.includes("operator");
       const ids = all ? [] : (await replica<{ id: string }[]>`SELECT id FROM links WHERE workspace_id = ${p.workspaceId}`).map((r) => Number(r.id));
-      const source = pickSource(q.interval, q.tz, from, to);
-      const timeCol = source === "clicks" ? "ts" : source === "clicks_hourly" ? "hour" : "day";
-      const clicks = source === "clicks" ? "uniqExact(click_id)" : "uniqExactMerge(clicks)";
-      const cond = `${all ? "1" : "link_id IN {ids:Array(UInt64)}"} AND ${timeCol} >= {from:DateTime64(3, 'UTC')} AND ${timeCol} < {to:DateTime64(3, 'UTC')}`;
-      const params = { ids, from: chTime(new Date(from)), to: chTime(new Date(to)), tz: q.tz };
-      const table = `${database}.${source}`;
-      const bucket = `toUnixTimestamp(toDateTime(${BUCKET_FN[q.interval]}(${timeCol}, {tz:String})))`;
+      // Redirects, bots included (a bot's redirect is served like any other).
+      const base = { scope: all ? ({ level: "all" } as const) : ({ level: "workspace", id: p.workspaceId } as const), from, to, interval: q.interval, tz: q.tz, bots: "include" as const };
+      const plan_ = await plan(replica, base);
+      const source = plan_.source;
       const empty = !all && !ids.length;
-      const [series, colos, totals, latency] = empty
-        ? [[], [], [], await originLatencyByColo({ ch, database, from: new Date(from), to: new Date(to), linkIds: [] })]
+      const [byTier, colos, latency] = empty
+        ? [[], [], await originLatencyByColo({ ch, database, from: new Date(from), to: new Date(to), linkIds: [] })]
         : await Promise.all([
-            rows<TierRow>(ch, `SELECT ${bucket} AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier ORDER BY k`, params),
-            rows<TierRow>(ch, `SELECT colo AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY k, cache_tier`, params),
-            rows<TierRow>(ch, `SELECT '' AS k, cache_tier, ${clicks} AS clicks FROM ${table} WHERE ${cond} GROUP BY cache_tier`, params),
+            seriesByValue(ch, database, { ...base, dim: "cache_tier" }, plan_),
+            breakdown(ch, database, { ...base, dim: "colo_tier" }, plan_, 100_000),
             originLatencyByColo({ ch, database, from: new Date(from), to: new Date(to), ...(all ? {} : { linkIds: ids }) }),
           ]);
+      const series: TierRow[] = byTier.map((r) => ({ k: r.b, cache_tier: r.value, clicks: r.clicks }));
+      const totals: TierRow[] = byTier.map((r) => ({ k: "", cache_tier: r.value, clicks: r.clicks }));
+      const byColo: TierRow[] = colos.map((r) => {
+        const cut = r.value.lastIndexOf("/");
+        return { k: r.value.slice(0, cut), cache_tier: r.value.slice(cut + 1), clicks: r.clicks };
+      });
       const [t] = fold(totals);
       return c.json(
         {
@@ -98,10 +101,11 @@ export function sreRoutes({ sql, replica, ch, database }: { sql: Sql; replica: S
           scope: all ? ("all" as const) : ("workspace" as const),
           totals: { isolate: t?.isolate ?? 0, kv: t?.kv ?? 0, origin: t?.origin ?? 0, total: t?.total ?? 0, hit_ratio: t?.hit_ratio ?? null },
           series: fold(series).map(({ k, ...r }) => ({ t: new Date(Number(k) * 1000).toISOString(), ...r })),
-          by_colo: fold(colos).map(({ k, ...r }) => ({ colo: k, ...r })).sort((x, y) => y.total - x.total),
+          by_colo: fold(byColo).map(({ k, ...r }) => ({ colo: k, ...r })).sort((x, y) => y.total - x.total),
           origin_resolve_latency_ms: latency,
           notes: [
             "hit_ratio = (isolate + kv) / total: the share of redirects answered without asking the origin.",
+            "Counts are redirects, bots included (the stats pages leave bots out by default).",
             "origin_resolve_latency_ms: how long the worker waited for ingest's /v1/resolve on a cache miss (origin-tier clicks only; clicks from workers older than event version 2 are not samples).",
           ],
         },

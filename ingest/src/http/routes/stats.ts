@@ -6,8 +6,8 @@ import { requireScope } from "../auth.ts";
 import { chTime, rows } from "../../analytics/clickhouse.ts";
 import type { Sql } from "../../db/connect.ts";
 import { ApiError } from "../errors.ts";
-import { DIMENSION_KEYS, queryStats, workspaceLinkIds, type Dimension, type StatsDeps } from "../../analytics/stats-query.ts";
-import { validTimeZone } from "../../analytics/time.ts";
+import { DIMENSION_KEYS, GROUP_BY_KEYS, queryStats, workspaceLinkIds, type Dimension, type StatsDeps } from "../../analytics/stats-query.ts";
+import { INTERVAL_KEYS, validTimeZone } from "../../analytics/time.ts";
 
 /** The stats API (scope stats:read); the queries are analytics/stats-query.ts's. */
 
@@ -17,11 +17,11 @@ export const StatsQuery = z
     link: z.coerce.number().int().positive().optional().openapi({ description: "a link id of the key's workspace" }),
     domain: z.string().max(253).optional().openapi({ description: "links of this short domain ('' or absent: any)" }),
     tag: z.string().min(1).max(100).optional().openapi({ description: "links carrying this tag" }),
-    from: z.iso.datetime({ offset: true }).optional().openapi({ description: "inclusive; default: depends on interval" }),
-    to: z.iso.datetime({ offset: true }).optional().openapi({ description: "exclusive; default: the next full hour" }),
-    interval: z.enum(["minute", "hour", "day"]).default("day"),
+    from: z.union([z.iso.datetime({ offset: true }), z.iso.date()]).optional().openapi({ description: "inclusive: an instant, or a plain date (its start in `tz`); default: depends on interval" }),
+    to: z.union([z.iso.datetime({ offset: true }), z.iso.date()]).optional().openapi({ description: "an instant (exclusive), or a plain date (inclusive: the range ends with that day in `tz`); default: the next full hour" }),
+    interval: z.enum(INTERVAL_KEYS).default("day").openapi({ description: "bucket size; weeks start on Monday" }),
     tz: z.string().max(64).default("UTC").refine(validTimeZone, "unknown time zone (IANA name, e.g. Europe/Berlin)").openapi({ description: "IANA time zone of the buckets" }),
-    group_by: z.enum(DIMENSION_KEYS).optional(),
+    group_by: z.enum(GROUP_BY_KEYS).optional().openapi({ description: "breakdown by a dimension, or `link` for the top links" }),
     bots: z.enum(["exclude", "include", "only"]).default("exclude"),
     limit: z.coerce.number().int().min(1).max(1000).default(10).openapi({ description: "breakdown rows (top N by clicks)" }),
     ...(Object.fromEntries(DIMENSION_KEYS.map((d) => [d, csv.openapi({ description: `filter: comma-separated ${d} values (any of)` })])) as Record<Dimension, typeof csv>),
@@ -43,7 +43,10 @@ const StreamQuery = LiveQuery.extend({
 const botCond = (bots: string) => (bots === "exclude" ? " AND NOT is_bot" : bots === "only" ? " AND is_bot" : "");
 
 const security = bearerSecurity;
-const Counts = z.object({ clicks: z.number().int(), visitors: z.number().int() });
+const Counts = z.object({
+  clicks: z.number().int().openapi({ description: "distinct clicks: exact (a click delivered twice counts once)" }),
+  visitors: z.number().int().openapi({ description: "distinct visitors (salted per UTC day): approximate, a uniqCombined64 sketch (~0.5 % error, exact for small counts)" }),
+});
 const StatsResponse = z
   .object({
     from: z.string(),
@@ -52,11 +55,18 @@ const StatsResponse = z
     tz: z.string(),
     group_by: z.string().nullable(),
     bots: z.string(),
-    source: z.enum(["clicks", "clicks_hourly", "clicks_daily", "clicks_hourly_totals", "clicks_daily_totals"]).openapi({ description: "the table that answered" }),
+    source: z.string().openapi({ description: "the tables that answered, joined by '+': rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions); none when no link matched" }),
     links: z.number().int().openapi({ description: "links of the workspace matched by link/domain/tag" }),
     totals: Counts,
     series: z.array(Counts.extend({ t: z.string().openapi({ description: "bucket start (UTC instant of the local bucket start)" }) })),
-    breakdown: z.array(Counts.extend({ value: z.string() })).nullable(),
+    breakdown: z
+      .array(
+        Counts.extend({
+          value: z.string().openapi({ description: "the dimension's value ('' = none, e.g. a direct visit); for group_by=link, the link id" }),
+          link: z.object({ id: z.number().int(), domain: z.string(), code: z.string(), url: z.string(), title: z.string().nullable() }).optional().openapi({ description: "group_by=link: the link" }),
+        }),
+      )
+      .nullable(),
   })
   .openapi("Stats");
 
@@ -116,7 +126,7 @@ export function statsRoutes({ streams: caps, ...deps }: StatsDeps & { streams: S
   const app = apiRouter();
   app.use(requireScope(sql, "stats:read"));
   app.openapi(
-    createRoute({ method: "get", path: "/", operationId: "getStats", summary: "Clicks and visitors over time, with totals and a top-N breakdown", tags: ["stats"], security, request: { query: StatsQuery }, responses: { 200: json(StatsResponse, "time series, totals and top-N breakdown"), ...errorResponses(400, 401, 403, 404, 429, 503) } }),
+    createRoute({ method: "get", path: "/", operationId: "getStats", summary: "Clicks and visitors over time, with totals and a top-N breakdown (by a dimension, or the top links)", tags: ["stats"], security, request: { query: StatsQuery }, responses: { 200: json(StatsResponse, "time series, totals and top-N breakdown"), ...errorResponses(400, 401, 403, 404, 429, 503) } }),
     async (c) => c.json(await queryStats(deps, c.var.principal.workspaceId, c.req.valid("query")), 200),
   );
   app.openapi(

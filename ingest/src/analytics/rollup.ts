@@ -1,0 +1,237 @@
+import type { Logger } from "pino";
+import type { Sql, TransactionSql } from "postgres";
+import { chSeconds, rows, type ClickHouseClient } from "./clickhouse.ts";
+
+/**
+ * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
+ *
+ * The loader marks every hour of a batch it loaded (rollup_dirty, in the transaction that
+ * checkpoints the batch, so after its rows are in ClickHouse). The sealer takes the marked
+ * hours that have closed, counts each group's clicks in the raw table read with FINAL (a click
+ * delivered twice counts once), writes them as plain numbers, then deletes the marks it saw; a
+ * mark made again meanwhile has a new seq and survives, so its hour is recomputed on the next
+ * run. A marked hour is read from the raw table by the stats queries, so a rollup is never read
+ * while it is stale, and the open hour is always read raw.
+ *
+ * A recomputed group replaces its older row by `max`: a group's click count never goes down
+ * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64
+ * sketches (mergeable, ~0.5 % error); their merge is a union, so recomputing is harmless too.
+ */
+/** Dimension name → its value in the raw table, as text (the only expressions that reach SQL). */
+export const ROLLUP_DIMENSIONS = {
+  country: "toString(country)",
+  region: "region",
+  city: "city",
+  device: "toString(device)",
+  browser: "toString(browser)",
+  os: "toString(os)",
+  referer_host: "toString(referer_host)",
+  utm_source: "utm_source",
+  utm_medium: "utm_medium",
+  utm_campaign: "utm_campaign",
+  qr: "toString(qr)",
+  cache_tier: "toString(cache_tier)",
+  colo: "toString(colo)",
+  // The SRE page's per-colo hit ratios: colo and tier at once.
+  colo_tier: "concat(toString(colo), '/', toString(cache_tier))",
+} as const;
+export type RollupDimension = keyof typeof ROLLUP_DIMENSIONS;
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+export const floorHour = (t: number) => Math.floor(t / HOUR) * HOUR;
+
+/** Marks the hours of loaded clicks (inside the loader's checkpoint transaction). */
+export async function markHours(tx: TransactionSql | Sql, hours: Iterable<number>): Promise<void> {
+  // ISO text: postgres.js sends an array of Dates as one timestamp.
+  const list = [...new Set(hours)].sort().map((h) => new Date(h).toISOString());
+  if (!list.length) return;
+  await tx`INSERT INTO rollup_dirty (hour) SELECT unnest(${list}::text[]::timestamptz[]) ORDER BY 1
+           ON CONFLICT (hour) DO UPDATE SET seq = nextval('rollup_dirty_seq')`;
+}
+
+/** The hours of ClickHouse row times ('YYYY-MM-DD hh:mm:ss.mmm', UTC). */
+export const hoursOf = (times: Iterable<string>) => new Set([...times].map((t) => floorHour(Date.parse(`${t.replace(" ", "T")}Z`))));
+
+/** Marks every hour the raw table holds clicks of (rollups created over existing data; the bench's direct inserts). */
+export async function markAllHours(sql: Sql, ch: ClickHouseClient, db: string): Promise<number> {
+  const hs = await rows<{ h: number }>(ch, `SELECT DISTINCT toUnixTimestamp(toStartOfHour(ts)) AS h FROM ${db}.clicks`);
+  for (let i = 0; i < hs.length; i += 5000) await markHours(sql, hs.slice(i, i + 5000).map((r) => Number(r.h) * 1000));
+  return hs.length;
+}
+
+/** Hours read raw because their rollups are stale, within [from, to). */
+export async function dirtyHours(sql: Sql, from: number, to: number): Promise<number[]> {
+  const r = await sql<{ hour: Date }[]>`SELECT hour FROM rollup_dirty WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)}`;
+  return r.map((x) => x.hour.getTime());
+}
+
+export interface SealOptions {
+  sql: Sql;
+  ch: ClickHouseClient;
+  database: string;
+  log?: Logger;
+  /** Hours rolled up per ClickHouse pass (bounds its memory). */
+  chunkHours?: number;
+  now?: () => number;
+  /** Wait for another sealer's run to end instead of leaving the work to it (tests, the bench). */
+  wait?: boolean;
+}
+
+/**
+ * One run of the sealer: rolls up the marked hours that have closed (and their UTC days).
+ * Returns the hours it rolled up. Several processes may run it: a PostgreSQL advisory lock
+ * lets one at a time work (the work is idempotent anyway).
+ */
+export async function seal(o: SealOptions): Promise<number> {
+  const { sql, ch, database: db } = o;
+  const open = floorHour((o.now ?? Date.now)());
+  let done = 0;
+  for (;;) {
+    const n = await sql.begin(async (tx) => {
+      if (o.wait) await tx`SELECT pg_advisory_xact_lock(hashtext('linkflow.rollup_sealer'))`;
+      else {
+        const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
+        if (!lock?.ok) return 0;
+      }
+      const marks = await tx<{ hour: Date; seq: string }[]>`
+        SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${o.chunkHours ?? 24}`;
+      if (!marks.length) return 0;
+      const hours = marks.map((m) => m.hour.getTime());
+      await rollUpHours(tx, ch, db, hours, open);
+      // Only the marks as they were read: one made again since (a new seq) stays.
+      await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
+               WHERE d.hour = s.hour AND d.seq = s.seq`;
+      return hours.length;
+    });
+    done += n;
+    if (!n) return done;
+  }
+}
+
+/**
+ * The sealer's queries: inserts through Distributed tables wait for the shards; memory is
+ * bounded (a large GROUP BY spills to disk), so a backlog of hours never takes the process down.
+ */
+const SEAL_SETTINGS = {
+  insert_distributed_sync: 1,
+  max_threads: 2,
+  max_memory_usage: String(1 << 30),
+  max_bytes_before_external_group_by: String(400 << 20),
+  do_not_merge_across_partitions_select_final: 1,
+} as const;
+
+/**
+ * A link's day gets per-dimension rows only from this many clicks (bots included) on: below it,
+ * its rows would be about as many as its clicks (one per dimension and click), and reading its
+ * few raw clicks costs less than storing them fourteen times.
+ */
+export const DENSE_LINK_DAY = 32;
+
+const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, e]) => `('${d}', ${e})`).join(", ")}]`;
+
+/**
+ * Recomputes the rollups of `hours` (closed hours, UTC starts), then of the days they complete.
+ * Hourly: each link's total; each workspace's total and dimensions (its links' clicks
+ * together), its links ranked (dim 'link'); all workspaces'. Daily (a UTC day whose 24 hours
+ * have closed): the same summed from the hours, plus per-dimension rows of the links with at
+ * least DENSE_LINK_DAY clicks that day (from the raw table). Raw rows are read with FINAL: a
+ * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
+ */
+async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number): Promise<void> {
+  const hs = hours.map(chSeconds);
+  const lo = chSeconds(Math.min(...hours));
+  const hi = chSeconds(Math.max(...hours) + HOUR);
+  const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: SEAL_SETTINGS });
+  const inHours = `ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}`;
+  // The workspaces of the hours' links (PostgreSQL owns the mapping; a link never changes workspace).
+  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT link_id AS id FROM ${db}.clicks WHERE ${inHours}`, { lo, hi, hs })).map((r) => String(r.id));
+  const owners = linkIds.length ? await sql<{ id: string; ws: string }[]>`SELECT id::text, workspace_id::text AS ws FROM links WHERE id = ANY(${linkIds}::bigint[])` : [];
+  const map = { l: owners.map((r) => Number(r.id)), w: owners.map((r) => Number(r.ws)) };
+  const ws = (col: string) => `transform(${col}, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
+  const cols = "(level, id, dim, t, is_bot, value, clicks, visitors)";
+  // Links' totals, and workspaces' totals and dimensions, from the raw table in one pass.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
+    { lo, hi, hs },
+  );
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
+    { lo, hi, hs, ...map },
+  );
+  // Each workspace's links ranked (dim 'link'), from the links' totals.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'workspace', ${ws("id")}, 'link', t, is_bot, toString(id), max(clicks), uniqCombined64MergeState(visitors)
+     FROM ${db}.rollup_hourly WHERE level = 'link' AND dim = '' AND t IN {hs:Array(DateTime)} GROUP BY id, t, is_bot`,
+    { hs, ...map },
+  );
+  // All workspaces, from the workspaces' rows.
+  await cmd(
+    `INSERT INTO ${db}.rollup_hourly ${cols}
+     SELECT 'all', 0, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v)
+     FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+           FROM ${db}.rollup_hourly WHERE level = 'workspace' AND dim <> 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value)
+     GROUP BY dim, t, is_bot, value`,
+    { hs },
+  );
+  // Days: those whose last hour has closed are rolled up now; an open day gets its last hour
+  // marked, so the sealer comes back when the day is over (even if that hour has no clicks).
+  const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))];
+  const closed = days.filter((d) => d + DAY <= open);
+  await markHours(sql, days.filter((d) => d + DAY > open).map((d) => d + DAY - HOUR));
+  if (!closed.length) return;
+  const ds = closed.map(chSeconds);
+  await cmd(
+    `INSERT INTO ${db}.rollup_daily ${cols}
+     SELECT level, id, dim, day, is_bot, value, sum(c), uniqCombined64MergeState(v)
+     FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+           FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {ds:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
+     GROUP BY level, id, dim, day, is_bot, value`,
+    { ds },
+  );
+  // Dense links' days: their dimensions, from the raw table.
+  await cmd(
+    `INSERT INTO ${db}.rollup_daily ${cols}
+     SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d
+     WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
+       AND (link_id, toStartOfDay(ts)) IN (
+         SELECT id, t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
+                            WHERE level = 'link' AND dim = '' AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
+         GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY})
+     GROUP BY link_id, dim, day, is_bot, value`,
+    { ds, dlo: chSeconds(Math.min(...closed)), dhi: chSeconds(Math.max(...closed) + DAY) },
+  );
+}
+
+/** Runs the sealer every `intervalMs` until stopped. */
+export function startSealer(o: SealOptions & { intervalMs: number; onSealed?: (hours: number) => void }) {
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  const tick = async () => {
+    try {
+      const n = await seal(o);
+      if (n) o.onSealed?.(n);
+    } catch (err) {
+      o.log?.warn({ err: String(err) }, "rollup sealer failed; those hours stay read raw until the next run");
+    }
+  };
+  const timer = setInterval(() => {
+    if (!stopped && !running) running = tick().finally(() => (running = undefined));
+  }, o.intervalMs);
+  timer.unref();
+  return {
+    /** Runs once now (tests, the bench). */
+    runOnce: () => seal(o),
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
