@@ -27,7 +27,7 @@ export async function dashboardStale(): Promise<boolean> {
   const built = await stat(STAMP).then((s) => s.mtimeMs, () => 0);
   if (!built) return true;
   const mtime = (p: string) => stat(resolve(root, p)).then((s) => s.mtimeMs, () => 0);
-  const deps = await Promise.all(["../node_modules/uplot/package.json", "../node_modules/openapi-fetch/package.json", "../shared/api-types.ts"].map(mtime));
+  const deps = await Promise.all(["../node_modules/uplot/package.json", "../node_modules/openapi-fetch/package.json", "../shared/api-types.ts", "../shared/utm.ts"].map(mtime));
   return Math.max(await newestMtime(join(root, "src")), (await stat(join(root, "index.html"))).mtimeMs, ...deps) > built;
 }
 

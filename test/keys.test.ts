@@ -45,6 +45,18 @@ describe("API keys", () => {
     expect((await api("/api/pipeline", reader.key)).status).toBe(403);
   });
 
+  it("GET /api/keys/me answers any key with its own scopes (no secret); 401 without one", async () => {
+    const reader = await newKey(["stats:read"]);
+    const res = await api("/api/keys/me", reader.key);
+    expect(res.status).toBe(200);
+    const me = await body(res);
+    expect(me).toMatchObject({ id: reader.id, name: "k-stats:read", scopes: ["stats:read"], revoked_at: null });
+    expect(JSON.stringify(me)).not.toContain(reader.key);
+    expect((await body(await api("/api/keys/me", s.adminKey))).scopes).toContain("admin");
+    expect((await api("/api/keys/me", "lf_nope_0000000000000000000000000000000000")).status).toBe(401);
+    expect((await api("/api/keys", reader.key)).status).toBe(403); // the rest of /api/keys stays admin-only
+  });
+
   it("a revoked key fails at once", async () => {
     const k = await newKey(["links:read", "links:write"]);
     expect((await api("/api/domains", k.key)).status).toBe(200);

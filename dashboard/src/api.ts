@@ -6,7 +6,54 @@ const KEY = "linkflow.apiKey";
 
 export const getKey = () => sessionStorage.getItem(KEY);
 export const setKey = (k: string) => sessionStorage.setItem(KEY, k);
-export const dropKey = () => sessionStorage.removeItem(KEY);
+export const dropKey = () => {
+  sessionStorage.removeItem(KEY);
+  me = null;
+};
+
+export type Scope = components["schemas"]["ApiKey"]["scopes"][number];
+let me: { scopes: Scope[] } | null = null;
+
+/** The signed-in key's scopes (GET /api/keys/me, once per sign-in); `key` checks a key before it is stored. */
+export async function loadMe(key?: string): Promise<{ scopes: Scope[] }> {
+  if (me && !key) return me;
+  const got = await ok(api.GET("/api/keys/me", key ? { headers: { Authorization: `Bearer ${key}` } } : {}));
+  me = { scopes: got.scopes };
+  return me;
+}
+/** Whether the signed-in key may do what `scope` allows (admin implies every scope but operator). */
+export const can = (scope: Scope) => !!me && (me.scopes.includes(scope) || (scope !== "operator" && me.scopes.includes("admin")));
+
+/**
+ * What this server's API offers beyond the baseline, read from its spec (/openapi.json) so the
+ * dashboard never sends a request that would fail: a `clicks` count on links, sorting the list
+ * by clicks, top links (`group_by=link`).
+ */
+export interface Features {
+  linkClicks: boolean;
+  sortByClicks: boolean;
+  /** The list's direction: an `order` parameter (asc/desc), else a `-` prefix on `sort`. */
+  sortOrderParam: boolean;
+  topLinks: boolean;
+}
+let features: Promise<Features> | undefined;
+export function getFeatures(): Promise<Features> {
+  type Param = { name: string; schema?: { enum?: string[] } };
+  type Spec = { paths?: Record<string, Record<string, { parameters?: Param[] }>>; components?: { schemas?: Record<string, { properties?: Record<string, unknown> }> } };
+  features ??= fetch("/openapi.json")
+    .then((r) => (r.ok ? (r.json() as Promise<Spec>) : {}))
+    .catch(() => ({}) as Spec)
+    .then((spec: Spec) => {
+      const param = (path: string, name: string) => spec.paths?.[path]?.get?.parameters?.find((p) => p.name === name);
+      return {
+        linkClicks: !!spec.components?.schemas?.Link?.properties?.clicks,
+        sortByClicks: !!param("/api/links", "sort")?.schema?.enum?.includes("clicks"),
+        sortOrderParam: !!param("/api/links", "order"),
+        topLinks: !!param("/api/stats", "group_by")?.schema?.enum?.includes("link"),
+      };
+    });
+  return features;
+}
 
 export class ApiFailure extends Error {
   constructor(
@@ -56,7 +103,7 @@ type ErrorBody = components["schemas"]["Error"];
  * Server-sent events over fetch (EventSource cannot send an Authorization header). Calls
  * `onEvent` per event until `signal` aborts or the stream ends.
  */
-export async function stream(query: { link: number; max_seconds: number }, onEvent: (event: string, data: string) => void, signal: AbortSignal): Promise<void> {
+export async function stream(query: { link: number; max_seconds: number; bots?: "exclude" | "include" | "only" }, onEvent: (event: string, data: string) => void, signal: AbortSignal): Promise<void> {
   const body = await ok(api.GET("/api/stats/stream", { params: { query }, parseAs: "stream", signal }));
   const reader = body!.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";

@@ -1,34 +1,65 @@
 /** Links: the table (search, archived filter, paging), the create/edit form, QR download. */
-import { api, ApiFailure, ok, type Link } from "./api.ts";
-import type { components } from "../../shared/api-types.ts";
-import { clear, h, when } from "./dom.ts";
+import { api, ApiFailure, can, getFeatures, ok, type Link } from "./api.ts";
+import type { components, paths } from "../../shared/api-types.ts";
+import { clear, fmt, h, when } from "./dom.ts";
+
+type ListQuery = NonNullable<paths["/api/links"]["get"]["parameters"]["query"]>;
+type Sort = "new" | "old" | "clicks-desc" | "clicks-asc";
+/** A link with the all-time clicks count, when the API has it. */
+type Counted = Link & { clicks?: number };
 
 export async function linksPage(app: HTMLElement): Promise<void> {
+  const features = await getFeatures();
   const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
   const q = h("input", { type: "search", name: "q", placeholder: "Search url, slug, title", value: params.get("q") ?? "", "aria-label": "search" });
   const archived = h("select", { name: "archived", "aria-label": "archived" }, h("option", { value: "false" }, "Active"), h("option", { value: "true" }, "Archived"), h("option", { value: "all" }, "All"));
+  const wanted = (params.get("sort") ?? sessionStorage.getItem("linkflow.sort") ?? "new") as Sort;
+  const sort = h(
+    "select",
+    { name: "sort", "aria-label": "Sort" },
+    h("option", { value: "new", selected: wanted === "new" }, "Newest first"),
+    h("option", { value: "old", selected: wanted === "old" }, "Oldest first"),
+    features.sortByClicks ? [h("option", { value: "clicks-desc", selected: wanted === "clicks-desc" }, "Most clicks"), h("option", { value: "clicks-asc", selected: wanted === "clicks-asc" }, "Fewest clicks")] : [],
+  );
+  const clicksCol = features.linkClicks;
   const body = h("tbody");
   const more = h("button", { type: "button", hidden: true }, "Load more");
-  const status = h("p", { class: "muted" });
+  const status = h("div", { class: "empty", role: "status" });
   let cursor: string | null = null;
   let timer: number | undefined;
   let seq = 0; // only the latest request's answer is shown (typing fires several)
 
+  const sortQuery = (v: string): Partial<ListQuery> => {
+    // The list's sort: clicks (when the API has it) or creation time, either way round.
+    // (Cast: the spec's sort parameter changes between API versions; getFeatures() says which this is.)
+    const field = v.startsWith("clicks") ? "clicks" : "created_at";
+    const desc = v === "new" || v === "clicks-desc";
+    const q = features.sortOrderParam ? { sort: field, order: desc ? "desc" : "asc" } : { sort: `${desc ? "-" : ""}${field}` };
+    return q as unknown as Partial<ListQuery>;
+  };
+
   async function load(reset: boolean) {
     const mine = ++seq;
     if (reset) cursor = null;
-    status.textContent = "Loading…";
+    status.replaceChildren("Loading…");
     try {
-      const query = { limit: 50, q: q.value.trim() || undefined, archived: archived.value as "false" | "true" | "all", cursor: cursor ?? undefined };
+      const query: ListQuery = { limit: 50, q: q.value.trim() || undefined, archived: archived.value as "false" | "true" | "all", cursor: cursor ?? undefined, ...sortQuery(sort.value) };
       const page = await ok(api.GET("/api/links", { params: { query } }));
       if (mine !== seq) return;
       if (reset) body.replaceChildren();
-      for (const l of page.items) body.append(row(l));
+      for (const l of page.items) body.append(row(l, clicksCol));
       cursor = page.next_cursor;
       more.hidden = !cursor;
-      status.textContent = body.children.length ? "" : "No links yet.";
+      const term = q.value.trim();
+      if (body.children.length) status.replaceChildren();
+      else if (term || archived.value !== "false")
+        status.replaceChildren(
+          h("p", {}, term ? `No links match “${term}”${archived.value === "false" ? "" : ` among ${archived.value === "true" ? "archived" : "all"} links`}.` : "No archived links."),
+          h("button", { type: "button", onclick: () => ((q.value = ""), (archived.value = "false"), void load(true)) }, "Clear search"),
+        );
+      else status.replaceChildren(h("p", {}, "No links yet."), ...(can("links:write") ? [h("a", { class: "button primary", href: "#/links/new" }, "Create your first link")] : []));
     } catch (e) {
-      status.textContent = (e as Error).message;
+      status.replaceChildren(h("p", { class: "error" }, (e as Error).message));
     }
   }
   q.addEventListener("input", () => {
@@ -36,29 +67,74 @@ export async function linksPage(app: HTMLElement): Promise<void> {
     timer = window.setTimeout(() => void load(true), 250);
   });
   archived.addEventListener("change", () => void load(true));
+  sort.addEventListener("change", () => {
+    sessionStorage.setItem("linkflow.sort", sort.value);
+    void load(true);
+  });
   more.addEventListener("click", () => void load(false));
 
+  const heads = ["Short link", "Destination", "Title", "Tags", ...(clicksCol ? ["Clicks"] : []), "Created", "Actions"];
   clear(
     app,
-    h("div", { class: "bar" }, h("h1", {}, "Links"), h("a", { class: "button primary", href: "#/links/new" }, "New link")),
-    h("div", { class: "bar filters" }, q, archived),
-    h("table", { class: "links" }, h("thead", {}, h("tr", {}, h("th", {}, "Short link"), h("th", {}, "Destination"), h("th", {}, "Title"), h("th", {}, "Tags"), h("th", {}, "Created"), h("th", {}, ""))), body),
+    h("div", { class: "bar" }, h("h1", {}, "Links"), can("links:write") ? h("a", { class: "button primary", href: "#/links/new" }, "New link") : null),
+    h("div", { class: "bar filters" }, q, archived, sort),
+    h(
+      "table",
+      { class: "links" },
+      h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", class: t === "Clicks" ? "num" : null, "aria-sort": t === "Clicks" && sort.value.startsWith("clicks") ? (sort.value.endsWith("asc") ? "ascending" : "descending") : null }, t)))),
+      body,
+    ),
     status,
     more,
   );
+  sort.addEventListener("change", () => {
+    const th = app.querySelector("th.num");
+    if (th) sort.value.startsWith("clicks") ? th.setAttribute("aria-sort", sort.value.endsWith("asc") ? "ascending" : "descending") : th.removeAttribute("aria-sort");
+  });
   await load(true);
 }
 
-function row(l: Link): HTMLTableRowElement {
+/** A button that copies `text` (a short link) and says so. */
+export function copyButton(text: string): HTMLButtonElement {
+  const btn = h("button", { type: "button", class: "copy", "aria-label": `Copy ${text}`, title: "Copy to clipboard" }, "Copy");
+  btn.addEventListener("click", () => {
+    navigator.clipboard.writeText(text).then(
+      () => flash(btn, "Copied"),
+      () => flash(btn, "Copy failed"),
+    );
+  });
+  return btn;
+}
+function flash(btn: HTMLButtonElement, text: string) {
+  const label = btn.getAttribute("aria-label")!;
+  btn.textContent = text;
+  btn.setAttribute("aria-label", text);
+  btn.dataset.state = text === "Copied" ? "copied" : "failed";
+  setTimeout(() => {
+    btn.textContent = "Copy";
+    btn.setAttribute("aria-label", label);
+    delete btn.dataset.state;
+  }, 2000);
+}
+
+function row(l: Counted, clicksCol: boolean): HTMLTableRowElement {
+  const short = l.domain ? `${l.domain}/${l.code}` : l.code;
   return h(
     "tr",
     { "data-link-id": l.id },
-    h("td", {}, h("a", { href: `#/links/${l.id}`, class: "code" }, l.domain ? `${l.domain}/${l.code}` : l.code), l.archived ? h("span", { class: "tag" }, "archived") : null, l.has_password ? h("span", { class: "tag" }, "🔒") : null),
-    h("td", { class: "url" }, h("span", { title: l.url }, l.url)),
-    h("td", {}, l.title ?? ""),
-    h("td", {}, l.tags.map((t) => h("span", { class: "tag" }, t))),
-    h("td", { class: "muted" }, when(l.created_at)),
-    h("td", { class: "actions" }, h("a", { href: `#/links/${l.id}` }, "Stats"), " ", h("a", { href: `#/links/${l.id}/edit` }, "Edit"), " ", h("button", { type: "button", class: "link", onclick: () => void downloadQr(l) }, "QR")),
+    h("td", { "data-label": "Short link" }, h("a", { href: `#/links/${l.id}`, class: "code" }, short), " ", copyButton(l.short_url), l.archived ? h("span", { class: "tag" }, "archived") : null, l.has_password ? h("span", { class: "tag", title: "password protected" }, "🔒") : null),
+    h("td", { class: "url", "data-label": "Destination" }, h("span", { title: l.url }, l.url)),
+    h("td", { "data-label": "Title", class: l.title ? null : "blank" }, l.title ?? ""),
+    h("td", { "data-label": "Tags", class: l.tags.length ? null : "blank" }, l.tags.map((t) => h("span", { class: "tag" }, t))),
+    clicksCol ? h("td", { class: "num clicks", "data-label": "Clicks", "data-clicks": l.clicks ?? 0 }, fmt.format(l.clicks ?? 0)) : null,
+    h("td", { class: "muted created", "data-label": "Created" }, when(l.created_at)),
+    h(
+      "td",
+      { class: "actions", "data-label": "Actions" },
+      can("stats:read") ? h("a", { href: `#/links/${l.id}` }, "Stats") : h("a", { href: `#/links/${l.id}` }, "Details"),
+      can("links:write") ? h("a", { href: `#/links/${l.id}/edit` }, "Edit") : null,
+      h("button", { type: "button", class: "link", onclick: () => void downloadQr(l) }, "QR"),
+    ),
   );
 }
 

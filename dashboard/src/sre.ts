@@ -1,15 +1,18 @@
-/** SRE: edge cache tiers and hit ratio (/api/sre/edge), pipeline health (/api/pipeline). */
-import { api, ApiFailure, ok } from "./api.ts";
+/**
+ * SRE: edge cache tiers and hit ratio (/api/sre/edge; every redirect, bots included), pipeline
+ * health (/api/pipeline, operator keys only: not requested without that scope).
+ */
+import { api, can, ok } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h } from "./dom.ts";
+import { buckets, loadState, rangeControls, rangeOf, tz } from "./view.ts";
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
 const num = (v: number | null | undefined, unit = "") => (v === null || v === undefined ? "–" : `${fmt.format(Math.round(v * 10) / 10)}${unit}`);
 const card = (label: string, value: string, id?: string, cls = "") => h("div", { class: `card ${cls}` }, h("span", { class: "muted" }, label), h("strong", { id }, value));
 
 export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<void> {
-  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  const interval = h("select", { name: "interval", "aria-label": "interval" }, h("option", { value: "minute" }, "Last hour, by minute"), h("option", { value: "hour", selected: true }, "Last 2 days, by hour"), h("option", { value: "day" }, "Last 30 days, by day"));
+  const state = loadState();
   const edgeCards = h("div", { class: "cards" });
   const ratioBox = h("div", { id: "hit-ratio-chart", class: "chart" });
   const colos = h("div");
@@ -19,27 +22,33 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
   clear(
     app,
     h("h1", {}, "SRE"),
+    h("p", { class: "note", id: "bots-note" }, "Counts on this page include bots: every redirect the edge served and every click the pipeline carried. The overview and link pages exclude bots unless you include them."),
+    rangeControls(state, () => void loadEdge(), { bots: false }),
     error,
-    h("section", {}, h("div", { class: "bar" }, h("h2", {}, "Edge cache"), interval), edgeCards, ratioBox, colos, notes),
+    h("section", {}, h("h2", {}, "Edge cache (bots included)"), edgeCards, ratioBox, colos, notes),
     h("section", {}, h("h2", {}, "Pipeline health"), pipeBox),
   );
 
   async function loadEdge() {
     try {
-      const e = await ok(api.GET("/api/sre/edge", { params: { query: { interval: interval.value as "minute" | "hour" | "day", tz } } }));
+      const range = rangeOf(state);
+      const e = await ok(api.GET("/api/sre/edge", { params: { query: { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), interval: range.interval, tz } }, signal }));
       if (signal.aborted) return;
-      clear(edgeCards, card("Hit ratio", pct(e.totals.hit_ratio), "hit-ratio"), card("Isolate", fmt.format(e.totals.isolate)), card("KV", fmt.format(e.totals.kv)), card("Origin", fmt.format(e.totals.origin)), card("Redirects", fmt.format(e.totals.total)));
-      const xs = e.series.map((p) => Date.parse(p.t) / 1000);
+      clear(edgeCards, card("Hit ratio", pct(e.totals.hit_ratio), "hit-ratio"), card("Isolate", fmt.format(e.totals.isolate)), card("KV", fmt.format(e.totals.kv)), card("Origin", fmt.format(e.totals.origin)), card("Redirects (incl. bots)", fmt.format(e.totals.total), "redirects"));
+      // Every bucket of the range on the x axis (the API lists those with redirects).
+      const byT = new Map(e.series.map((p) => [Date.parse(p.t), p]));
+      const all = buckets(range, e.series.map((p) => ({ t: p.t, clicks: p.total, visitors: 0 })));
+      const xs = all.map((b) => b.t / 1000);
       timeChart(
         ratioBox,
         xs,
-        [e.series.map((p) => p.total), e.series.map((p) => p.origin), e.series.map((p) => p.hit_ratio)],
+        [all.map((b) => b.clicks), all.map((b) => byT.get(b.t)?.origin ?? 0), all.map((b) => byT.get(b.t)?.hit_ratio ?? null)],
         [
           { label: "Redirects", color: "#2563eb", bars: true },
           { label: "Origin resolves", color: "#dc2626" },
           { label: "Hit ratio", color: "#7c3aed", scale: "ratio", fmt: pct },
         ],
-        { height: 260, xRange: [Date.parse(e.from) / 1000, Date.parse(e.to) / 1000] },
+        { height: 260, xRange: [range.from / 1000, range.to / 1000], empty: "No redirects in this range." },
       );
       // Origin resolve latency per colo (ms): what a cache miss costs a visitor there.
       const lat = e.origin_resolve_latency_ms;
@@ -49,10 +58,14 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
         colos,
         e.by_colo.length
           ? h(
+              "div",
+              { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Redirects per colo" },
+              h(
               "table",
               {},
               h("thead", {}, h("tr", {}, ["Colo", "Isolate", "KV", "Origin", "Total", "Hit ratio", "Origin p50", "Origin p99"].map((t) => h("th", {}, t)))),
               h("tbody", {}, e.by_colo.map((c) => h("tr", {}, h("td", {}, c.colo || "(unknown)"), h("td", {}, fmt.format(c.isolate)), h("td", {}, fmt.format(c.kv)), h("td", {}, fmt.format(c.origin)), h("td", {}, fmt.format(c.total)), h("td", {}, pct(c.hit_ratio)), h("td", {}, msText(latOf.get(c.colo)?.p50_ms)), h("td", {}, msText(latOf.get(c.colo)?.p99_ms))))),
+              ),
             )
           : h("p", { class: "muted" }, "No redirects in this range."),
         h("p", { class: "muted" }, lat.samples ? `Origin resolves: ${fmt.format(lat.samples)} measured, p50 ${msText(lat.p50_ms)}, p99 ${msText(lat.p99_ms)}.` : "Origin resolves: none measured in this range."),
@@ -65,6 +78,7 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
   }
 
   async function loadPipeline() {
+    if (!can("operator")) return void clear(pipeBox, h("p", { class: "muted" }, "Pipeline health needs an operator key (the bootstrap admin key has the operator scope)."));
     try {
       const p = await ok(api.GET("/api/pipeline"));
       if (signal.aborted) return;
@@ -87,18 +101,21 @@ export async function srePage(app: HTMLElement, signal: AbortSignal): Promise<vo
           ...Object.entries(p.breakers).map(([name, state]) => card(`Breaker: ${name}`, state, `breaker-${name}`, bad(state === "closed"))),
         ),
         h(
+          "div",
+          { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Kinesis shards" },
+          h(
           "table",
           {},
           h("thead", {}, h("tr", {}, ["Shard", "Owner", "Lease until", "Behind latest", "Sequence"].map((t) => h("th", {}, t)))),
           h("tbody", {}, p.shards.map((s) => h("tr", {}, h("td", {}, s.shard_id), h("td", {}, s.owner ?? "–"), h("td", {}, new Date(s.lease_until).toLocaleTimeString()), h("td", {}, s.millis_behind_latest === null ? "–" : `${fmt.format(s.millis_behind_latest)} ms`), h("td", { class: "mono" }, s.finished ? "finished" : (s.sequence_number ?? "–").slice(-12))))),
+          ),
         ),
       );
     } catch (err) {
-      clear(pipeBox, h("p", { class: "muted" }, err instanceof ApiFailure && err.status === 403 ? "Pipeline health needs an operator key (the bootstrap admin key has the operator scope)." : (err as Error).message));
+      clear(pipeBox, h("p", { class: "error" }, (err as Error).message));
     }
   }
 
-  interval.addEventListener("change", () => void loadEdge());
   await Promise.all([loadEdge(), loadPipeline()]);
   const t1 = window.setInterval(() => void loadPipeline(), 3000);
   const t2 = window.setInterval(() => void loadEdge(), 15_000);

@@ -25,8 +25,11 @@ const unknownKeysOf = (sql: Sql) => {
 
 export type AuthVars = { principal: Principal };
 
-/** Bearer API key with `scope` (or admin, for any scope but operator). Sets `c.var.principal`. */
-export const requireScope = (sql: Sql, scope: Scope) =>
+/**
+ * Bearer API key with `scope` (or admin, for any scope but operator); `null`: any valid key
+ * (GET /api/keys/me). Sets `c.var.principal`.
+ */
+export const requireScope = (sql: Sql, scope: Scope | null) =>
   createMiddleware<{ Variables: AuthVars }>(async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
@@ -46,7 +49,7 @@ export const requireScope = (sql: Sql, scope: Scope) =>
       throw new ApiError(429, "rate_limited", `this key allows ${principal.requestsPerMinute} requests a minute; retry in ${limit.retryAfterS} s`);
     }
     // admin implies every workspace scope, never the instance-wide operator scope.
-    if (!principal.scopes.includes(scope) && !(scope !== "operator" && principal.scopes.includes("admin")))
+    if (scope && !principal.scopes.includes(scope) && !(scope !== "operator" && principal.scopes.includes("admin")))
       throw new ApiError(403, "forbidden", `this key lacks the '${scope}' scope`);
     c.set("principal", principal);
     await next();

@@ -43,13 +43,23 @@ const security = [{ bearer: [] }];
 
 /**
  * /api/keys: create (secret shown once), list, revoke — within the caller's workspace (admin
- * scope; granting `operator` needs `operator`).
+ * scope; granting `operator` needs `operator`); `GET /me`: the calling key itself (any key), so
+ * a client (the dashboard) offers only what its scopes allow.
  */
 export function keyRoutes(sql: Sql) {
   const app = apiRouter();
-  app.use(requireScope(sql, "admin"));
+  const admin = requireScope(sql, "admin");
   app.openapi(
-    createRoute({ method: "post", path: "/", operationId: "createKey", summary: "Create an API key in the caller's workspace (the secret is shown once)", tags: ["keys"], security, request: { body: { content: { "application/json": { schema: CreateKeyBody } }, required: true } }, responses: { 201: json(CreatedKeySchema, "the new key, with its secret"), ...errorResponses(400, 401, 403, 429) } }),
+    createRoute({ method: "get", path: "/me", operationId: "getOwnKey", summary: "The calling API key (no secret): its workspace and scopes", tags: ["keys"], security, middleware: [requireScope(sql, null)] as const, responses: { 200: json(KeySchema, "the calling key"), ...errorResponses(401, 429) } }),
+    async (c) => {
+      const [row] = await sql<KeyRecord[]>`
+        SELECT id, workspace_id, name, prefix, scopes, requests_per_minute, created_at, revoked_at
+        FROM api_keys WHERE id = ${c.var.principal.keyId}`;
+      return c.json(present(row!), 200);
+    },
+  );
+  app.openapi(
+    createRoute({ method: "post", path: "/", operationId: "createKey", summary: "Create an API key in the caller's workspace (the secret is shown once)", tags: ["keys"], security, middleware: [admin] as const, request: { body: { content: { "application/json": { schema: CreateKeyBody } }, required: true } }, responses: { 201: json(CreatedKeySchema, "the new key, with its secret"), ...errorResponses(400, 401, 403, 429) } }),
     async (c) => {
       const body = c.req.valid("json");
       // Only an operator grants operator: a workspace admin cannot mint an instance-wide key.
@@ -61,7 +71,7 @@ export function keyRoutes(sql: Sql) {
     },
   );
   app.openapi(
-    createRoute({ method: "get", path: "/", operationId: "listKeys", summary: "The workspace's API keys (no secrets)", tags: ["keys"], security, responses: { 200: json(z.object({ items: z.array(KeySchema) }), "the workspace's keys (no secrets)"), ...errorResponses(401, 403, 429) } }),
+    createRoute({ method: "get", path: "/", operationId: "listKeys", summary: "The workspace's API keys (no secrets)", tags: ["keys"], security, middleware: [admin] as const, responses: { 200: json(z.object({ items: z.array(KeySchema) }), "the workspace's keys (no secrets)"), ...errorResponses(401, 403, 429) } }),
     async (c) => {
       const rows = await sql<KeyRecord[]>`
         SELECT id, workspace_id, name, prefix, scopes, requests_per_minute, created_at, revoked_at
@@ -70,7 +80,7 @@ export function keyRoutes(sql: Sql) {
     },
   );
   app.openapi(
-    createRoute({ method: "delete", path: "/{id}", operationId: "revokeKey", summary: "Revoke an API key", tags: ["keys"], security, request: { params: IdParam }, responses: { 200: json(KeySchema, "the revoked key"), ...errorResponses(400, 401, 403, 404, 429) } }),
+    createRoute({ method: "delete", path: "/{id}", operationId: "revokeKey", summary: "Revoke an API key", tags: ["keys"], security, middleware: [admin] as const, request: { params: IdParam }, responses: { 200: json(KeySchema, "the revoked key"), ...errorResponses(400, 401, 403, 404, 429) } }),
     async (c) => {
       const { id } = c.req.valid("param");
       const [row] = await sql<KeyRecord[]>`
