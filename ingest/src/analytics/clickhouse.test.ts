@@ -16,20 +16,21 @@ describe("schemaStatements", () => {
       expect(now).toContain(`DROP VIEW IF EXISTS linkflow.${v}_mv`);
       expect(now).toContain(`DROP TABLE IF EXISTS linkflow.${v}`);
     }
-    expect(now.filter((q) => q.startsWith("CREATE MATERIALIZED VIEW"))).toEqual([]);
+    // One materialized view only: the copy of new clicks into clicks_recent (no aggregation).
+    expect(now.filter((q) => q.startsWith("CREATE MATERIALIZED VIEW"))).toEqual(["CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_recent_mv TO linkflow.clicks_recent AS SELECT * FROM linkflow.clicks"]);
   });
 
   it("cluster output: ON CLUSTER, Replicated local tables, Distributed tables", () => {
     const ddl = schemaStatements("linkflow", "prod");
     const squeeze = (q: string) => q.replace(/\s+/g, " ").trim();
-    for (const q of ddl) expect(q).toMatch(/^\s*(CREATE (DATABASE|TABLE) IF NOT EXISTS|ALTER TABLE|DROP (VIEW|TABLE) IF EXISTS) linkflow(\.\w+)? ON CLUSTER prod\b/);
+    for (const q of ddl) expect(q).toMatch(/^\s*(CREATE (DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE|DROP (VIEW|TABLE) IF EXISTS) linkflow(\.\w+)? ON CLUSTER prod\b/);
     // Same tables and views as single-node, plus one *_local per table.
     const names = (qs: string[]) => qs.map((q) => q.match(/IF NOT EXISTS (linkflow\.\w+)/)?.[1]).filter(Boolean);
     const single = names(schemaStatements("linkflow").filter((q) => !q.startsWith("ALTER")));
     const clustered = names(ddl.filter((q) => !q.startsWith("ALTER")));
     expect(clustered.filter((n) => !n!.endsWith("_local"))).toEqual(single.filter((n) => n !== "linkflow"));
     expect(clustered.filter((n) => n!.endsWith("_local")).sort()).toEqual(
-      ["clicks", "rollup_daily", "rollup_hourly"].map((t) => `linkflow.${t}_local`).sort(),
+      ["clicks", "clicks_recent", "rollup_daily", "rollup_hourly"].map((t) => `linkflow.${t}_local`).sort(),
     );
     expect(ddl.map(squeeze).map((q) => q.slice(0, 140))).toMatchInlineSnapshot(`
       [
@@ -60,6 +61,9 @@ describe("schemaStatements", () => {
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS utm_content String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS visitor_hash String DEFAULT ''",
         "ALTER TABLE linkflow.clicks ON CLUSTER prod ADD COLUMN IF NOT EXISTS origin_ms Nullable(UInt32)",
+        "CREATE TABLE IF NOT EXISTS linkflow.clicks_recent_local ON CLUSTER prod AS linkflow.clicks_local ENGINE = ReplicatedReplacingMergeTree('/cli",
+        "CREATE TABLE IF NOT EXISTS linkflow.clicks_recent ON CLUSTER prod AS linkflow.clicks_recent_local ENGINE = Distributed(prod, linkflow, click",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS linkflow.clicks_recent_mv ON CLUSTER prod TO linkflow.clicks_recent_local AS SELECT * FROM linkflow.c",
         "DROP VIEW IF EXISTS linkflow.clicks_hourly_mv ON CLUSTER prod",
         "DROP TABLE IF EXISTS linkflow.clicks_hourly ON CLUSTER prod",
         "DROP TABLE IF EXISTS linkflow.clicks_hourly_local ON CLUSTER prod",

@@ -58,6 +58,10 @@ const ADDED_CLICK_COLUMNS = [
  */
 export const LOADER_INSERT_SETTINGS = { insert_distributed_sync: 1 } as const;
 
+/** Days `clicks_recent` keeps (by click time); queries read it for the last RECENT_READ_MS only. */
+export const RECENT_DAYS = 2;
+export const RECENT_READ_MS = 36 * 3_600_000;
+
 /** The Replicated engines' ZooKeeper/Keeper path and replica name (macros of each server). */
 export const REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
 
@@ -118,6 +122,20 @@ export function schemaStatements(db: string, cluster?: string): string[] {
       ? [`CREATE TABLE IF NOT EXISTS ${db}.clicks${on} AS ${db}.${local("clicks")}
     ENGINE = Distributed(${cluster}, ${db}, ${local("clicks")}, cityHash64(click_id))`, ...addColumns("clicks")]
       : []),
+    // The last days' clicks again, sorted by hour: what a workspace's (or every workspace's)
+    // question reads raw is the open hour and recent stale hours, and in `clicks`, sorted by
+    // link, those rows are spread over every link's range. Filled by a materialized view.
+    `CREATE TABLE IF NOT EXISTS ${db}.${local("clicks_recent")}${on} AS ${db}.${local("clicks")}
+    ENGINE = ${engine("ReplacingMergeTree")}
+    PARTITION BY toDate(ts)
+    ORDER BY (toStartOfHour(ts), link_id, click_id)
+    TTL toDateTime(ts) + INTERVAL ${RECENT_DAYS} DAY
+    SETTINGS ttl_only_drop_parts = 1`,
+    ...(cluster
+      ? [`CREATE TABLE IF NOT EXISTS ${db}.clicks_recent${on} AS ${db}.${local("clicks_recent")}
+    ENGINE = Distributed(${cluster}, ${db}, ${local("clicks_recent")}, cityHash64(click_id))`]
+      : []),
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.clicks_recent_mv${on} TO ${db}.${local("clicks_recent")} AS SELECT * FROM ${db}.${local("clicks")}`,
     ...RETIRED.flatMap((v) => [`DROP VIEW IF EXISTS ${db}.${v}_mv${on}`, ...(cluster ? [`DROP TABLE IF EXISTS ${db}.${v}${on}`] : []), `DROP TABLE IF EXISTS ${db}.${local(v)}${on}`]),
     ...rollupStatements(db, cluster, REPLICA_PATH),
     // Which workspace owns each clicked link (link-owners.ts). Small (a row per link) and needed
@@ -169,7 +187,12 @@ export function rollupStatements(db: string, cluster?: string, replicaPath = "")
 export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<{ rollupsCreated: boolean }> {
   const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
   const existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
+  const recentExisted = await exists("clicks_recent");
   for (const query of schemaStatements(db, cluster)) await ch.command({ query });
+  // A new clicks_recent: the clicks it should already hold (the view fills it from now on; a
+  // click in both is one click_id, counted once).
+  if (!recentExisted)
+    await ch.command({ query: `INSERT INTO ${db}.clicks_recent SELECT * FROM ${db}.clicks WHERE ts >= now() - INTERVAL ${RECENT_DAYS} DAY`, clickhouse_settings: { insert_distributed_sync: 1 } });
   return { rollupsCreated: !existed };
 }
 

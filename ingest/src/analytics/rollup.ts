@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { chSeconds, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, RECENT_READ_MS, rows, type ClickHouseClient } from "./clickhouse.ts";
 
 /**
  * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
@@ -144,8 +144,11 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   const hi = chSeconds(Math.max(...hours) + HOUR);
   const cmd = (query: string, query_params: Record<string, unknown>) => ch.command({ query, query_params, clickhouse_settings: SEAL_SETTINGS });
   const inHours = `ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {hs:Array(DateTime)}`;
+  // Recent hours from clicks_recent (sorted by hour: reads just them), older ones from clicks.
+  const recentFrom = open - RECENT_READ_MS;
+  const raw = Math.min(...hours) >= recentFrom ? `${db}.clicks_recent` : `${db}.clicks`;
   // The workspaces of the hours' links (PostgreSQL owns the mapping; a link never changes workspace).
-  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT link_id AS id FROM ${db}.clicks WHERE ${inHours}`, { lo, hi, hs })).map((r) => String(r.id));
+  const linkIds = (await rows<{ id: string }>(ch, `SELECT DISTINCT link_id AS id FROM ${raw} WHERE ${inHours}`, { lo, hi, hs })).map((r) => String(r.id));
   const owners = linkIds.length ? await sql<{ id: string; ws: string }[]>`SELECT id::text, workspace_id::text AS ws FROM links WHERE id = ANY(${linkIds}::bigint[])` : [];
   const map = { l: owners.map((r) => Number(r.id)), w: owners.map((r) => Number(r.ws)) };
   const ws = (col: string) => `transform(${col}, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
@@ -154,13 +157,13 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
      SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), uniqCombined64State(nullIf(visitor_hash, ''))
-     FROM ${db}.clicks FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
+     FROM ${raw} FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
     { lo, hi, hs },
   );
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
      SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
-     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
+     FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
     { lo, hi, hs, ...map },
   );
   // Each workspace's links ranked (dim 'link'), from the links' totals.
@@ -198,7 +201,7 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   await cmd(
     `INSERT INTO ${db}.rollup_daily ${cols}
      SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
-     FROM ${db}.clicks FINAL ARRAY JOIN ${ALL_DIMS()} AS d
+     FROM ${Math.min(...closed) >= recentFrom ? `${db}.clicks_recent` : `${db}.clicks`} FINAL ARRAY JOIN ${ALL_DIMS()} AS d
      WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
        AND (link_id, toStartOfDay(ts)) IN (
          SELECT id, t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily

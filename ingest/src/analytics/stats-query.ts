@@ -1,4 +1,4 @@
-import { chSeconds, chTime, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, chTime, RECENT_READ_MS, rows, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
 import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
@@ -192,15 +192,13 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     // sorting key (link_id, ts) then reads only those, where "in the range but not a rolled-up
     // hour" would read the whole range and filter.
     const ranges = rawRanges(q.from, q.to, p, q.scope.level === "link" ? q.scope.ids.length : 1);
-    if (!ranges.length) return parts.join("\nUNION ALL\n") || emptyPart(visitors);
-    ranges.forEach(([a, b], i) => Object.assign(params, { [`r${i}a`]: chTime(new Date(a)), [`r${i}b`]: chTime(new Date(b)) }));
-    const where = [`(${ranges.map((_, i) => `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`).join(" OR ")})`];
+    const where: string[] = [];
     if (q.scope.level === "link") {
       params.ids = q.scope.ids;
-      where.unshift("link_id IN {ids:Array(UInt64)}");
+      where.push("link_id IN {ids:Array(UInt64)}");
     } else if (q.scope.level === "workspace") {
       params.ws = q.scope.id;
-      where.unshift(`link_id IN (SELECT link_id FROM ${db}.link_workspaces WHERE workspace_id = {ws:UInt64})`);
+      where.push(`link_id IN (SELECT link_id FROM ${db}.link_workspaces WHERE workspace_id = {ws:UInt64})`);
     }
     // Several links, some dense on a day and some not: the rows of the dense ones' days are theirs.
     if (p.dense?.length && q.scope.level === "link" && q.scope.ids.length > 1) where.push(`concat(toString(link_id), '/', toString(toDate(ts))) NOT IN {dense:Array(String)}`);
@@ -210,10 +208,28 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
       params[`f_${dim}`] = vs;
       where.push(`${ROLLUP_DIMENSIONS[dim as Dimension]} IN {f_${dim}:Array(String)}`);
     }
-    parts.push(
-      `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
-       FROM ${db}.clicks WHERE ${where.join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
-    );
+    // A link's rows are adjacent in `clicks` (sorted by link, then time). Many links' recent
+    // hours are not: those are read from `clicks_recent` (sorted by hour), older ones from `clicks`.
+    const recentFrom = q.scope.level === "link" ? Infinity : floorHour(Date.now()) - RECENT_READ_MS;
+    const split = { recent: [] as [number, number][], old: [] as [number, number][] };
+    for (const [a, b] of ranges) {
+      if (a >= recentFrom) split.recent.push([a, b]);
+      else if (b <= recentFrom) split.old.push([a, b]);
+      else split.old.push([a, recentFrom]), split.recent.push([recentFrom, b]);
+    }
+    let n = 0;
+    for (const [table, rs] of [["clicks", split.old], ["clicks_recent", split.recent]] as const) {
+      if (!rs.length) continue;
+      const time = `(${rs.map(([a, b]) => {
+        const i = n++;
+        Object.assign(params, { [`r${i}a`]: chTime(new Date(a)), [`r${i}b`]: chTime(new Date(b)) });
+        return `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`;
+      }).join(" OR ")})`;
+      parts.push(
+        `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
+         FROM ${db}.${table} WHERE ${[...where, time].join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
+      );
+    }
   }
   params.tz = q.tz;
   return parts.join("\nUNION ALL\n") || emptyPart(visitors);
