@@ -181,6 +181,7 @@ describe("real responses match the spec", () => {
   it("keys, workspaces, domains", async () => {
     const { body: key } = await call("POST", "/api/keys", { body: JSON.stringify({ name: "reader", scopes: ["links:read"] }) });
     await call("GET", "/api/keys");
+    await call("GET", "/api/keys/me");
     await call("POST", "/api/links", { key: key.key, body: JSON.stringify({ url: "https://example.com/" }) }); // 403
     await call("DELETE", `/api/keys/${key.id}`);
     await call("POST", "/api/workspaces", { body: JSON.stringify({ name: "spec" }) });
