@@ -157,16 +157,7 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
  * The union of the plan's parts as rows (t: bucket or hour start, val, c: distinct clicks,
  * v: visitor sketch), for the caller to group. Parameters go into `params`.
  */
-/**
- * What a union reads: `clicks` (rollup rows with FINAL: each group's versions merged, so a
- * recomputed group counts once) or `visitors` (sketches only, without FINAL: a group's versions
- * are sets of the same visitors, so merging them all is the union anyway, and FINAL's merge of
- * sketch columns costs several times the reading).
- */
-type Measure = "clicks" | "visitors";
-
-function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, measure: Measure = "clicks"): string {
-  const visitors = measure === "visitors";
+function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, visitors = true): string {
   const botCond = (col: string) => (q.bots === "exclude" ? ` AND NOT ${col}` : q.bots === "only" ? ` AND ${col}` : "");
   const parts: string[] = [];
   // Rollup rows read with FINAL: each group's versions merged (clicks by max, visitor sketches
@@ -180,8 +171,8 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   if (q.values) params.values = q.values;
   const v = (state: string) => (visitors ? `, ${state} AS v` : "");
   const rollup = (table: string, timeCond: string) =>
-    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, ${visitors ? "toUInt64(0)" : "clicks"} AS c${v("visitors")}
-     FROM ${db}.${table}${visitors ? "" : " FINAL"} WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
+    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, clicks AS c${v("visitors")}
+     FROM ${db}.${table} FINAL WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
   if (p.dense?.length) {
     params.dense = p.dense;
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
@@ -235,7 +226,7 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
         return `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`;
       }).join(" OR ")})`;
       parts.push(
-        `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, ${visitors ? "toUInt64(0)" : "uniqExact(click_id)"} AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
+        `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v("uniqCombined64State(nullIf(visitor_hash, ''))")}
          FROM ${db}.${table} WHERE ${[...where, time].join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
       );
     }
@@ -304,22 +295,19 @@ const num = (x: unknown) => Number(x ?? 0);
 
 /** A series (one row per bucket with clicks) and the totals of a question. */
 export async function series(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ totals: Counts; series: (Counts & { t: string })[] }> {
+  const params: Record<string, unknown> = {};
+  const union = unionQuery(db, q, p, params);
   const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
-  const read = async (measure: Measure, agg: string) => {
-    const params: Record<string, unknown> = {};
-    return rows<{ b: number; n: number; is_total: number }>(
-      ch,
-      `SELECT ${b} AS b, ${agg} AS n, grouping(b) AS is_total
-       FROM (${unionQuery(db, q, p, params, measure)}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b${FINAL_SETTINGS}`,
-      params,
-    );
-  };
-  const [clicks, visitors] = await Promise.all([read("clicks", "sum(c)"), read("visitors", "uniqCombined64Merge(v)")]);
-  const total = (rs: { n: number; is_total: number }[]) => num(rs.find((x) => num(x.is_total) === 1)?.n);
-  const perBucket = new Map(visitors.filter((x) => num(x.is_total) === 0).map((x) => [num(x.b), num(x.n)]));
+  const r = await rows<{ b: number; clicks: number; visitors: number; is_total: number }>(
+    ch,
+    `SELECT ${b} AS b, sum(c) AS clicks, uniqCombined64Merge(v) AS visitors, grouping(b) AS is_total
+     FROM (${union}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b${FINAL_SETTINGS}`,
+    params,
+  );
+  const total = r.find((x) => num(x.is_total) === 1);
   return {
-    totals: { clicks: total(clicks), visitors: total(visitors) },
-    series: clicks.filter((x) => num(x.is_total) === 0 && num(x.n) > 0).map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), clicks: num(x.n), visitors: perBucket.get(num(x.b)) ?? 0 })),
+    totals: { clicks: num(total?.clicks), visitors: num(total?.visitors) },
+    series: r.filter((x) => num(x.is_total) === 0 && num(x.clicks) > 0).map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), clicks: num(x.clicks), visitors: num(x.visitors) })),
   };
 }
 
@@ -332,7 +320,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   const params: Record<string, unknown> = { limit };
   const top = await rows<{ value: string; clicks: number }>(
     ch,
-    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, "clicks")})
+    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, false)})
      GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
     params,
   );
@@ -340,7 +328,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   const vParams: Record<string, unknown> = {};
   const vis = await rows<{ value: string; visitors: number }>(
     ch,
-    `SELECT val AS value, uniqCombined64Merge(v) AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams, "visitors")}) GROUP BY value${FINAL_SETTINGS}`,
+    `SELECT val AS value, uniqCombined64Merge(v) AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams)}) GROUP BY value${FINAL_SETTINGS}`,
     vParams,
   );
   const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
@@ -350,7 +338,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
 /** Clicks of a scope and range per value of `q.dim` and bucket (the SRE page's tiers over time). */
 export async function seriesByValue(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ b: number; value: string; clicks: number }[]> {
   const params: Record<string, unknown> = {};
-  const union = unionQuery(db, q, p, params, "clicks");
+  const union = unionQuery(db, q, p, params, false);
   const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
   const r = await rows<{ b: number; value: string; clicks: number }>(ch, `SELECT ${b} AS b, val AS value, sum(c) AS clicks FROM (${union}) GROUP BY b, value ORDER BY b${FINAL_SETTINGS}`, params);
   return r.map((x) => ({ b: num(x.b), value: String(x.value), clicks: num(x.clicks) }));
@@ -430,6 +418,6 @@ export async function countClicks(d: { sql: Sql; ch: ClickHouseClient; database:
   const q: Question = { scope: { level: "all" }, from: floorHour(now) - 3 * 366 * DAY, to: floorHour(now) + HOUR, interval: "month", tz: "UTC", bots: "include", dim: "" };
   const p = await plan(d.sql, q, now);
   const params: Record<string, unknown> = {};
-  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, "clicks")})${FINAL_SETTINGS}`, params);
+  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, false)})${FINAL_SETTINGS}`, params);
   return num(r?.n);
 }
