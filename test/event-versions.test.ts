@@ -49,7 +49,10 @@ describe("click event versions through the whole pipeline", () => {
     expect(col).toEqual({ data_type: "integer", is_nullable: "YES", column_default: null });
 
     // A ClickHouse data folder from before version 2 (no click has been sent yet, so the loader
-    // inserts nothing meanwhile): without the column, holding a click; then ingest's start-up DDL.
+    // inserts nothing meanwhile): without the column (and without clicks_recent, which came
+    // later and copies every column), holding a click; then ingest's start-up DDL.
+    await ch().command({ query: `DROP VIEW ${db}.clicks_recent_mv` });
+    await ch().command({ query: `DROP TABLE ${db}.clicks_recent` });
     await ch().command({ query: `ALTER TABLE ${db}.clicks DROP COLUMN origin_ms` });
     const old = crypto.randomUUID();
     await ch().command({ query: `INSERT INTO ${db}.clicks (click_id, link_id, code, ts, received_at, cache_tier, colo) VALUES ('${old}', 1, 'old', now64(3), now64(3), 'origin', 'FRA')` });
@@ -60,7 +63,11 @@ describe("click event versions through the whole pipeline", () => {
       { id: old },
     );
     expect(row).toEqual({ code: "old", origin_ms: null, type: "Nullable(UInt32)" });
+    // The new clicks_recent was filled with the recent clicks already there, the column included.
+    const [recent] = await rows<{ code: string; type: string }>(ch(), `SELECT code, toTypeName(origin_ms) AS type FROM ${db}.clicks_recent WHERE click_id = {id:UUID}`, { id: old });
+    expect(recent).toEqual({ code: "old", type: "Nullable(UInt32)" });
     await ch().command({ query: `DELETE FROM ${db}.clicks WHERE click_id = '${old}'` });
+    await ch().command({ query: `DELETE FROM ${db}.clicks_recent WHERE click_id = '${old}'` });
   });
 
   it("stores a previous-version event (no `v`) and current-version ones in PostgreSQL and ClickHouse", async () => {

@@ -135,6 +135,8 @@ export function schemaStatements(db: string, cluster?: string): string[] {
       ? [`CREATE TABLE IF NOT EXISTS ${db}.clicks_recent${on} AS ${db}.${local("clicks_recent")}
     ENGINE = Distributed(${cluster}, ${db}, ${local("clicks_recent")}, cityHash64(click_id))`]
       : []),
+    // Its SELECT * is expanded when the view is made: a column added to `clicks` later reaches
+    // clicks_recent as its default until the view is made again (drop it; start-up remakes it).
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.clicks_recent_mv${on} TO ${db}.${local("clicks_recent")} AS SELECT * FROM ${db}.${local("clicks")}`,
     ...RETIRED.flatMap((v) => [`DROP VIEW IF EXISTS ${db}.${v}_mv${on}`, ...(cluster ? [`DROP TABLE IF EXISTS ${db}.${v}${on}`] : []), `DROP TABLE IF EXISTS ${db}.${local(v)}${on}`]),
     ...rollupStatements(db, cluster, REPLICA_PATH),
