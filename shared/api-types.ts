@@ -940,6 +940,10 @@ export interface components {
             description: string | null;
             events: ("link.created" | "link.updated" | "link.deleted" | "link.clicked")[];
             enabled: boolean;
+            /** @description when the receiver stopped answering (no answer, timeout, 5xx, 429), null while it is up: the endpoint's messages are held until next_try_at */
+            failing_since: string | null;
+            /** @description while failing: when the sender tries the endpoint again (backing off after each failed round) */
+            next_try_at: string | null;
             created_at: string;
             updated_at: string;
         };

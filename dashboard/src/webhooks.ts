@@ -46,6 +46,9 @@ async function endpointSection(e: Endpoint, signal: AbortSignal): Promise<HTMLEl
     { class: "webhook", "data-id": String(e.id) },
     h("div", { class: "bar" }, h("h2", {}, e.url), failed ? replay : h("span")),
     h("p", { class: "muted" }, `${e.events.join(", ")} · ${e.enabled ? "enabled" : "disabled"}${e.description ? ` · ${e.description}` : ""}`),
+    e.failing_since
+      ? h("p", { class: "warn", role: "status" }, `Not answering since ${new Date(e.failing_since).toLocaleString()}: messages are held, next try ${e.next_try_at ? new Date(e.next_try_at).toLocaleTimeString() : "soon"}`)
+      : h("span"),
     deliveriesTable(log.deliveries),
   );
 }

@@ -73,6 +73,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     webhookBacklog: new Gauge({ name: "linkflow_webhook_backlog", help: "Webhook messages pending (not yet delivered, not dead-lettered)", registers: [registry] }),
+    webhookEndpointsDown: new Gauge({
+      name: "linkflow_webhook_endpoints_down",
+      help: "Enabled webhook endpoints whose last round failed (no answer, timeout, 5xx, 429): their messages are held until the endpoint's next try",
+      registers: [registry],
+    }),
     webhookDeadLettered: new Gauge({ name: "linkflow_webhook_dead_lettered", help: "Webhook messages dead-lettered after their last attempt (status failed), not replayed", registers: [registry] }),
     buildInfo: new Gauge({ name: "linkflow_build_info", help: "Always 1; the labels say which ingest build and Node.js runtime", labelNames: ["version", "node_version"] as const, registers: [registry] }),
   };

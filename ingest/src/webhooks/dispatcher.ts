@@ -25,6 +25,9 @@ export interface DispatcherOptions {
 
 interface Claimed {
   id: string;
+  endpoint_id: string;
+  /** The endpoint's failed rounds when this message was claimed (0: healthy). */
+  endpoint_failures: number;
   webhook_id: string;
   body: string;
   attempts: number;
@@ -32,6 +35,12 @@ interface Claimed {
   secret: string;
   previous_secret: string | null;
 }
+
+/**
+ * Whether a failed attempt says the endpoint is down (no answer, a timeout, 5xx, 429, an unsafe
+ * address) rather than that this one message was refused (any other 4xx).
+ */
+export const endpointDown = (status: number | null) => status === null || status >= 500 || status === 408 || status === 429;
 
 /** Delay before attempt `attempt + 1`, after `attempt` failed ones (ms). */
 export function retryDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random()): number {
@@ -50,7 +59,12 @@ const PRUNE_MS = 60 * 60 * 1000;
  * the forwarder with the outbox delete (events.ts tapClicks). Due messages are POSTed, signed
  * (Standard Webhooks); a 2xx delivers; anything else (status, timeout, refused connection,
  * unsafe address) schedules a retry with backoff, and after maxAttempts the message is
- * dead-lettered (status failed) until a replay.
+ * dead-lettered (status failed) until a replay. A failure that says the endpoint is down
+ * (endpointDown) also holds every message of the endpoint until its retry_at, backing off per
+ * failed round with the same schedule: an outage costs one round of attempts per step of the
+ * schedule, not one per message (at click load, thousands of doomed requests and row updates a
+ * second otherwise), and the first delivery after it releases the held messages at once instead
+ * of each waiting out its own backoff.
  * At-least-once: a crash between the receiver's 2xx and the status update sends it again, with
  * the same webhook-id.
  */
@@ -92,7 +106,27 @@ export function createDispatcher(o: DispatcherOptions) {
       await o.sql`UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), last_status_code = ${status}, last_error = NULL
                   WHERE id = ${m.id}`;
       o.metrics.webhookDeliveries.inc({ outcome: "delivered" });
-    } else if (m.attempts >= o.maxAttempts) {
+      if (m.endpoint_failures > 0) {
+        // Back up: the messages held through the outage are due now.
+        const [back] = await o.sql<{ n: number; down_s: number | null }[]>`
+          WITH e AS (UPDATE webhook_endpoints w SET failures = 0, failing_since = NULL, retry_at = '-infinity'
+                     FROM (SELECT failing_since FROM webhook_endpoints WHERE id = ${m.endpoint_id}) was
+                     WHERE w.id = ${m.endpoint_id} AND w.failures > 0 RETURNING w.id, was.failing_since),
+          due AS (UPDATE webhook_deliveries SET next_attempt_at = now()
+                  WHERE endpoint_id IN (SELECT id FROM e) AND status = 'pending' AND next_attempt_at > now() RETURNING 1)
+          SELECT (SELECT count(*) FROM due)::int AS n, (SELECT extract(epoch FROM now() - failing_since) FROM e) AS down_s`;
+        if (back?.down_s != null)
+          o.log.info({ endpoint: m.endpoint_id, down_s: Math.round(back.down_s), released: back.n }, "webhook endpoint back up; its held messages are due");
+      }
+      return;
+    }
+    if (endpointDown(status)) {
+      // One failed round moves the endpoint's retry_at once (the other sends of the round find it moved).
+      await o.sql`UPDATE webhook_endpoints SET failures = failures + 1, failing_since = coalesce(failing_since, now()),
+                    retry_at = now() + make_interval(secs => least(${o.retryMaxMs}::float8, ${o.retryBaseMs}::float8 * power(2, least(failures, 40))) * (0.5 + random() / 2) / 1000)
+                  WHERE id = ${m.endpoint_id} AND retry_at <= now()`;
+    }
+    if (m.attempts >= o.maxAttempts) {
       await o.sql`UPDATE webhook_deliveries SET status = 'failed', last_status_code = ${status}, last_error = ${error}
                   WHERE id = ${m.id}`;
       o.metrics.webhookDeliveries.inc({ outcome: "failed" });
@@ -122,10 +156,10 @@ export function createDispatcher(o: DispatcherOptions) {
       UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => ${leaseS}), attempts = d.attempts + 1, last_attempt_at = now()
       FROM webhook_endpoints e
       WHERE e.id = d.endpoint_id AND d.id IN (
-        SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints y ON y.id = x.endpoint_id AND y.enabled
+        SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints y ON y.id = x.endpoint_id AND y.enabled AND y.retry_at <= now()
         WHERE x.status = 'pending' AND x.next_attempt_at <= now() AND x.claimed_until < now()
         ORDER BY x.next_attempt_at LIMIT ${o.concurrency - inFlight.size} FOR UPDATE OF x SKIP LOCKED)
-      RETURNING d.id, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret,
+      RETURNING d.id, d.endpoint_id, e.failures AS endpoint_failures, d.webhook_id, d.payload::text AS body, d.attempts, e.url, e.secret,
         CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret`;
     for (const m of claimed) {
       const p: Promise<void> = send(m)
@@ -144,16 +178,16 @@ export function createDispatcher(o: DispatcherOptions) {
   /** The backlog gauges, and once an hour the log's retention. */
   let lastPrune = 0;
   async function maintain() {
-    const [c] = await o.sql<{ pending: number; failed: number }[]>`
+    const [c] = await o.sql<{ pending: number; failed: number; down: number }[]>`
       SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')::int AS pending,
-             (SELECT count(*) FROM webhook_deliveries WHERE status = 'failed')::int AS failed`;
+             (SELECT count(*) FROM webhook_deliveries WHERE status = 'failed')::int AS failed,
+             (SELECT count(*) FROM webhook_endpoints WHERE enabled AND failures > 0)::int AS down`;
     o.metrics.webhookBacklog.set(c!.pending);
     o.metrics.webhookDeadLettered.set(c!.failed);
+    o.metrics.webhookEndpointsDown.set(c!.down);
     if (Date.now() - lastPrune >= PRUNE_MS) {
       lastPrune = Date.now();
       await o.sql`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - make_interval(days => ${o.retentionDays})`;
-      // A click the pipeline sends again arrives within minutes (a forwarder lease, a replay): a week of ids is ample.
-      await o.sql`DELETE FROM webhook_clicks WHERE created_at < now() - make_interval(days => ${o.retentionDays})`;
     }
   }
 

@@ -18,6 +18,8 @@ interface EndpointRow {
   events: WebhookEvent[];
   secret: string;
   enabled: boolean;
+  failing_since: Date | null;
+  retry_at: Date;
   created_at: Date;
   updated_at: Date;
 }
@@ -28,6 +30,8 @@ export interface Endpoint {
   description: string | null;
   events: WebhookEvent[];
   enabled: boolean;
+  failing_since: string | null;
+  next_try_at: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -81,6 +85,8 @@ const present = (r: EndpointRow): Endpoint => ({
   description: r.description,
   events: r.events,
   enabled: r.enabled,
+  failing_since: iso(r.failing_since),
+  next_try_at: r.failing_since ? iso(r.retry_at) : null,
   created_at: iso(r.created_at)!,
   updated_at: iso(r.updated_at)!,
 });

@@ -17,6 +17,10 @@ const EndpointSchema = z
     description: z.string().nullable(),
     events: EventsSchema,
     enabled: z.boolean(),
+    failing_since: z.string().nullable().openapi({
+      description: "when the receiver stopped answering (no answer, timeout, 5xx, 429), null while it is up: the endpoint's messages are held until next_try_at",
+    }),
+    next_try_at: z.string().nullable().openapi({ description: "while failing: when the sender tries the endpoint again (backing off after each failed round)" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
