@@ -172,18 +172,24 @@ describe("webhook events", () => {
     await send(events.slice(100));
     // Settled: all 300 clicks handed to the endpoint's messages, no message pending any more.
     const settled = async () => {
-      const [q] = await s.sql`SELECT count(*)::int AS n FROM webhook_clicks WHERE endpoint_id = ${ep.id}`;
+      const [q] = await s.sql`SELECT coalesce(sum(jsonb_array_length(payload->'data'->'clicks')), 0)::int AS n FROM webhook_deliveries WHERE endpoint_id = ${ep.id}`;
       return q!.n === 300 && (await deliveries(ep.id, "?status=pending")).length === 0;
     };
     expect(await eventually(settled, 30_000)).toBe(true);
     const failed = await deliveries(ep.id, "?status=failed&limit=200");
     expect(failed.length).toBeGreaterThan(0);
     expect(failed[0]).toMatchObject({ attempts: 4, last_status_code: 503, last_error: "HTTP 503" });
+    // The endpoint is known to be down: its messages were held between rounds, and /metrics says so.
+    const health = async () => (await s.sql<{ failures: number; failing_since: Date | null }[]>`SELECT failures, failing_since FROM webhook_endpoints WHERE id = ${ep.id}`)[0]!;
+    expect(await health()).toMatchObject({ failures: expect.any(Number), failing_since: expect.any(Date) });
+    expect((await health()).failures).toBeGreaterThan(0);
+    expect(await eventually(async () => /^linkflow_webhook_endpoints_down 1$/m.test(await (await fetch(`${s.ingest.url}/metrics`)).text()), 15_000)).toBe(true);
     // 3. Recovery and replay: every click arrives.
     receiver.mode = "ok";
     const replay = await body(await api(`/api/webhooks/${ep.id}/replay`, s.adminKey, { method: "POST" }));
     expect(replay.replayed).toBe(failed.length);
     await eventually(async () => receiver.clickIds("/clicks").size >= 300, 30_000);
+    expect(await health()).toEqual({ failures: 0, failing_since: null }); // back up with the first delivery
     expect(receiver.clickIds("/clicks")).toEqual(new Set(events.map((e) => e.click_id)));
     expect(receiver.unverified).toBe(0);
     // Batches: at most WEBHOOK_BATCH_MAX_CLICKS, no click in two messages (one id per message), no IP.
@@ -207,11 +213,15 @@ describe("webhook events", () => {
     expect(again).toMatchObject({ id: one.id, status: "pending", attempts: 0 });
     await eventually(async () => receiver.received.filter((m) => m.webhookId === one.webhook_id).length >= 2, 10_000);
     expect(receiver.received.filter((m) => m.webhookId === one.webhook_id).length).toBe(2);
-    // The pipeline sending clicks again (a forwarder crash after the put, a dead-letter replay) makes no new message.
+    // Clicks the loader dead-lettered, replayed into the outbox, go through the pipeline again but make no new message.
     const messagesBefore = (await deliveries(ep.id, "?limit=200")).length;
-    for (const c of msgs[0]!.payload.data.clicks.slice(0, 5))
-      await s.sql`INSERT INTO outbox (partition_key, data) VALUES (${c.code}, ${Buffer.from(JSON.stringify({ ...c, ip_address: "203.0.113.7" }))})`;
+    for (const [i, c] of msgs[0]!.payload.data.clicks.slice(0, 5).entries())
+      await s.sql`INSERT INTO dead_letters (source, shard_id, sequence_number, partition_key, payload, error)
+                  VALUES ('loader', 'shardId-webhooks-test', ${String(i)}, ${c.code}, ${Buffer.from(JSON.stringify({ ...c, ip_address: "203.0.113.7" }))}, 'test')`;
+    const replayed = await body(await fetch(`${s.ingest.url}/api/pipeline/dlq/replay`, { method: "POST", headers: json(s.adminKey), body: "{}" }));
+    expect(replayed.replayed).toBeGreaterThanOrEqual(5);
     expect(await eventually(async () => Number((await s.sql`SELECT count(*)::int AS n FROM outbox`)[0]!.n) === 0, 15_000)).toBe(true);
+    expect((await s.sql`SELECT count(*)::int AS n FROM dead_letters WHERE shard_id = 'shardId-webhooks-test' AND replayed_at IS NOT NULL`)[0]!.n).toBe(5);
     expect((await deliveries(ep.id, "?limit=200")).length).toBe(messagesBefore);
     // Metrics.
     const metrics = await (await fetch(`${s.ingest.url}/metrics`)).text();

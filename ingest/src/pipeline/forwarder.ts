@@ -15,6 +15,8 @@ interface OutboxRow {
   data: Buffer;
   /** Claims of this row so far, this one included (> 1: an earlier attempt may have reached Kinesis). */
   attempts: number;
+  /** Put back by a dead-letter replay: forwarded (and handed to webhooks) once already. */
+  replayed: boolean;
 }
 
 export interface ForwarderOptions {
@@ -82,11 +84,11 @@ export function createForwarder(o: ForwarderOptions) {
       UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
       WHERE id IN (
         SELECT id FROM outbox WHERE claimed_until < now() ORDER BY id LIMIT ${o.batch} FOR UPDATE SKIP LOCKED)
-      RETURNING id, partition_key, data, attempts`;
+      RETURNING id, partition_key, data, attempts, replayed`;
     if (!claimed.length) return 0;
     claimed.sort((a, b) => Number(a.id) - Number(b.id));
 
-    const sent: string[] = [];
+    const sent: OutboxRow[] = [];
     let pending = packRecords(claimed, o.aggregateBytes ?? 0);
     const rows = (records: Packed<OutboxRow>[]) => records.reduce((n, r) => n + r.rows.length, 0);
     // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
@@ -103,7 +105,7 @@ export function createForwarder(o: ForwarderOptions) {
           await put.fire(pending);
         }
         const refused = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.SequenceNumber);
-        for (const [i, p] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of p.rows) sent.push(r.id);
+        for (const [i, p] of pending.entries()) if (!results[i]?.ErrorCode && results[i]?.SequenceNumber) for (const r of p.rows) sent.push(r);
         o.metrics.kinesisFailed.inc(rows(refused));
         pending = refused;
       }
@@ -113,8 +115,8 @@ export function createForwarder(o: ForwarderOptions) {
       await o.sql.begin(async (tx) => {
         if (sent.length) {
           // Webhooks get the clicks in the same transaction: nothing between the two to lose.
-          await tapClicks(tx, sent, o.webhookBatchMax);
-          await tx`DELETE FROM outbox WHERE id IN ${tx(sent)}`;
+          await tapClicks(tx, sent.filter((r) => !r.replayed), o.webhookBatchMax);
+          await tx`DELETE FROM outbox WHERE id IN ${tx(sent.map((r) => r.id))}`;
           await bump(tx, "kinesis_sent", sent.length);
         }
         if (pending.length) await tx`UPDATE outbox SET claimed_until = now() + interval '1 second' WHERE id IN ${tx(pending.flatMap((p) => p.rows.map((r) => r.id)))}`;

@@ -127,7 +127,8 @@ export function pipelineRoutes({ sql, status, lag, replayEdge }: PipelineRoutesD
     async (c) => {
       const raw = await c.req.text();
       const { ids } = raw.trim() ? parseJson(replaySchema, raw) : {};
-      // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader);
+      // Back into the outbox, so a replayed record takes the normal path (Kinesis → loader),
+      // marked replayed: it was handed to webhooks when first forwarded, and is not again;
       // if its cause is not fixed it simply lands in the dead-letter table again. Clicks the
       // worker's dead-letter queue handed over (edge_queue) never passed ingest's checks: the
       // outbox is not their way in; they are checked again and stored like a beacon's clicks.
@@ -136,7 +137,7 @@ export function pipelineRoutes({ sql, status, lag, replayEdge }: PipelineRoutesD
           UPDATE dead_letters SET replayed_at = now()
           WHERE replayed_at IS NULL AND source <> ${EDGE_DEAD_LETTER_SOURCE} AND (${ids ?? null}::bigint[] IS NULL OR id = ANY(${ids ?? null}::bigint[]))
           RETURNING partition_key, payload)
-        , ins AS (INSERT INTO outbox (partition_key, data) SELECT partition_key, payload FROM moved RETURNING 1)
+        , ins AS (INSERT INTO outbox (partition_key, data, replayed) SELECT partition_key, payload, true FROM moved RETURNING 1)
         SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
       return c.json({ replayed: n + (await replayEdge(ids ?? null)) }, 200);
     },
