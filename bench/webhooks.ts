@@ -13,7 +13,7 @@
  * latency (ingest's /v1/clicks histogram) and the with/without ratio (median of the rounds' ratios).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
@@ -71,15 +71,20 @@ const pin = (pid: number, cpus: string) => {
 const region = async () => [http.pid!, pipeline.pid!, kinesis.pid!, sink.pid!, ...(await pgPids(true))];
 const pinned = split && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, ...[http, pipeline, kinesis, sink].map((p) => pin(p.pid!, "1"))].every(Boolean);
 if (split && !pinned) console.log("(taskset unavailable or not permitted: not split)");
-/** CPU ms of the edge side (workerd) and the region (ingest HTTP, pipeline, kinesalite, receiver, this database's backends) while `work` runs. */
-async function cpuDuring<T>(work: () => Promise<T>): Promise<{ result: T; edgeMs: number; regionMs: number }> {
-  const regionPids = [http.pid!, pipeline.pid!, kinesis.pid!, sink.pid!, ...(await pgPids())];
+/**
+ * CPU ms of the edge side (workerd), the region (ingest HTTP, pipeline, kinesalite, this
+ * database's backends) and the receiver (the customer's machine, deployed: not the region's)
+ * while `work` runs.
+ */
+async function cpuDuring<T>(work: () => Promise<T>): Promise<{ result: T; edgeMs: number; regionMs: number; receiverMs: number }> {
+  const regionPids = [http.pid!, pipeline.pid!, kinesis.pid!, ...(await pgPids())];
   const snap = async (pids: number[]) => Promise.all(pids.map((p) => cpuMs(p).catch(() => 0)));
-  const [e0, r0] = [await snap(workerdPid ? [workerdPid] : []), await snap(regionPids)];
+  const all = async () => [await snap(workerdPid ? [workerdPid] : []), await snap(regionPids), await snap([sink.pid!])];
+  const before = await all();
   const result = await work();
-  const [e1, r1] = [await snap(workerdPid ? [workerdPid] : []), await snap(regionPids)];
-  const sum = (a: number[], b: number[]) => b.reduce((t, x, i) => t + x - (a[i] ?? 0), 0);
-  return { result, edgeMs: sum(e0, e1), regionMs: sum(r0, r1) };
+  const after = await all();
+  const sum = (i: number) => after[i]!.reduce((t, x, j) => t + x - (before[i]![j] ?? 0), 0);
+  return { result, edgeMs: sum(0), regionMs: sum(1), receiverMs: sum(2) };
 }
 
 /** Sum and count of ingest's /v1/clicks latency histogram (beacon acknowledgements). */
@@ -108,7 +113,7 @@ try {
   }
 
   type Kind = "with" | "without";
-  const runs: Record<Kind, { rps: number; p50: number; p99: number; non3xx: number; ackMs: number; edgeUs: number; regionUs: number }[]> = { with: [], without: [] };
+  const runs: Record<Kind, { rps: number; p50: number; p99: number; non3xx: number; ackMs: number; edgeUs: number; regionUs: number; receiverUs: number }[]> = { with: [], without: [] };
   let redirects = 0;
   let clicksWith = 0;
   for (let round = 0; round < ROUNDS; round++) {
@@ -117,7 +122,7 @@ try {
       if (pinned) for (const p of await pgPids(true)) pin(p, "1");
       const before = await beaconHist();
       // The load, and the region's work for its clicks (beacons, pipeline, webhooks) until it is quiet again.
-      const { result: r, edgeMs, regionMs } = await cpuDuring(async () => {
+      const { result: r, edgeMs, regionMs, receiverMs } = await cpuDuring(async () => {
         const out = await autocannon({ url: target, connections: CONNECTIONS, duration: LOAD_S, headers: { "user-agent": "bench" } });
         await sleep(2_000); // the clicks the worker is still delivering
         await quiet(0);
@@ -127,19 +132,28 @@ try {
       redirects += done;
       const after = await beaconHist();
       if (kind === "with") clicksWith += done;
-      runs[kind].push({ rps: r.requests.total / (r.duration || 1), p50: r.latency.p50, p99: r.latency.p99, non3xx: r.requests.total - done, ackMs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000, edgeUs: (edgeMs / Math.max(1, done)) * 1000, regionUs: (regionMs / Math.max(1, done)) * 1000 });
+      runs[kind].push({ rps: r.requests.total / (r.duration || 1), p50: r.latency.p50, p99: r.latency.p99, non3xx: r.requests.total - done, ackMs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000, edgeUs: (edgeMs / Math.max(1, done)) * 1000, regionUs: (regionMs / Math.max(1, done)) * 1000, receiverUs: (receiverMs / Math.max(1, done)) * 1000 });
     }
   }
-  const mid = (k: Kind, f: "rps" | "p50" | "p99" | "ackMs" | "edgeUs" | "regionUs") => median(runs[k].map((x) => x[f]));
+  const mid = (k: Kind, f: "rps" | "p50" | "p99" | "ackMs" | "edgeUs" | "regionUs" | "receiverUs") => median(runs[k].map((x) => x[f]));
   const ratio = median(runs.with.map((w, i) => w.rps / runs.without[i]!.rps));
   console.log(`redirects, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${LOAD_S} s each, beacons on (workerd → ingest HTTP → PostgreSQL; pipeline process with the webhooks role); ${pinned ? "split: edge on core 0, region on core 1" : "all on the same cores"}`);
-  console.log(`${"".padEnd(36)} ${"req/s".padStart(8)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"beacon ack ms".padStart(14)} ${"CPU µs/redirect edge".padStart(21)} ${"region".padStart(7)}   req/s per round`);
+  console.log(`${"".padEnd(36)} ${"req/s".padStart(8)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"beacon ack ms".padStart(14)} ${"CPU µs/redirect edge".padStart(21)} ${"region".padStart(7)} ${"receiver".padStart(9)}   req/s per round`);
   for (const [name, k] of [["webhook endpoint (link.clicked)", "with"], ["no webhook endpoint", "without"]] as const)
-    console.log(`${name.padEnd(36)} ${mid(k, "rps").toFixed(0).padStart(8)} ${String(mid(k, "p50")).padStart(7)} ${String(mid(k, "p99")).padStart(7)} ${mid(k, "ackMs").toFixed(2).padStart(14)} ${mid(k, "edgeUs").toFixed(0).padStart(21)} ${mid(k, "regionUs").toFixed(0).padStart(7)}   (${runs[k].map((x) => x.rps.toFixed(0)).join(", ")})`);
+    console.log(`${name.padEnd(36)} ${mid(k, "rps").toFixed(0).padStart(8)} ${String(mid(k, "p50")).padStart(7)} ${String(mid(k, "p99")).padStart(7)} ${mid(k, "ackMs").toFixed(2).padStart(14)} ${mid(k, "edgeUs").toFixed(0).padStart(21)} ${mid(k, "regionUs").toFixed(0).padStart(7)} ${mid(k, "receiverUs").toFixed(0).padStart(9)}   (${runs[k].map((x) => x.rps.toFixed(0)).join(", ")})`);
   console.log(`ratio with/without (median of the rounds' ratios): ${ratio.toFixed(3)}; non-3xx: ${[...runs.with, ...runs.without].reduce((t, x) => t + x.non3xx, 0)}`);
   const stored = await count("SELECT count(*) AS n FROM clicks");
-  const queued = await count(`SELECT count(*) AS n FROM webhook_clicks`);
+  const queued = await count(`SELECT coalesce(sum(jsonb_array_length(payload->'data'->'clicks')), 0) AS n FROM webhook_deliveries WHERE event_type = 'link.clicked'`);
   // Clicks exceed the redirects counted by up to one request per connection a load (answered after autocannon stopped counting) plus the warm-up.
+  // Merged into latest.json under webhooks_<split|shared>_* (one run of each kind kept).
+  const file = new URL("results/latest.json", import.meta.url);
+  const prev = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
+  const tag = `webhooks_${pinned ? "split" : "shared"}`;
+  await writeFile(file, JSON.stringify({
+    ...prev,
+    [`${tag}_ratio`]: Number(ratio.toFixed(3)),
+    ...Object.fromEntries((["with", "without"] as Kind[]).flatMap((k) => (["rps", "p50", "p99", "ackMs", "edgeUs", "regionUs", "receiverUs"] as const).map((f) => [`${tag}_${k}_${f}`, Number(mid(k, f).toFixed(2))]))),
+  }, null, 2) + "\n");
   console.log(`clicks stored ${stored} for ${redirects} redirects counted (+ up to ${CONNECTIONS} in flight at each load's end, + 1 warm-up); queued for the webhook ${queued}, received by it ${await receivedClicks()} (the enabled rounds' counted redirects: ${clicksWith})`);
 } finally {
   await edge.close();
