@@ -14,7 +14,8 @@
  *
  * Load: redirects (with their beacons) at --rate per second over a few links, one API write (a
  * new link) every 2 s, one stats read every 2 s. Samples: RSS and open file descriptors of every
- * process of the stack, outbox backlog, lag p99, errors. Writes bench/results/soak-<time>.json
+ * process of the stack (and threads), the JS heap of each worker in workerd (V8 inspector),
+ * outbox backlog, clicks in PostgreSQL and ClickHouse, lag p99, errors. Writes bench/results/soak-<time>.json
  * (the last run, with every sample) and prints a summary; exit 0 on pass, 1 on fail.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -22,8 +23,10 @@ import { mkdtemp, readdir, readFile, readlink, rm, writeFile, mkdir } from "node
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { once } from "node:events";
 import { Command } from "commander";
 import postgres from "postgres";
+import WebSocket from "ws";
 
 const program = new Command()
   .name("soak")
@@ -50,8 +53,16 @@ const freePort = () =>
 
 // ---- the stack -------------------------------------------------------------------------------
 const dataDir = await mkdtemp(join(tmpdir(), "linkflow-soak-"));
-const ports = { edge: await freePort(), ingest: await freePort() };
-const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(ports.ingest), EDGE_PORT: String(ports.edge), LOG_LEVEL: "warn", CLICKS_MISSING_WINDOW_MS: "10000" };
+const ports = { edge: await freePort(), ingest: await freePort(), inspector: await freePort() };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  DATA_DIR: dataDir,
+  PORT: String(ports.ingest),
+  EDGE_PORT: String(ports.edge),
+  EDGE_INSPECTOR_PORT: String(ports.inspector),
+  LOG_LEVEL: "warn",
+  CLICKS_MISSING_WINDOW_MS: "10000",
+};
 for (const k of ["DATABASE_URL", "ADMIN_API_KEY", "EDGE_SECRET", "SHORT_BASE_URL", "EDGE_ADMIN_URL", "CLICKHOUSE_URL", "KINESIS_ENDPOINT"]) delete env[k];
 const stack: ChildProcess = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
 let out = "";
@@ -85,6 +96,39 @@ const rssMiB = async (pid: number) => {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, "utf8").catch(() => ""));
   return m ? Number(m[1]) / 1024 : null;
 };
+/** Threads (chDB's pools grow on demand and keep idle threads; each thread that ran a query holds three /proc descriptors). */
+const threadCount = async (pid: number) => {
+  const m = /^Threads:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, "utf8").catch(() => ""));
+  return m ? Number(m[1]) : null;
+};
+/**
+ * The JS heap of each worker in workerd (ours, and Miniflare's own: KV, cache, queue broker),
+ * through the V8 inspector (EDGE_INSPECTOR_PORT): tells a growing isolate heap from native
+ * memory when workerd's RSS rises. usedSize in MiB (workerd's inspector cannot force a collection).
+ */
+async function workerHeaps(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const noAnswer = () => sleep(5000).then(() => Promise.reject(new Error("inspector: no answer")));
+  try {
+    const targets = (await (await fetch(`http://127.0.0.1:${ports.inspector}/json`, { signal: AbortSignal.timeout(5000) })).json()) as { title: string; webSocketDebuggerUrl: string }[];
+    for (const t of targets) {
+      const ws = new WebSocket(t.webSocketDebuggerUrl);
+      try {
+        await Promise.race([once(ws, "open"), noAnswer()]);
+        const reply = once(ws, "message");
+        ws.send(JSON.stringify({ id: 1, method: "Runtime.getHeapUsage" }));
+        const [data] = await Promise.race([reply, noAnswer()]);
+        const used = (JSON.parse(String(data)) as { result?: { usedSize: number } }).result?.usedSize;
+        if (used !== undefined) out[t.title.replace(/^workerd: worker /, "")] = Math.round((used / 2 ** 20) * 10) / 10;
+      } finally {
+        ws.close();
+      }
+    }
+  } catch {
+    // no inspector: RSS only
+  }
+  return out;
+}
 const openFds = async (pid: number) => (await readdir(`/proc/${pid}/fd`).catch(() => [])).length;
 /** Open descriptors by kind: sockets, pipes, files of each data subfolder (pglite, chdb, kinesis, kv), other. */
 const fdKinds = async (pid: number) => {
@@ -154,10 +198,15 @@ const api = setInterval(() => {
 // ---- sampling --------------------------------------------------------------------------------
 interface Sample {
   t_s: number;
-  processes: { pid: number; name: string; rss_mib: number | null; fds: number; fd_kinds: Record<string, number> }[];
+  processes: { pid: number; name: string; rss_mib: number | null; threads: number | null; fds: number; fd_kinds: Record<string, number> }[];
+  /** JS heap per worker in workerd, MiB. */
+  worker_heaps_mib: Record<string, number>;
   outbox_backlog: number | null;
   lag_p99_ms: number | null;
   clicks_missing: number | null;
+  /** Clicks in PostgreSQL, and as ClickHouse's stats path counts them: a gap is the pipeline's lag, or a loss if it stays. */
+  postgres_clicks: number | null;
+  clickhouse_clicks: number | null;
   served: number;
   errors: typeof errors;
 }
@@ -172,17 +221,28 @@ interface Pipeline {
 const samples: Sample[] = [];
 const t0 = Date.now();
 async function sample() {
-  const processes = await Promise.all((await stackProcesses()).map(async (p) => ({ ...p, rss_mib: await rssMiB(p.pid), fds: await openFds(p.pid), fd_kinds: await fdKinds(p.pid) })));
+  const processes = await Promise.all((await stackProcesses()).map(async (p) => ({ ...p, rss_mib: await rssMiB(p.pid), threads: await threadCount(p.pid), fds: await openFds(p.pid), fd_kinds: await fdKinds(p.pid) })));
   let pipe: Pipeline | null = null;
   try {
     pipe = (await (await fetch(`${ingest}/api/pipeline`, { headers, signal: AbortSignal.timeout(10_000) })).json()) as Pipeline;
   } catch {
     errors.pipeline++;
   }
-  const s: Sample = { t_s: Math.round((Date.now() - t0) / 1000), processes, outbox_backlog: pipe?.outbox_backlog ?? null, lag_p99_ms: pipe?.loader_lag?.p99_ms ?? null, clicks_missing: pipe?.clicks_missing ?? null, served, errors: { ...errors } };
+  const s: Sample = {
+    t_s: Math.round((Date.now() - t0) / 1000),
+    processes,
+    worker_heaps_mib: await workerHeaps(),
+    outbox_backlog: pipe?.outbox_backlog ?? null,
+    lag_p99_ms: pipe?.loader_lag?.p99_ms ?? null,
+    clicks_missing: pipe?.clicks_missing ?? null,
+    postgres_clicks: pipe?.postgres_clicks ?? null,
+    clickhouse_clicks: pipe?.clickhouse_clicks ?? null,
+    served,
+    errors: { ...errors },
+  };
   samples.push(s);
   console.log(
-    `t=${String(s.t_s).padStart(5)}s rss ${processes.map((p) => `${p.name}:${p.rss_mib?.toFixed(0)}M/${p.fds}fd`).join(" ")} backlog ${s.outbox_backlog} lag p99 ${s.lag_p99_ms} ms served ${served} errors ${JSON.stringify(errors)}`,
+    `t=${String(s.t_s).padStart(5)}s rss ${processes.map((p) => `${p.name}:${p.rss_mib?.toFixed(0)}M/${p.fds}fd`).join(" ")} worker heaps ${Object.values(s.worker_heaps_mib).reduce((a, b) => a + b, 0).toFixed(1)}M backlog ${s.outbox_backlog} pg/ch ${s.postgres_clicks}/${s.clickhouse_clicks} lag p99 ${s.lag_p99_ms} ms served ${served} errors ${JSON.stringify(errors)}`,
   );
 }
 await sample();
@@ -258,6 +318,17 @@ const memory = names.map((id) => {
     fd_kinds_last: samples.at(-1)?.processes.find((p) => p.pid === pid)?.fd_kinds,
   };
 });
+/** The workers' JS heaps (diagnostic, not a check): per worker, the same per-minute floors and slope. */
+const heapSummary = [...new Set(samples.flatMap((s) => Object.keys(s.worker_heaps_mib)))].map((worker) => {
+  const floors = new Map<number, number>();
+  for (const s of after) {
+    const v = s.worker_heaps_mib[worker];
+    const minute = Math.floor(s.t_s / 60);
+    if (v !== undefined) floors.set(minute, Math.min(v, floors.get(minute) ?? Infinity));
+  }
+  const all = samples.map((s) => s.worker_heaps_mib[worker]).filter((v): v is number => v !== undefined);
+  return { worker, heap_first_mib: all[0], heap_last_mib: all.at(-1), heap_max_mib: Math.max(...all), slope_mib_per_min: Math.round(slope([...floors].map(([m, v]) => [m + 0.5, v])) * 1000) / 1000 };
+});
 const lagMax = Math.max(0, ...samples.map((s) => s.lag_p99_ms ?? 0));
 const lost = Math.max(0, served - stored) + Math.max(0, (final?.postgres_clicks ?? 0) - (final?.clickhouse_clicks ?? 0));
 const checks = {
@@ -280,6 +351,7 @@ const result = {
   errors,
   lag_p99_max_ms: lagMax,
   memory,
+  worker_heaps: heapSummary,
   checks,
   pass,
   samples,
@@ -290,9 +362,12 @@ await writeFile(file, JSON.stringify(result, null, 1));
 console.log(`\nsoak ${pass ? "PASSED" : "FAILED"} (${file})`);
 console.log(JSON.stringify({ served, stored_postgres: stored, pipeline: final, api_writes: writes, stats_reads: reads, errors, lag_p99_max_ms: lagMax, checks }, null, 1));
 console.table(memory);
+console.table(heapSummary);
 
 stack.kill("SIGINT");
 for (let t = 0; stack.exitCode === null && t < 30_000; t += 100) await sleep(100);
 if (stack.exitCode === null) process.kill(-stack.pid!, "SIGKILL");
-await rm(dataDir, { recursive: true, force: true });
+// A failed run keeps its data folder (PGlite, chDB, kinesalite) for a look at what went wrong.
+if (pass) await rm(dataDir, { recursive: true, force: true });
+else console.log(`data kept for inspection: ${dataDir}`);
 process.exit(pass ? 0 : 1);

@@ -118,6 +118,8 @@ export interface EdgeOptions {
    * queue out: a deployment without Queues, whose undeliverable clicks are lost.
    */
   queues?: boolean;
+  /** Opens workerd's V8 inspector on this loopback port (Chrome DevTools; the soak reads the isolate's heap). */
+  inspectorPort?: number;
   /** Receives the worker's console output (workerd's structured logs) instead of stdout/stderr. */
   onLog?: (log: { level: string; message: string }) => void;
 }
@@ -165,6 +167,7 @@ export async function startEdge(opts: EdgeOptions = {}): Promise<Edge> {
     // Miniflare checks that its handler returns nothing: wrap whatever the caller passed.
     ...(opts.onLog && { handleStructuredLogs: (l: { level: string; message: string }) => void opts.onLog!(l) }),
     kvPersist: opts.persistDir ?? false,
+    ...(opts.inspectorPort && { inspectorPort: opts.inspectorPort }),
     cf: opts.cf ?? DEV_CF,
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,

@@ -119,6 +119,7 @@ const edge = await startEdge({
     ALLOW_PRIVATE_DESTINATIONS: config.ALLOW_PRIVATE_DESTINATIONS,
   },
   verbose: true,
+  ...(process.env.EDGE_INSPECTOR_PORT && { inspectorPort: Number(process.env.EDGE_INSPECTOR_PORT) }),
 });
 
 const masked = ingest.databaseUrl.replace(/\/\/([^:@/]+):[^@/]+@/, "//$1:***@");
