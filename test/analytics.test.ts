@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureSchema, rollupStatements, rows, VISITOR_SKETCH_TYPE } from "../ingest/src/analytics/clickhouse.ts";
 import { hostOf, parseAgent } from "../ingest/src/analytics/enrich.ts";
+import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent } from "./fixtures.ts";
@@ -233,5 +235,27 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     for (const r of top.breakdown) expect(links.find((l) => l.id === Number(r.value))!.ws).toBe("mine");
     const theirs = await stats({ interval: "day", group_by: "link", from: new Date(start).toISOString(), bots: "include" }, otherKey);
     expect(theirs.breakdown.map((r: { value: string }) => Number(r.value))).toEqual([links[3]!.id].filter(() => theirs.totals.clicks > 0));
+  });
+
+  it("rebuilds rollups that hold another visitor sketch (a data folder from before precision 14): same clicks, visitors still merge", async () => {
+    const ch = s.ingest.pipeline.ch!;
+    const before = await stats({ interval: "day", group_by: "country", from: new Date(start).toISOString(), bots: "include" });
+    // The rollup table as it was made before: uniqCombined64 at its default precision.
+    const old = rollupStatements("linkflow").find((q) => q.includes("linkflow.rollup_hourly ("))!.replace(VISITOR_SKETCH_TYPE, "AggregateFunction(uniqCombined64, Nullable(String))");
+    expect(old).toContain("AggregateFunction(uniqCombined64, ");
+    await ch.command({ query: "DROP TABLE linkflow.rollup_hourly SYNC" });
+    await ch.command({ query: old });
+    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: true });
+    const types = await rows<{ table: string; type: string }>(ch, "SELECT table, type FROM system.columns WHERE database = 'linkflow' AND name = 'visitors' ORDER BY table");
+    expect(types).toEqual([{ table: "rollup_daily", type: VISITOR_SKETCH_TYPE }, { table: "rollup_hourly", type: VISITOR_SKETCH_TYPE }]);
+    // What start-up does with new rollups, then the sealer.
+    await markAllHours(s.sql, ch, "linkflow");
+    await seal({ sql: s.sql, ch, database: "linkflow", wait: true });
+    const after = await stats({ interval: "day", group_by: "country", from: new Date(start).toISOString(), bots: "include" });
+    expect(after.source).toContain("rollup");
+    expect(after.totals.clicks).toBe(before.totals.clicks);
+    expect(after.breakdown.map((r: { value: string; clicks: number }) => [r.value, r.clicks])).toEqual(before.breakdown.map((r: { value: string; clicks: number }) => [r.value, r.clicks]));
+    // Few visitors: the sketch is still exact (a set of hashes), so the figures are the same too.
+    expect(after.totals.visitors).toBe(before.totals.visitors);
   });
 });

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { chSeconds, RECENT_READ_MS, rows, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, RECENT_READ_MS, rows, sketchMergeState, sketchState, type ClickHouseClient } from "./clickhouse.ts";
 
 /**
  * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
@@ -14,8 +14,8 @@ import { chSeconds, RECENT_READ_MS, rows, type ClickHouseClient } from "./clickh
  * while it is stale, and the open hour is always read raw.
  *
  * A recomputed group replaces its older row by `max`: a group's click count never goes down
- * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64
- * sketches (mergeable, ~0.5 % error); their merge is a union, so recomputing is harmless too.
+ * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64(14)
+ * sketches (mergeable, ~0.8 % error); their merge is a union, so recomputing is harmless too.
  */
 /** Dimension name → its value in the raw table, as text (the only expressions that reach SQL). */
 export const ROLLUP_DIMENSIONS = {
@@ -156,28 +156,28 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   // Links' totals, and workspaces' totals and dimensions, from the raw table in one pass.
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), ${sketchState("nullIf(visitor_hash, '')")}
      FROM ${raw} FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
     { lo, hi, hs },
   );
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
      FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
     { lo, hi, hs, ...map },
   );
   // Each workspace's links ranked (dim 'link'), from the links' totals.
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'workspace', ${ws("id")}, 'link', t, is_bot, toString(id), max(clicks), uniqCombined64MergeState(visitors)
+     SELECT 'workspace', ${ws("id")}, 'link', t, is_bot, toString(id), max(clicks), ${sketchMergeState("visitors")}
      FROM ${db}.rollup_hourly WHERE level = 'link' AND dim = '' AND t IN {hs:Array(DateTime)} GROUP BY id, t, is_bot`,
     { hs, ...map },
   );
   // All workspaces, from the workspaces' rows.
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'all', 0, dim, t, is_bot, value, sum(c), uniqCombined64MergeState(v)
-     FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+     SELECT 'all', 0, dim, t, is_bot, value, sum(c), ${sketchMergeState("v")}
+     FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, ${sketchMergeState("visitors")} AS v
            FROM ${db}.rollup_hourly WHERE level = 'workspace' AND dim <> 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value)
      GROUP BY dim, t, is_bot, value`,
     { hs },
@@ -191,8 +191,8 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   const ds = closed.map(chSeconds);
   await cmd(
     `INSERT INTO ${db}.rollup_daily ${cols}
-     SELECT level, id, dim, day, is_bot, value, sum(c), uniqCombined64MergeState(v)
-     FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, uniqCombined64MergeState(visitors) AS v
+     SELECT level, id, dim, day, is_bot, value, sum(c), ${sketchMergeState("v")}
+     FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, ${sketchMergeState("visitors")} AS v
            FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {ds:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
      GROUP BY level, id, dim, day, is_bot, value`,
     { ds },
@@ -200,7 +200,7 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   // Dense links' days: their dimensions, from the raw table.
   await cmd(
     `INSERT INTO ${db}.rollup_daily ${cols}
-     SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), uniqCombined64State(nullIf(visitor_hash, ''))
+     SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
      FROM ${Math.min(...closed) >= recentFrom ? `${db}.clicks_recent` : `${db}.clicks`} FINAL ARRAY JOIN ${ALL_DIMS()} AS d
      WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
        AND (link_id, toStartOfDay(ts)) IN (
