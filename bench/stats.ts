@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import type { ClickHouseSettings } from "@clickhouse/client";
+import type { Logger } from "pino";
 import postgres from "postgres";
 import { chTime, rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
 import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
@@ -186,7 +187,8 @@ try {
   await copyAllOwners(sql, ch, DB);
   const hours = await markAllHours(sql, ch, DB);
   // A week of hours a pass (a backfill; the live sealer takes what has closed, an hour or so).
-  const sealed = await seal({ sql, ch, database: DB, wait: true, chunkHours: 168 });
+  const log = { warn: (o: object, m: string) => console.log(`  sealer: ${m} ${JSON.stringify(o)}`) } as unknown as Logger;
+  const sealed = await seal({ sql, ch, database: DB, wait: true, chunkHours: 168, log });
   const sealS = (performance.now() - t) / 1000;
   const settled = await settle(ch);
   console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);

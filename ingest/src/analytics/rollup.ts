@@ -87,27 +87,45 @@ export async function seal(o: SealOptions): Promise<number> {
   const { sql, ch, database: db } = o;
   const open = floorHour((o.now ?? Date.now)());
   let done = 0;
+  let chunk = o.chunkHours ?? 24;
   for (;;) {
-    const n = await sql.begin(async (tx) => {
-      if (o.wait) await tx`SELECT pg_advisory_xact_lock(hashtext('linkflow.rollup_sealer'))`;
-      else {
-        const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
-        if (!lock?.ok) return 0;
-      }
-      const marks = await tx<{ hour: Date; seq: string }[]>`
-        SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${o.chunkHours ?? 24}`;
-      if (!marks.length) return 0;
-      const hours = marks.map((m) => m.hour.getTime());
-      await rollUpHours(tx, ch, db, hours, open);
-      // Only the marks as they were read: one made again since (a new seq) stays.
-      await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
-               WHERE d.hour = s.hour AND d.seq = s.seq`;
-      return hours.length;
-    });
+    let n: number;
+    try {
+      n = await sql.begin(async (tx) => {
+        if (o.wait) await tx`SELECT pg_advisory_xact_lock(hashtext('linkflow.rollup_sealer'))`;
+        else {
+          const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext('linkflow.rollup_sealer')) AS ok`;
+          if (!lock?.ok) return 0;
+        }
+        const marks = await tx<{ hour: Date; seq: string }[]>`
+          SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${chunk}`;
+        if (!marks.length) return 0;
+        const hours = marks.map((m) => m.hour.getTime());
+        await rollUpHours(tx, ch, db, hours, open);
+        // Only the marks as they were read: one made again since (a new seq) stays.
+        await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
+                 WHERE d.hour = s.hour AND d.seq = s.seq`;
+        return hours.length;
+      });
+    } catch (err) {
+      // Too many clicks for one pass within the memory bound (a backlog of busy hours): the
+      // marks are still there (the transaction rolled back), so take fewer hours at a time.
+      // Rows a failed pass already wrote are right for their groups; its hours read raw until done.
+      if (!memoryExceeded(err) || chunk === 1) throw err;
+      chunk = Math.max(1, Math.floor(chunk / 2));
+      o.log?.warn({ hours_per_pass: chunk }, "rollup pass over its memory bound; fewer hours a pass");
+      continue;
+    }
     done += n;
     if (!n) return done;
   }
 }
+
+/** ClickHouse refused a query for its memory limit (code 241), over HTTP or in chDB. */
+const memoryExceeded = (err: unknown) => {
+  const e = err as { type?: string; code?: string | number } | null;
+  return e?.type === "MEMORY_LIMIT_EXCEEDED" || String(e?.code) === "241";
+};
 
 /**
  * The sealer's queries: inserts through Distributed tables wait for the shards; memory is
