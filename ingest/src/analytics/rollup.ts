@@ -150,8 +150,9 @@ const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, 
 
 /**
  * Recomputes the rollups of `hours` (closed hours, UTC starts), then of the days they complete.
- * Hourly: each link's total; each workspace's total and dimensions (its links' clicks
- * together), its links ranked (dim 'link'); all workspaces'. Daily (a UTC day whose 24 hours
+ * Hourly, all from the hours' raw clicks: each link's total; each workspace's total and
+ * dimensions (its links' clicks together), its links ranked (dim 'link'); all workspaces'.
+ * Daily (a UTC day whose 24 hours
  * have closed): the same summed from the hours, plus per-dimension rows of the links with at
  * least DENSE_LINK_DAY clicks that day (from the raw table). Raw rows are read with FINAL: a
  * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
@@ -171,35 +172,25 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   const map = { l: owners.map((r) => Number(r.id)), w: owners.map((r) => Number(r.ws)) };
   const ws = (col: string) => `transform(${col}, {l:Array(UInt64)}, {w:Array(UInt64)}, toUInt64(0))`;
   const cols = "(level, id, dim, t, is_bot, value, clicks, visitors)";
-  // Links' totals, and workspaces' totals and dimensions, from the raw table in one pass.
+  // Every row of the hours is counted from the hours' raw clicks, never from earlier rollup
+  // rows: reading those by hour would mean scanning every link's or workspace's history (the
+  // sorting key starts with level and id), a cost that grows with the table, once per pass.
+  // Links' totals, and each workspace's links ranked (dim 'link'): the same groups.
   await cmd(
     `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'link', link_id, '', toStartOfHour(ts) AS h, is_bot, '', count(), ${sketchState("nullIf(visitor_hash, '')")}
-     FROM ${raw} FINAL WHERE ${inHours} GROUP BY link_id, h, is_bot`,
-    { lo, hi, hs },
-  );
-  await cmd(
-    `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'workspace', ${ws("link_id")} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
-     FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
+     SELECT x.1 AS level, x.2 AS id, x.3 AS dim, toStartOfHour(ts) AS h, is_bot, x.4 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
+     FROM ${raw} FINAL ARRAY JOIN [('link', link_id, '', ''), ('workspace', ${ws("link_id")}, 'link', toString(link_id))] AS x
+     WHERE ${inHours} GROUP BY level, id, dim, h, is_bot, value`,
     { lo, hi, hs, ...map },
   );
-  // Each workspace's links ranked (dim 'link'), from the links' totals.
-  await cmd(
-    `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'workspace', ${ws("id")}, 'link', t, is_bot, toString(id), max(clicks), ${sketchMergeState("visitors")}
-     FROM ${db}.rollup_hourly WHERE level = 'link' AND dim = '' AND t IN {hs:Array(DateTime)} GROUP BY id, t, is_bot`,
-    { hs, ...map },
-  );
-  // All workspaces, from the workspaces' rows.
-  await cmd(
-    `INSERT INTO ${db}.rollup_hourly ${cols}
-     SELECT 'all', 0, dim, t, is_bot, value, sum(c), ${sketchMergeState("v")}
-     FROM (SELECT id, dim, t, is_bot, value, max(clicks) AS c, ${sketchMergeState("visitors")} AS v
-           FROM ${db}.rollup_hourly WHERE level = 'workspace' AND dim <> 'link' AND t IN {hs:Array(DateTime)} GROUP BY id, dim, t, is_bot, value)
-     GROUP BY dim, t, is_bot, value`,
-    { hs },
-  );
+  // Workspaces' totals and dimensions, and all workspaces' (the operator's view).
+  for (const level of ["workspace", "all"] as const)
+    await cmd(
+      `INSERT INTO ${db}.rollup_hourly ${cols}
+       SELECT '${level}', ${level === "workspace" ? ws("link_id") : "toUInt64(0)"} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
+       FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
+      { lo, hi, hs, ...map },
+    );
   // Days: those whose last hour has closed are rolled up now; an open day gets its last hour
   // marked, so the sealer comes back when the day is over (even if that hour has no clicks).
   const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))];
@@ -207,13 +198,15 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
   await markHours(sql, days.filter((d) => d + DAY > open).map((d) => d + DAY - HOUR));
   if (!closed.length) return;
   const ds = closed.map(chSeconds);
+  // The days' bounds too: the monthly partitions outside them are not read.
+  const [dlo, dhi] = [chSeconds(Math.min(...closed)), chSeconds(Math.max(...closed) + DAY)];
   await cmd(
     `INSERT INTO ${db}.rollup_daily ${cols}
      SELECT level, id, dim, day, is_bot, value, sum(c), ${sketchMergeState("v")}
      FROM (SELECT level, id, dim, toStartOfDay(t) AS day, t, is_bot, value, max(clicks) AS c, ${sketchMergeState("visitors")} AS v
-           FROM ${db}.rollup_hourly WHERE toStartOfDay(t) IN {ds:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
+           FROM ${db}.rollup_hourly WHERE t >= {dlo:DateTime} AND t < {dhi:DateTime} AND toStartOfDay(t) IN {ds:Array(DateTime)} GROUP BY level, id, dim, t, is_bot, value)
      GROUP BY level, id, dim, day, is_bot, value`,
-    { ds },
+    { ds, dlo, dhi },
   );
   // Dense links' days: their dimensions, from the raw table.
   await cmd(
@@ -223,10 +216,10 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
      WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
        AND (link_id, toStartOfDay(ts)) IN (
          SELECT id, t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
-                            WHERE level = 'link' AND dim = '' AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
+                            WHERE level = 'link' AND dim = '' AND t >= {dlo:DateTime} AND t < {dhi:DateTime} AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
          GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY})
      GROUP BY link_id, dim, day, is_bot, value`,
-    { ds, dlo: chSeconds(Math.min(...closed)), dhi: chSeconds(Math.max(...closed) + DAY) },
+    { ds, dlo, dhi },
   );
 }
 
