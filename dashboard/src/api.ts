@@ -24,37 +24,6 @@ export async function loadMe(key?: string): Promise<{ scopes: Scope[] }> {
 /** Whether the signed-in key may do what `scope` allows (admin implies every scope but operator). */
 export const can = (scope: Scope) => !!me && (me.scopes.includes(scope) || (scope !== "operator" && me.scopes.includes("admin")));
 
-/**
- * What this server's API offers beyond the baseline, read from its spec (/openapi.json) so the
- * dashboard never sends a request that would fail: a `clicks` count on links, sorting the list
- * by clicks, top links (`group_by=link`).
- */
-export interface Features {
-  linkClicks: boolean;
-  sortByClicks: boolean;
-  /** The list's direction: an `order` parameter (asc/desc), else a `-` prefix on `sort`. */
-  sortOrderParam: boolean;
-  topLinks: boolean;
-}
-let features: Promise<Features> | undefined;
-export function getFeatures(): Promise<Features> {
-  type Param = { name: string; schema?: { enum?: string[] } };
-  type Spec = { paths?: Record<string, Record<string, { parameters?: Param[] }>>; components?: { schemas?: Record<string, { properties?: Record<string, unknown> }> } };
-  features ??= fetch("/openapi.json")
-    .then((r) => (r.ok ? (r.json() as Promise<Spec>) : {}))
-    .catch(() => ({}) as Spec)
-    .then((spec: Spec) => {
-      const param = (path: string, name: string) => spec.paths?.[path]?.get?.parameters?.find((p) => p.name === name);
-      return {
-        linkClicks: !!spec.components?.schemas?.Link?.properties?.clicks,
-        sortByClicks: !!param("/api/links", "sort")?.schema?.enum?.includes("clicks"),
-        sortOrderParam: !!param("/api/links", "order"),
-        topLinks: !!param("/api/stats", "group_by")?.schema?.enum?.includes("link"),
-      };
-    });
-  return features;
-}
-
 export class ApiFailure extends Error {
   constructor(
     readonly status: number,

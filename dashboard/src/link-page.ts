@@ -4,7 +4,7 @@
  * links:read sees the stats only; without links:write, nothing to edit.
  */
 import { mergeUtm } from "../../shared/utm.ts";
-import { api, ApiFailure, can, getFeatures, ok, stream, type Link } from "./api.ts";
+import { api, ApiFailure, can, ok, stream, type Link } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h, when } from "./dom.ts";
 import { copyButton, downloadQr } from "./links.ts";
@@ -109,15 +109,12 @@ export async function linkPage(app: HTMLElement, id: number, signal: AbortSignal
 }
 
 /**
- * Without links:read: the link's name from the stats API's top links (group_by=link, when this
- * API has it), else its id; no settings, nothing to change.
+ * Without links:read: the link's name from the stats API's top links (group_by=link), else its
+ * id; no settings, nothing to change.
  */
 async function statsOnlyHeader(id: number, signal: AbortSignal): Promise<HTMLElement> {
-  let meta: Row["link"];
-  if ((await getFeatures()).topLinks) {
-    const query = { link: id, group_by: "link", interval: "day", from: new Date(Date.now() - 5 * 365 * 86_400_000).toISOString(), limit: 1, bots: "include" } as unknown as { link: number };
-    meta = await ok(api.GET("/api/stats", { params: { query }, signal })).then((r) => (r.breakdown?.[0] as Row | undefined)?.link, () => undefined);
-  }
+  const query = { link: id, group_by: "link", interval: "day", from: new Date(Date.now() - 5 * 365 * 86_400_000).toISOString(), limit: 1, bots: "include" } as const;
+  const meta = await ok(api.GET("/api/stats", { params: { query }, signal })).then((r) => (r.breakdown?.[0] as Row | undefined)?.link, () => undefined);
   const short = meta ? (meta.domain ? `${meta.domain}/${meta.code}` : meta.code) : null;
   return h(
     "div",

@@ -1,15 +1,12 @@
 /** Links: the table (search, archived filter, paging), the create/edit form, QR download. */
-import { api, ApiFailure, can, getFeatures, ok, type Link } from "./api.ts";
+import { api, ApiFailure, can, ok, type Link } from "./api.ts";
 import type { components, paths } from "../../shared/api-types.ts";
 import { clear, fmt, h, when } from "./dom.ts";
 
 type ListQuery = NonNullable<paths["/api/links"]["get"]["parameters"]["query"]>;
 type Sort = "new" | "old" | "clicks-desc" | "clicks-asc";
-/** A link with the all-time clicks count, when the API has it. */
-type Counted = Link & { clicks?: number };
 
 export async function linksPage(app: HTMLElement): Promise<void> {
-  const features = await getFeatures();
   const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
   const q = h("input", { type: "search", name: "q", placeholder: "Search url, slug, title", value: params.get("q") ?? "", "aria-label": "search" });
   const archived = h("select", { name: "archived", "aria-label": "archived" }, h("option", { value: "false" }, "Active"), h("option", { value: "true" }, "Archived"), h("option", { value: "all" }, "All"));
@@ -19,9 +16,9 @@ export async function linksPage(app: HTMLElement): Promise<void> {
     { name: "sort", "aria-label": "Sort" },
     h("option", { value: "new", selected: wanted === "new" }, "Newest first"),
     h("option", { value: "old", selected: wanted === "old" }, "Oldest first"),
-    features.sortByClicks ? [h("option", { value: "clicks-desc", selected: wanted === "clicks-desc" }, "Most clicks"), h("option", { value: "clicks-asc", selected: wanted === "clicks-asc" }, "Fewest clicks")] : [],
+    h("option", { value: "clicks-desc", selected: wanted === "clicks-desc" }, "Most clicks"),
+    h("option", { value: "clicks-asc", selected: wanted === "clicks-asc" }, "Fewest clicks"),
   );
-  const clicksCol = features.linkClicks;
   const body = h("tbody");
   const more = h("button", { type: "button", hidden: true }, "Load more");
   const status = h("div", { class: "empty", role: "status" });
@@ -29,13 +26,10 @@ export async function linksPage(app: HTMLElement): Promise<void> {
   let timer: number | undefined;
   let seq = 0; // only the latest request's answer is shown (typing fires several)
 
-  const sortQuery = (v: string): Partial<ListQuery> => {
-    // The list's sort: clicks (when the API has it) or creation time, either way round.
-    // (Cast: the spec's sort parameter changes between API versions; getFeatures() says which this is.)
+  const sortQuery = (v: string): Pick<ListQuery, "sort"> => {
     const field = v.startsWith("clicks") ? "clicks" : "created_at";
     const desc = v === "new" || v === "clicks-desc";
-    const q = features.sortOrderParam ? { sort: field, order: desc ? "desc" : "asc" } : { sort: `${desc ? "-" : ""}${field}` };
-    return q as unknown as Partial<ListQuery>;
+    return { sort: desc ? `-${field}` : field };
   };
 
   async function load(reset: boolean) {
@@ -47,7 +41,7 @@ export async function linksPage(app: HTMLElement): Promise<void> {
       const page = await ok(api.GET("/api/links", { params: { query } }));
       if (mine !== seq) return;
       if (reset) body.replaceChildren();
-      for (const l of page.items) body.append(row(l, clicksCol));
+      for (const l of page.items) body.append(row(l));
       cursor = page.next_cursor;
       more.hidden = !cursor;
       const term = q.value.trim();
@@ -73,7 +67,7 @@ export async function linksPage(app: HTMLElement): Promise<void> {
   });
   more.addEventListener("click", () => void load(false));
 
-  const heads = ["Short link", "Destination", "Title", "Tags", ...(clicksCol ? ["Clicks"] : []), "Created", "Actions"];
+  const heads = ["Short link", "Destination", "Title", "Tags", "Clicks", "Created", "Actions"];
   clear(
     app,
     h("div", { class: "bar" }, h("h1", {}, "Links"), can("links:write") ? h("a", { class: "button primary", href: "#/links/new" }, "New link") : null),
@@ -117,7 +111,7 @@ function flash(btn: HTMLButtonElement, text: string) {
   }, 2000);
 }
 
-function row(l: Counted, clicksCol: boolean): HTMLTableRowElement {
+function row(l: Link): HTMLTableRowElement {
   const short = l.domain ? `${l.domain}/${l.code}` : l.code;
   return h(
     "tr",
@@ -126,7 +120,7 @@ function row(l: Counted, clicksCol: boolean): HTMLTableRowElement {
     h("td", { class: "url", "data-label": "Destination" }, h("span", { title: l.url }, l.url)),
     h("td", { "data-label": "Title", class: l.title ? null : "blank" }, l.title ?? ""),
     h("td", { "data-label": "Tags", class: l.tags.length ? null : "blank" }, l.tags.map((t) => h("span", { class: "tag" }, t))),
-    clicksCol ? h("td", { class: "num clicks", "data-label": "Clicks", "data-clicks": l.clicks ?? 0 }, fmt.format(l.clicks ?? 0)) : null,
+    h("td", { class: "num clicks", "data-label": "Clicks", "data-clicks": l.clicks }, fmt.format(l.clicks)),
     h("td", { class: "muted created", "data-label": "Created" }, when(l.created_at)),
     h(
       "td",

@@ -4,7 +4,7 @@
  * is on the view as `data-query` (the browser test asks the API the same).
  */
 import type { paths } from "../../shared/api-types.ts";
-import { api, ApiFailure, can, getFeatures, ok, type Stats } from "./api.ts";
+import { api, ApiFailure, can, ok, type Stats } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h } from "./dom.ts";
 import { buckets, loadState, rangeControls, rangeOf, saveFile, toCsv, tz, ymd, type Bucket } from "./view.ts";
@@ -128,8 +128,7 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
       const query: StatsQuery = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), interval: range.interval, tz, bots: state.bots, ...(opts.link ? { link: opts.link } : {}) };
       el.dataset.query = JSON.stringify(query);
       el.dataset.loaded = "false";
-      const features = await getFeatures();
-      const groups = opts.groups.filter((g) => g.dim !== "link" || features.topLinks);
+      const groups = opts.groups;
       try {
         const [main, ...rest] = await Promise.all([
           ok(api.GET("/api/stats", { params: { query }, signal: opts.signal })),
@@ -161,7 +160,6 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
         );
         partialNote.textContent = partial ? `Lighter bars are partial buckets (${partial}): a bucket that starts before the range or is still filling counts only part of its ${range.interval}.` : "";
         const lists = last.groups.map(([g, rows]) => barList(g.dim, g.title, rows));
-        if (opts.groups.some((g) => g.dim === "link") && !features.topLinks) lists.unshift(await topLinksFallback());
         clear(breakdowns, lists);
         el.dataset.loaded = "true";
       } catch (e) {
@@ -172,14 +170,4 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
     },
   };
   return view;
-}
-
-/** Without group_by=link: the links with the most clicks of all time, when the API can sort by them. */
-async function topLinksFallback(): Promise<HTMLElement> {
-  const features = await getFeatures();
-  if (!features.sortByClicks || !can("links:read")) return barList("link", "Top links", [], "Top links for a period need a newer API (group_by=link).");
-  const query = (features.sortOrderParam ? { limit: 8, sort: "clicks", order: "desc" } : { limit: 8, sort: "-clicks" }) as unknown as { limit: number };
-  const page = await ok(api.GET("/api/links", { params: { query } }));
-  const rows: Row[] = page.items.map((l) => ({ value: String(l.id), clicks: (l as { clicks?: number }).clicks ?? 0, visitors: 0, link: l }));
-  return barList("link", "Top links (all time)", rows);
 }
