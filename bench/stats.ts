@@ -3,6 +3,10 @@
  * BENCH_STATS_CLICKS overrides). Run by bench/run.ts as its own process (chDB allows one data
  * folder per process), or alone: `npm run bench:stats -- [--quick | --clicks 50000000]` (then it
  * merges its keys into latest.json, and the run's p95 per shape under `stats_scale.<N>`).
+ * `--keep` leaves the seeded data folder and PostgreSQL database in place (their names are
+ * printed); `--reuse DIR` times the queries again over such a folder, without seeding (for
+ * working on the read path: a 10M seed and its rollups take ~10 minutes), and records them as
+ * that size's figures with the seed's own seed and rollup times.
  *
  * The real ingest app (startIngest, PIPELINE_ROLES=maintenance: chDB opened, no Kinesis) over a
  * fresh PostgreSQL database; ClickHouse's raw table seeded by ClickHouse itself (INSERT … SELECT
@@ -27,8 +31,21 @@ import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
+const keep = process.argv.includes("--keep");
+const reuseArg = process.argv.indexOf("--reuse");
+const reuseDir = reuseArg > 0 ? process.argv[reuseArg + 1] : undefined;
+/** What a kept seed was (in its folder, for --reuse). */
+interface Kept {
+  db: string;
+  clicks: number;
+  end: number;
+  seedS: number;
+  sealS: number;
+}
+const KEPT_FILE = "bench-stats.json";
+const kept = reuseDir ? (JSON.parse(await readFile(join(reuseDir, KEPT_FILE), "utf8")) as Kept) : undefined;
 const clicksArg = process.argv.indexOf("--clicks");
-const CLICKS = Number(clicksArg > 0 ? process.argv[clicksArg + 1] : (process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000)));
+const CLICKS = kept?.clicks ?? Number(clicksArg > 0 ? process.argv[clicksArg + 1] : (process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000)));
 if (!Number.isSafeInteger(CLICKS) || CLICKS < 1000) throw new Error("--clicks: a whole number of clicks, at least 1000");
 const LINKS = 10_000;
 const SEED_CHUNK = 500_000;
@@ -41,7 +58,7 @@ const DB = "linkflow";
 const DAY = 86_400_000;
 
 /** Clicks ending at the start of today (UTC), `DAYS` days of them. */
-const end = Math.floor(Date.now() / DAY) * DAY;
+const end = kept?.end ?? Math.floor(Date.now() / DAY) * DAY;
 const start = end - DAYS * DAY;
 
 const pick = (values: string[], salt: number) => `[${values.map((v) => `'${v}'`).join(", ")}][1 + cityHash64(s, ${salt}) % ${values.length}]`;
@@ -137,17 +154,19 @@ interface ShapeResult {
 const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-const dbName = `linkflow_bench_stats_${process.pid}`;
+const dbName = kept?.db ?? `linkflow_bench_stats_${process.pid}`;
 const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-await admin`CREATE DATABASE ${admin(dbName)}`;
-const dataDir = await mkdtemp(join(tmpdir(), "linkflow-bench-stats-"));
+if (!kept) await admin`CREATE DATABASE ${admin(dbName)}`;
+const dataDir = reuseDir ?? (await mkdtemp(join(tmpdir(), "linkflow-bench-stats-")));
 let ingest: Awaited<ReturnType<typeof startIngest>> | undefined;
 let cleaned: Promise<void> | undefined;
 const cleanup = () =>
   (cleaned ??= (async () => {
     await ingest?.close().catch(() => {});
-    await rm(dataDir, { recursive: true, force: true });
-    await admin`DROP DATABASE IF EXISTS ${admin(dbName)} WITH (FORCE)`;
+    if (!keep && !kept) {
+      await rm(dataDir, { recursive: true, force: true });
+      await admin`DROP DATABASE IF EXISTS ${admin(dbName)} WITH (FORCE)`;
+    } else console.log(`kept: ${dataDir} and PostgreSQL database ${dbName} (again: npm run bench:stats -- --reuse ${dataDir})`);
     await admin.end();
   })());
 // bench/run.ts bounds this process: a SIGTERM still removes the folder and the database.
@@ -174,26 +193,30 @@ try {
 
   const [ws] = await sql<{ id: string }[]>`SELECT min(id) AS id FROM workspaces`;
   const workspaceId = Number(ws!.id);
-  await sql`INSERT INTO links (id, workspace_id, code, url)
-            SELECT g, ${workspaceId}, 'b' || g, 'https://example.com/p/' || g FROM generate_series(1, ${LINKS}::int) g`;
   const { key } = await createKey(sql, workspaceId, "bench stats", ["stats:read"], 10_000_000);
-
-  let t = performance.now();
-  console.log(`stats: seeding ${CLICKS.toLocaleString("en")} clicks (+1% redelivered) over ${DAYS} days, ${LINKS.toLocaleString("en")} links …`);
-  const tables = await seedClickHouse(ch);
-  const seedS = (performance.now() - t) / 1000;
-  // As the loader would have: every hour marked, then rolled up by the sealer.
-  t = performance.now();
-  await copyAllOwners(sql, ch, DB);
-  const hours = await markAllHours(sql, ch, DB);
-  // A week of hours a pass (a backfill; the live sealer takes what has closed, an hour or so).
-  const log = { warn: (o: object, m: string) => console.log(`  sealer: ${m} ${JSON.stringify(o)}`) } as unknown as Logger;
-  const sealed = await seal({ sql, ch, database: DB, wait: true, chunkHours: 168, log });
-  const sealS = (performance.now() - t) / 1000;
-  const settled = await settle(ch);
-  console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);
-  console.log(`  rolled up ${sealed.toLocaleString("en")} of ${hours.toLocaleString("en")} hours in ${sealS.toFixed(1)} s (${((sealS / Math.max(1, sealed)) * 1000).toFixed(0)} ms an hour); peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
-  console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+  let seedS = kept?.seedS ?? NaN;
+  let sealS = kept?.sealS ?? NaN;
+  if (!kept) {
+    await sql`INSERT INTO links (id, workspace_id, code, url)
+              SELECT g, ${workspaceId}, 'b' || g, 'https://example.com/p/' || g FROM generate_series(1, ${LINKS}::int) g`;
+    let t = performance.now();
+    console.log(`stats: seeding ${CLICKS.toLocaleString("en")} clicks (+1% redelivered) over ${DAYS} days, ${LINKS.toLocaleString("en")} links …`);
+    const tables = await seedClickHouse(ch);
+    seedS = (performance.now() - t) / 1000;
+    // As the loader would have: every hour marked, then rolled up by the sealer.
+    t = performance.now();
+    await copyAllOwners(sql, ch, DB);
+    const hours = await markAllHours(sql, ch, DB);
+    // A week of hours a pass (a backfill; the live sealer takes what has closed, an hour or so).
+    const log = { warn: (o: object, m: string) => console.log(`  sealer: ${m} ${JSON.stringify(o)}`) } as unknown as Logger;
+    const sealed = await seal({ sql, ch, database: DB, wait: true, chunkHours: 168, log });
+    sealS = (performance.now() - t) / 1000;
+    const settled = await settle(ch);
+    console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);
+    console.log(`  rolled up ${sealed.toLocaleString("en")} of ${hours.toLocaleString("en")} hours in ${sealS.toFixed(1)} s (${((sealS / Math.max(1, sealed)) * 1000).toFixed(0)} ms an hour); peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+    console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+    if (keep) await writeFile(join(dataDir, KEPT_FILE), JSON.stringify({ db: dbName, clicks: CLICKS, end, seedS, sealS } satisfies Kept));
+  } else console.log(`stats: reusing ${CLICKS.toLocaleString("en")} clicks seeded in ${dataDir} (no seed, no sealing)`);
 
   const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
   const headers = { authorization: `Bearer ${key}` };

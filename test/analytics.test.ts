@@ -40,15 +40,20 @@ let key: string;
 let otherKey: string;
 const links: { id: number; code: string; ws: "mine" | "other"; tag: string }[] = [];
 /** Every distinct click stored (the oracle's input). */
-const distinct = new Map<string, ClickEvent>();
+const distinct = new Map<string, Visited>();
 const now = Date.now();
 const openHour = Math.floor(now / H) * H;
 const start = Math.floor(now / DAY) * DAY - 3 * DAY;
 
-function randomClick(ts: number): ClickEvent {
+/** A click with its visitor hash, as the beacon route stores it ('' = not counted, as with DNT). */
+type Visited = ClickEvent & { visitor_hash: string };
+
+function randomClick(ts: number): Visited {
   // The first link is busy: its days pass DENSE_LINK_DAY (rolled-up dimensions), the others' stay sparse (read raw).
   const l = rand() < 0.6 ? links[0]! : pick(links);
-  return clickEvent({
+  // Few visitors (sketches hold up to ~1,500 exactly), each returning, some without a hash.
+  const visitor_hash = rand() < 0.1 ? "" : `v${Math.floor(rand() * 40)}-${new Date(ts).toISOString().slice(0, 10)}`;
+  const e = clickEvent({
     link_id: l.id,
     code: l.code,
     timestamp: new Date(ts).toISOString(),
@@ -57,6 +62,7 @@ function randomClick(ts: number): ClickEvent {
     geo_location: { country: pick(COUNTRIES), colo: pick(["FRA", "IAD"]) },
     cache_tier: pick(["isolate", "kv", "origin"]),
   });
+  return { ...e, visitor_hash };
 }
 /** A time in [start, now): some on hour boundaries (±1 ms), some in the open hour. */
 function randomTime(): number {
@@ -138,6 +144,12 @@ const count = <K>(xs: ClickEvent[], key: (e: ClickEvent) => K) => {
   for (const x of xs) m.set(key(x), (m.get(key(x)) ?? 0) + 1);
   return m;
 };
+/** Distinct visitor hashes per key (clicks without one are not visitors). */
+const visitors = <K>(xs: Visited[], key: (e: ClickEvent) => K) => {
+  const m = new Map<K, Set<string>>();
+  for (const x of xs) if (x.visitor_hash) m.set(key(x), (m.get(key(x)) ?? new Set()).add(x.visitor_hash));
+  return new Map([...m].map(([k, v]) => [k, v.size]));
+};
 
 async function checkAll(when: string) {
   const clicks = [...distinct.values()];
@@ -148,6 +160,14 @@ async function checkAll(when: string) {
     expect(r.totals.clicks, label).toBe(mine.length);
     expect(new Map(r.series.map((b: { t: string; clicks: number }) => [sh.apiBucket(b.t), b.clicks])), label).toEqual(count(mine, (e) => sh.bucket(Date.parse(e.timestamp))));
     if (sh.value) expect(new Map(r.breakdown.map((b: { value: string; clicks: number }) => [b.value, b.clicks])), label).toEqual(count(mine, sh.value));
+    // Visitors: sketches merged across hours, days and versions of a recomputed hour (exact at this size).
+    expect(r.totals.visitors, `${label}: visitors`).toBe(visitors(mine, () => "").get("") ?? 0);
+    const perBucket = visitors(mine, (e) => sh.bucket(Date.parse(e.timestamp)));
+    expect(new Map(r.series.map((b: { t: string; visitors: number }) => [sh.apiBucket(b.t), b.visitors]).filter(([, v]: [string, number]) => v > 0)), `${label}: visitors per bucket`).toEqual(perBucket);
+    if (sh.value) {
+      const perValue = visitors(mine, sh.value);
+      expect(new Map(r.breakdown.map((b: { value: string; visitors: number }) => [b.value, b.visitors]).filter(([, v]: [string, number]) => v > 0)), `${label}: visitors per value`).toEqual(perValue);
+    }
   }
 }
 

@@ -154,14 +154,25 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
 }
 
 /**
- * The union of the plan's parts as rows (t: bucket or hour start, val, c: distinct clicks,
- * v: visitor sketch), for the caller to group. Parameters go into `params`.
+ * What a union yields: `clicks` (t, val, c: distinct clicks), `visitors` (t, val, v: a visitor
+ * sketch) or `both`. A group's rollup row may have several versions until a merge (an hour
+ * recomputed): clicks must take the latest (FINAL: versions merged in key order, by max), while
+ * sketches may be merged as they are (each version is a set of the group's visitors; their union
+ * is the answer). FINAL's merge of sketch columns costs several times the reading: a question
+ * of sketches alone (a breakdown's visitors) reads without it.
  */
-function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, visitors = true): string {
+type Yield = "clicks" | "visitors" | "both";
+
+/**
+ * The union of the plan's parts as rows (t: bucket or hour start, val, then c and/or v as
+ * `what` asks), for the caller to group. Parameters go into `params`.
+ */
+function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, what: Yield): string {
   const botCond = (col: string) => (q.bots === "exclude" ? ` AND NOT ${col}` : q.bots === "only" ? ` AND ${col}` : "");
   const parts: string[] = [];
-  // Rollup rows read with FINAL: each group's versions merged (clicks by max, visitor sketches
-  // by union) in key order, cheaper than grouping them again.
+  const clicks = what !== "visitors";
+  const visitors = what !== "clicks";
+  const final = clicks ? " FINAL" : "";
   const byLink = q.dim === "link" && q.scope.level === "link";
   params.level = q.scope.level;
   params.rids = q.scope.level === "link" ? q.scope.ids : q.scope.level === "workspace" ? [q.scope.id] : [0];
@@ -169,10 +180,10 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   const val = byLink ? "toString(id)" : "value";
   const valueCond = q.values ? ` AND ${val} IN {values:Array(String)}` : "";
   if (q.values) params.values = q.values;
-  const v = (state: string) => (visitors ? `, ${state} AS v` : "");
+  const cv = (count: string, state: string) => [clicks ? `, ${count} AS c` : "", visitors ? `, ${state} AS v` : ""].join("");
   const rollup = (table: string, timeCond: string) =>
-    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val, clicks AS c${v("visitors")}
-     FROM ${db}.${table} FINAL WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
+    `SELECT toDateTime(t, 'UTC') AS t, ${val} AS val${cv("clicks", "visitors")}
+     FROM ${db}.${table}${final} WHERE level = {level:String} AND id IN {rids:Array(UInt64)} AND dim = {dim:String}${botCond("is_bot")}${valueCond} AND ${timeCond}`;
   if (p.dense?.length) {
     params.dense = p.dense;
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
@@ -226,21 +237,28 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
         return `(ts >= {r${i}a:DateTime64(3, 'UTC')} AND ts < {r${i}b:DateTime64(3, 'UTC')})`;
       }).join(" OR ")})`;
       parts.push(
-        `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val, uniqExact(click_id) AS c${v(sketchState("nullIf(visitor_hash, '')"))}
+        `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val${cv("uniqExact(click_id)", sketchState("nullIf(visitor_hash, '')"))}
          FROM ${db}.${table} WHERE ${[...where, time].join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
       );
     }
   }
   params.tz = q.tz;
-  return parts.join("\nUNION ALL\n") || emptyPart(visitors);
+  return parts.join("\nUNION ALL\n") || emptyPart(clicks, visitors);
 }
 
-/** A group's rows are all in one partition (the month of its hour or day): FINAL need not merge across them. */
-const FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1";
+/**
+ * A group's rows are all in one partition (the month of its hour or day): FINAL need not merge
+ * across them. And the rollup parts' conditions are all on sorting-key columns (level, id, dim,
+ * t, is_bot, value), which every version of a group shares: they may filter rows before FINAL
+ * merges them (ClickHouse moves only sorting-key conditions to PREWHERE under FINAL), so the
+ * other rows of the granules read (other days, values, bot flags) are not merged, sketches
+ * included (a link's 30 days: 33 → 21 ms; a workspace's: 62 → 33 ms, chDB at 10M clicks).
+ */
+const FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1, optimize_move_to_prewhere_if_final = 1";
 
 /** A union part with no rows, of the parts' types (a plan with nothing to read). */
-const emptyPart = (visitors: boolean) =>
-  `SELECT toDateTime(0, 'UTC') AS t, '' AS val, toUInt64(0) AS c${visitors ? `, ${sketchState("CAST(NULL, 'Nullable(String)')")} AS v` : ""} WHERE 0`;
+const emptyPart = (clicks: boolean, visitors: boolean) =>
+  `SELECT toDateTime(0, 'UTC') AS t, '' AS val${clicks ? ", toUInt64(0) AS c" : ""}${visitors ? `, ${sketchState("CAST(NULL, 'Nullable(String)')")} AS v` : ""} WHERE 0`;
 
 /** The hourly rollups' part of a plan: [lo, hi) minus its daily days and stale hours. */
 export function hourlyRanges(p: Plan): [number, number][] {
@@ -293,10 +311,14 @@ export interface Counts {
 }
 const num = (x: unknown) => Number(x ?? 0);
 
-/** A series (one row per bucket with clicks) and the totals of a question. */
+/**
+ * A series (one row per bucket with clicks) and the totals of a question. One query with
+ * FINAL over clicks and sketches: asking them apart (FINAL over clicks only, sketches without)
+ * measured slower here, two queries costing more than merging a series' few sketches.
+ */
 export async function series(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ totals: Counts; series: (Counts & { t: string })[] }> {
   const params: Record<string, unknown> = {};
-  const union = unionQuery(db, q, p, params);
+  const union = unionQuery(db, q, p, params, "both");
   const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
   const r = await rows<{ b: number; clicks: number; visitors: number; is_total: number }>(
     ch,
@@ -320,7 +342,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   const params: Record<string, unknown> = { limit };
   const top = await rows<{ value: string; clicks: number }>(
     ch,
-    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, false)})
+    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, "clicks")})
      GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
     params,
   );
@@ -328,7 +350,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   const vParams: Record<string, unknown> = {};
   const vis = await rows<{ value: string; visitors: number }>(
     ch,
-    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams)}) GROUP BY value${FINAL_SETTINGS}`,
+    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams, "visitors")}) GROUP BY value`,
     vParams,
   );
   const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
@@ -338,7 +360,7 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
 /** Clicks of a scope and range per value of `q.dim` and bucket (the SRE page's tiers over time). */
 export async function seriesByValue(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ b: number; value: string; clicks: number }[]> {
   const params: Record<string, unknown> = {};
-  const union = unionQuery(db, q, p, params, false);
+  const union = unionQuery(db, q, p, params, "clicks");
   const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
   const r = await rows<{ b: number; value: string; clicks: number }>(ch, `SELECT ${b} AS b, val AS value, sum(c) AS clicks FROM (${union}) GROUP BY b, value ORDER BY b${FINAL_SETTINGS}`, params);
   return r.map((x) => ({ b: num(x.b), value: String(x.value), clicks: num(x.clicks) }));
@@ -418,6 +440,6 @@ export async function countClicks(d: { sql: Sql; ch: ClickHouseClient; database:
   const q: Question = { scope: { level: "all" }, from: floorHour(now) - 3 * 366 * DAY, to: floorHour(now) + HOUR, interval: "month", tz: "UTC", bots: "include", dim: "" };
   const p = await plan(d.sql, q, now);
   const params: Record<string, unknown> = {};
-  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, false)})${FINAL_SETTINGS}`, params);
+  const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, "clicks")})${FINAL_SETTINGS}`, params);
   return num(r?.n);
 }
