@@ -388,22 +388,25 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   const { from, to } = queryRange(q.interval, q.from, q.to, q.tz);
   const replica = d.sql === d.replica ? d.sql : d.replica;
   const whole = !q.link && q.domain === undefined && q.tag === undefined;
-  // The whole workspace is asked in ClickHouse's own terms (its rows, its links' owner copies):
-  // PostgreSQL only counts its links.
-  const ids = whole ? [] : await workspaceLinkIds(replica, workspaceId, q);
-  const linkCount = whole ? Number((await replica<{ n: string }[]>`SELECT count(*) AS n FROM links WHERE workspace_id = ${workspaceId}`)[0]!.n) : ids.length;
   const filters = Object.fromEntries(DIMENSION_KEYS.filter((k) => q[k] !== undefined).map((k) => [k, q[k]!.split(",").map((s) => s.trim())])) as Partial<Record<Dimension, string[]>>;
   const filtered = Object.keys(filters) as Dimension[];
   // A rollup row has one dimension: a filter on the breakdown's own dimension (or, without one,
   // on a single dimension) is a choice of rows; any other filter needs the raw table.
   const dim: Question["dim"] = q.group_by ?? (filtered.length === 1 ? filtered[0]! : "");
   const rollupAnswers = filtered.length === 0 || (filtered.length === 1 && filtered[0] === dim);
+  const range = { from, to, interval: q.interval, tz: q.tz, ...(rollupAnswers ? {} : { rawFilters: filters }) };
+  // The whole workspace is asked in ClickHouse's own terms (its rows, its links' owner copies):
+  // PostgreSQL only counts its links. The plan (which hours are stale) is read meanwhile.
+  const [ids, linkCount, p] = await Promise.all([
+    whole ? [] : workspaceLinkIds(replica, workspaceId, q),
+    whole ? replica<{ n: string }[]>`SELECT count(*) AS n FROM links WHERE workspace_id = ${workspaceId}`.then((r) => Number(r[0]!.n)) : null,
+    plan(replica, range),
+  ]).then(([ids, n, p]) => [ids, n ?? ids.length, p] as const);
   const scope: Scope = whole ? { level: "workspace", id: workspaceId } : { level: "link", ids };
   const base = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: q.interval, tz: q.tz, group_by: q.group_by ?? null, bots: q.bots, links: linkCount };
   if (!linkCount) return { ...base, source: "none", totals: { clicks: 0, visitors: 0 }, series: [], breakdown: q.group_by ? [] : null };
 
-  const common = { scope, from, to, interval: q.interval, tz: q.tz, bots: q.bots, ...(rollupAnswers ? {} : { rawFilters: filters }) };
-  const p = await plan(replica, common);
+  const common = { scope, bots: q.bots, ...range };
   const timed = async <T>(what: Promise<T>) => {
     const started = performance.now();
     try {
