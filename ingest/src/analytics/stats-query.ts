@@ -348,9 +348,13 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   );
   if (!top.length) return [];
   const vParams: Record<string, unknown> = {};
+  const values = top.map((r) => String(r.value));
+  // A workspace's top links: their visitors from their own rows (link level, adjacent per link),
+  // not from the workspace's `link` rows, where a link's days lie among every other link's.
+  const vq: Question = q.dim === "link" && q.scope.level === "workspace" ? { ...q, scope: { level: "link", ids: values.map(Number) }, values } : { ...q, values };
   const vis = await rows<{ value: string; visitors: number }>(
     ch,
-    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, { ...q, values: top.map((r) => String(r.value)) }, p, vParams, "visitors")}) GROUP BY value`,
+    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, vq, p, vParams, "visitors")}) GROUP BY value`,
     vParams,
   );
   const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
