@@ -272,31 +272,39 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
     return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
   }
 
+  /** The rollups' all-workspaces total plus the hours read raw: no full scan. */
+  async function clickhouseClicks(): Promise<number | null> {
+    if (!ch) return null;
+    try {
+      return await countClicks({ sql, ch, database: config.CLICKHOUSE_DATABASE });
+    } catch (err) {
+      log.warn({ err: String(err) }, "clickhouse count failed");
+      return null;
+    }
+  }
+
   async function status(): Promise<PipelineStatus> {
-    const counters = await readCounters(sql);
-    const [{ backlog, dlq, edge_dead_letters }] = (await sql`
+    // Independent reads, asked at once (PostgreSQL's pool and ClickHouse answer them side by side).
+    const [counters, [{ backlog, dlq, edge_dead_letters }], seqs, shardRows, clickhouse_clicks, loader_lag] = await Promise.all([
+      readCounters(sql),
+      sql`
       SELECT (SELECT count(*) FROM outbox)::int AS backlog,
              (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL)::int AS dlq,
-             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND source = ${EDGE_DEAD_LETTER_SOURCE})::int AS edge_dead_letters`) as unknown as [
-      { backlog: number; dlq: number; edge_dead_letters: number },
-    ];
-    // The completeness check: settle what can be, then read the totals (clicks/sequences.ts).
-    await settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS).catch((err) => log.warn({ err: String(err) }, "completeness check failed"));
-    const seqs = await completeness(sql);
-    const shardRows = await sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
+             (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND source = ${EDGE_DEAD_LETTER_SOURCE})::int AS edge_dead_letters`.then(
+        (r) => r as unknown as [{ backlog: number; dlq: number; edge_dead_letters: number }],
+      ),
+      // The completeness check: settle what can be, then read the totals (clicks/sequences.ts).
+      settleSequences(sql, config.CLICKS_MISSING_WINDOW_MS)
+        .catch((err) => log.warn({ err: String(err) }, "completeness check failed"))
+        .then(() => completeness(sql)),
+      sql<Omit<PipelineStatus["shards"][number], "millis_behind_latest">[]>`
       SELECT shard_id, sequence_number, owner, lease_until, finished FROM loader_checkpoints
-      WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`;
+      WHERE stream = ${config.KINESIS_STREAM} ORDER BY shard_id`,
+      clickhouseClicks(),
+      ch ? lag(new Date(Date.now() - 5 * 60_000)).catch(() => null) : null,
+    ]);
     const behind = new Map((await metrics.shardBehind.get()).values.map((v) => [String(v.labels.shard), Math.round(v.value * 1000)]));
     const shards = shardRows.map((r) => ({ ...r, millis_behind_latest: loader ? (behind.get(r.shard_id) ?? null) : null }));
-    let clickhouse_clicks: number | null = null;
-    if (ch) {
-      try {
-        // The rollups' all-workspaces total plus the hours read raw: no full scan.
-        clickhouse_clicks = await countClicks({ sql, ch, database: config.CLICKHOUSE_DATABASE });
-      } catch (err) {
-        log.warn({ err: String(err) }, "clickhouse count failed");
-      }
-    }
     metrics.outboxBacklog.set(backlog);
     metrics.dlqOpen.set(dlq);
     metrics.clicksMissing.inc(Math.max(0, seqs.missing_total - (await metrics.clicksMissing.get()).values[0]!.value));
@@ -317,7 +325,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       breakers,
       shards,
       rates: rates({ sent: counters.kinesis_sent, rows: counters.clickhouse_rows }),
-      loader_lag: ch ? await lag(new Date(Date.now() - 5 * 60_000)).catch(() => null) : null,
+      loader_lag,
     };
   }
 
