@@ -113,7 +113,7 @@ export async function seal(o: SealOptions): Promise<number> {
       // Rows a failed pass already wrote are right for their groups; its hours read raw until done.
       if (!memoryExceeded(err) || chunk === 1) throw err;
       chunk = Math.max(1, Math.floor(chunk / 2));
-      o.log?.warn({ hours_per_pass: chunk }, "rollup pass over its memory bound; fewer hours a pass");
+      o.log?.warn({ hours_per_pass: chunk, err: String(err).slice(0, 300) }, "rollup pass over its memory bound; fewer hours a pass");
       continue;
     }
     done += n;
@@ -191,11 +191,20 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
        FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
       { lo, hi, hs, ...map },
     );
-  // Days: those whose last hour has closed are rolled up now; an open day gets its last hour
-  // marked, so the sealer comes back when the day is over (even if that hour has no clicks).
+  // Days: those whose last hour has closed are rolled up now, unless other hours of the day are
+  // still marked (a later pass takes them, then the day: a backlog in short passes would
+  // otherwise recount a day once per pass). An open day gets its last hour marked, so the sealer
+  // comes back when the day is over (even if that hour has no clicks).
   const days = [...new Set(hours.map((h) => Math.floor(h / DAY) * DAY))];
-  const closed = days.filter((d) => d + DAY <= open);
   await markHours(sql, days.filter((d) => d + DAY > open).map((d) => d + DAY - HOUR));
+  const pending = new Set(
+    (
+      await sql<{ day: Date }[]>`SELECT DISTINCT date_trunc('day', hour, 'UTC') AS day FROM rollup_dirty
+        WHERE hour >= ${new Date(Math.min(...days))} AND hour < ${new Date(Math.max(...days) + DAY)}
+          AND NOT (hour = ANY(${hours.map((h) => new Date(h).toISOString())}::timestamptz[]))`
+    ).map((r) => r.day.getTime()),
+  );
+  const closed = days.filter((d) => d + DAY <= open && !pending.has(d));
   if (!closed.length) return;
   const ds = closed.map(chSeconds);
   // The days' bounds too: the monthly partitions outside them are not read.
