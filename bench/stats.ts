@@ -234,7 +234,12 @@ try {
     console.log(`  rolled up ${sealed.toLocaleString("en")} of ${hours.toLocaleString("en")} hours in ${sealS.toFixed(1)} s (${((sealS / Math.max(1, sealed)) * 1000).toFixed(0)} ms an hour); peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
     console.log(`  seeded in ${seedS.toFixed(1)} s: ${tables.map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}; peak RSS so far ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
     if (keep) await writeFile(join(dataDir, KEPT_FILE), JSON.stringify({ db: dbName, clicks: CLICKS, end, seedS, sealS } satisfies Kept));
-  } else console.log(`stats: reusing ${CLICKS.toLocaleString("en")} clicks seeded in ${dataDir} (no seed, no sealing)`);
+  } else {
+    console.log(`stats: reusing ${CLICKS.toLocaleString("en")} clicks seeded in ${dataDir} (no seed, no sealing)`);
+    // Merges run only while a process has the folder open: those left by the run that sealed it.
+    const settled = await settle(ch);
+    console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);
+  }
 
   const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
   const headers = { authorization: `Bearer ${key}` };
