@@ -4,7 +4,7 @@
  * is on the view as `data-query` (the browser test asks the API the same).
  */
 import type { paths } from "../../shared/api-types.ts";
-import { api, ApiFailure, can, ok, type Stats } from "./api.ts";
+import { api, ApiFailure, ok, type Stats } from "./api.ts";
 import { timeChart } from "./chart.ts";
 import { clear, fmt, h } from "./dom.ts";
 import { buckets, loadState, rangeControls, rangeOf, saveFile, toCsv, tz, ymd, type Bucket } from "./view.ts";
@@ -128,17 +128,16 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
       const query: StatsQuery = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), interval: range.interval, tz, bots: state.bots, ...(opts.link ? { link: opts.link } : {}) };
       el.dataset.query = JSON.stringify(query);
       el.dataset.loaded = "false";
-      const groups = opts.groups;
       try {
         const [main, ...rest] = await Promise.all([
           ok(api.GET("/api/stats", { params: { query }, signal: opts.signal })),
-          ...groups.map((g) => ok(api.GET("/api/stats", { params: { query: { ...query, group_by: g.dim as StatsQuery["group_by"], limit: g.limit ?? 8 } }, signal: opts.signal }))),
+          ...opts.groups.map((g) => ok(api.GET("/api/stats", { params: { query: { ...query, group_by: g.dim as StatsQuery["group_by"], limit: g.limit ?? 8 } }, signal: opts.signal }))),
         ]);
         if (opts.signal.aborted || mine !== seq) return;
         error.textContent = "";
         view.failure = null;
         const series = buckets(range, main.series);
-        last = { query, main, series, groups: groups.map((g, i) => [g, (rest[i]!.breakdown ?? []) as Row[]]) };
+        last = { query, main, series, groups: opts.groups.map((g, i) => [g, (rest[i]!.breakdown ?? []) as Row[]]) };
         const set = (el: HTMLElement, v: number) => ((el.textContent = fmt.format(v)), (el.dataset.value = String(v)));
         set(totalClicks, main.totals.clicks);
         set(totalVisitors, main.totals.visitors);

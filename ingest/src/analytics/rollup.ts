@@ -152,9 +152,9 @@ const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, 
  * Recomputes the rollups of `hours` (closed hours, UTC starts), then of the days they complete.
  * Hourly, all from the hours' raw clicks: each link's total; each workspace's total and
  * dimensions (its links' clicks together), its links ranked (dim 'link'); all workspaces'.
- * Daily (a UTC day whose 24 hours
- * have closed): the same summed from the hours, plus per-dimension rows of the links with at
- * least DENSE_LINK_DAY clicks that day (from the raw table). Raw rows are read with FINAL: a
+ * Daily (a UTC day whose 24 hours have closed, once no other hour of it is marked): the same
+ * summed from the hours, plus per-dimension rows of the links with at least DENSE_LINK_DAY
+ * clicks that day (from the raw table). Raw rows are read with FINAL: a
  * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
  */
 async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number): Promise<void> {
