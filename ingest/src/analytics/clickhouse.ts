@@ -11,6 +11,8 @@ export interface ClickHouseOptions {
   password?: string;
   /** chDB data folder: one per process (chDB locks it). */
   path: string;
+  /** chDB: the engine's memory bound for everything it holds (queries, merges, caches), in bytes. */
+  maxMemoryBytes?: number;
 }
 
 type Connection = NonNullable<ClickHouseClientConfigOptions["connection"]>;
@@ -22,8 +24,17 @@ type Connection = NonNullable<ClickHouseClientConfigOptions["connection"]>;
 export function clickhouseClient(o: ClickHouseOptions): ClickHouseClient {
   if (o.url) return createClient({ url: o.url, username: o.username, password: o.password, request_timeout: 30_000 });
   mkdirSync(o.path, { recursive: true });
-  return createClient({ connection: createChdbConnection({ path: o.path }) as unknown as Connection });
+  // A server-wide bound, not luck: over it a query fails (code 241) rather than the process
+  // growing, and large GROUP BYs and sorts spill to disk before it (their ratio settings).
+  const connectionArgs = o.maxMemoryBytes ? [`--max_server_memory_usage=${o.maxMemoryBytes}`] : undefined;
+  return createClient({ connection: createChdbConnection({ path: o.path, connectionArgs }) as unknown as Connection });
 }
+
+/** ClickHouse refused a query for its memory limit (code 241), over HTTP or in chDB. */
+export const memoryExceeded = (err: unknown) => {
+  const e = err as { type?: string; code?: string | number; message?: string } | null;
+  return e?.type === "MEMORY_LIMIT_EXCEEDED" || String(e?.code) === "241" || /\bCode: 241\b|MEMORY_LIMIT_EXCEEDED/.test(String(e?.message ?? ""));
+};
 
 /**
  * The analytics schema. `clicks` is a ReplacingMergeTree whose sorting key ends in click_id, so

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { chSeconds, RECENT_READ_MS, rows, sketchMergeState, sketchState, type ClickHouseClient } from "./clickhouse.ts";
+import { chSeconds, memoryExceeded, RECENT_READ_MS, rows, sketchMergeState, sketchState, type ClickHouseClient } from "./clickhouse.ts";
 
 /**
  * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
@@ -120,12 +120,6 @@ export async function seal(o: SealOptions): Promise<number> {
     if (!n) return done;
   }
 }
-
-/** ClickHouse refused a query for its memory limit (code 241), over HTTP or in chDB. */
-const memoryExceeded = (err: unknown) => {
-  const e = err as { type?: string; code?: string | number } | null;
-  return e?.type === "MEMORY_LIMIT_EXCEEDED" || String(e?.code) === "241";
-};
 
 /**
  * The sealer's queries: inserts through Distributed tables wait for the shards; memory is

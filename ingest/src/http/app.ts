@@ -28,6 +28,7 @@ import { pgGate, isUnavailable } from "./pg-gate.ts";
 import { pipelineRoutes } from "./routes/pipeline.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { readiness } from "../db/readiness.ts";
+import { memoryExceeded } from "../analytics/clickhouse.ts";
 import { countRefusedBeacons } from "./beacon-refusals.ts";
 import { sreRoutes } from "./routes/sre.ts";
 import { recentClickRoutes, statsRoutes } from "./routes/stats.ts";
@@ -149,6 +150,12 @@ export function createApp({ sql, config, keys, log, pushEdge, metrics, pipeline,
       log.warn({ code: (err as { code?: unknown }).code, reqId: c.get("requestId") }, "database unavailable");
       c.header("Retry-After", "1");
       return c.json(errorBody(503, "unavailable", "the database is unavailable; retry"), 503);
+    }
+    if (memoryExceeded(err)) {
+      // ClickHouse's memory bound (CHDB_MAX_MEMORY_MB, or the server's): busy now, not broken.
+      log.warn({ reqId: c.get("requestId"), err: String(err).slice(0, 300) }, "ClickHouse over its memory limit");
+      c.header("Retry-After", "2");
+      return c.json(errorBody(503, "unavailable", "analytics are over their memory limit just now; retry"), 503);
     }
     log.error({ err, reqId: c.get("requestId") }, "unhandled error");
     return c.json(errorBody(500, "internal", "internal error"), 500);

@@ -139,6 +139,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       username: config.CLICKHOUSE_USER,
       password: config.CLICKHOUSE_PASSWORD,
       path: resolve(join(config.DATA_DIR, "chdb")),
+      maxMemoryBytes: config.CHDB_MAX_MEMORY_MB * 2 ** 20,
     });
     stops.push(() => ch!.close());
     await reaching(config.CLICKHOUSE_URL ? "ClickHouse (CLICKHOUSE_URL)" : "the embedded ClickHouse (chDB)", config.CLICKHOUSE_URL ?? "file:" + resolve(join(config.DATA_DIR, "chdb")), async () => {
