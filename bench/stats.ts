@@ -22,7 +22,7 @@ import autocannon from "autocannon";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import type { Logger } from "pino";
 import postgres from "postgres";
-import { chTime, rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
+import { chTime, memoryExceeded, rows, type ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
 import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
 import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { loadConfig } from "../ingest/src/config.ts";
@@ -48,7 +48,7 @@ const clicksArg = process.argv.indexOf("--clicks");
 const CLICKS = kept?.clicks ?? Number(clicksArg > 0 ? process.argv[clicksArg + 1] : (process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000)));
 if (!Number.isSafeInteger(CLICKS) || CLICKS < 1000) throw new Error("--clicks: a whole number of clicks, at least 1000");
 const LINKS = 10_000;
-const SEED_CHUNK = 500_000;
+const SEED_CHUNK = 250_000;
 const DAYS = 90;
 const DURATION_S = quick ? 1 : 8;
 /** Longest wait for ClickHouse's background merges after the seed. */
@@ -96,12 +96,24 @@ function seedSql(offset: number, count: number, where = "") {
 }
 
 async function seedClickHouse(ch: ClickHouseClient) {
-  const settings: ClickHouseSettings = { max_insert_threads: "2", max_threads: 2 };
-  // In chunks: one insert's blocks are sorted in memory before they are written.
-  for (let offset = 0; offset < CLICKS; offset += SEED_CHUNK)
-    await ch.command({ query: seedSql(offset, Math.min(SEED_CHUNK, CLICKS - offset)), clickhouse_settings: settings });
-  // Redelivery: 1% of the clicks again, in a later insert (their own parts, like a loader retry).
-  await ch.command({ query: seedSql(0, CLICKS, "WHERE number % 100 = 0"), clickhouse_settings: settings });
+  const settings: ClickHouseSettings = { max_insert_threads: "1", max_threads: 2 };
+  // In chunks: one insert's blocks are sorted in memory before they are written. An insert that
+  // meets chDB's memory bound (CHDB_MAX_MEMORY_MB) beside the merges of earlier chunks is taken
+  // again once they are done: whatever part of it was written is the same clicks (same seeds),
+  // collapsed like any redelivery.
+  const insert = async (query: string) => {
+    for (let attempt = 1; ; attempt++)
+      try {
+        return await ch.command({ query, clickhouse_settings: settings });
+      } catch (err) {
+        if (!memoryExceeded(err) || attempt === 5) throw err;
+        console.log(`  seed: an insert met the memory bound; again after merges (attempt ${attempt + 1})`);
+        await settle(ch);
+      }
+  };
+  for (let offset = 0; offset < CLICKS; offset += SEED_CHUNK) await insert(seedSql(offset, Math.min(SEED_CHUNK, CLICKS - offset)));
+  // Redelivery: 1% of the clicks again, in later inserts (their own parts, like a loader retry).
+  for (let offset = 0; offset < CLICKS; offset += SEED_CHUNK * 20) await insert(seedSql(offset, Math.min(SEED_CHUNK * 20, CLICKS - offset), "WHERE number % 100 = 0"));
   await settle(ch);
   return activeParts(ch);
 }

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureSchema, rollupStatements, rows, VISITOR_SKETCH_TYPE } from "../ingest/src/analytics/clickhouse.ts";
 import { hostOf, parseAgent } from "../ingest/src/analytics/enrich.ts";
-import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { backfillWeeks, markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent } from "./fixtures.ts";
 import { body, eventually, json, startStack, type Stack } from "./helpers.ts";
 
 /**
- * Exactness of the rollups (docs/ANALYTICS.md), as a property: random clicks over four days
- * and the open hour, then random redeliveries of some of them — in separate batches, after
+ * Exactness of the rollups (docs/ANALYTICS.md), as a property: random clicks over two weeks
+ * (at least one whole UTC week, so weekly rows are read too) and the open hour, then random redeliveries of some of them — in separate batches, after
  * their hours were rolled up, on hour boundaries — and new clicks arriving late into hours
  * already rolled up. Every stats shape must equal a brute-force count over the distinct clicks,
  * both while the sealer has not yet redone the hours (they are read raw) and after it has.
@@ -43,7 +43,7 @@ const links: { id: number; code: string; ws: "mine" | "other"; tag: string }[] =
 const distinct = new Map<string, Visited>();
 const now = Date.now();
 const openHour = Math.floor(now / H) * H;
-const start = Math.floor(now / DAY) * DAY - 3 * DAY;
+const start = Math.floor(now / DAY) * DAY - 13 * DAY;
 
 /** A click with its visitor hash, as the beacon route stores it ('' = not counted, as with DNT). */
 type Visited = ClickEvent & { visitor_hash: string };
@@ -188,8 +188,8 @@ afterAll(() => s?.close());
 
 describe("rollups stay exact under redelivery and late clicks", () => {
   it(`equals a brute-force count over the distinct clicks, before and after the sealer redoes the hours (seed ${SEED})`, async () => {
-    // 1. Clicks over four days and the open hour, loaded and rolled up.
-    const first = Array.from({ length: 400 }, () => randomClick(randomTime()));
+    // 1. Clicks over two weeks and the open hour, loaded and rolled up.
+    const first = Array.from({ length: 1400 }, () => randomClick(randomTime()));
     for (const e of first) distinct.set(e.click_id, e);
     await storeClicks(s.sql, first);
     expect(await loaded(distinct.size)).toBe(true);
@@ -199,11 +199,18 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     const closedDays = { link: links[0]!.id, interval: "day", from: new Date(start).toISOString(), to: new Date(openHour - DAY).toISOString().slice(0, 10) + "T00:00:00Z" };
     expect((await stats(closedDays)).source).toBe("rollup_daily");
     expect((await stats({ ...closedDays, group_by: "country" })).source).toBe("rollup_daily");
+    // The workspace's whole weeks come from the weekly rollups (a series by week, and a breakdown).
+    const monday = Date.parse(utcWeek(start + 6 * DAY)); // the first Monday from `start`: its week has ended
+    const week = { interval: "week", from: new Date(monday).toISOString(), to: new Date(monday + 7 * DAY).toISOString() };
+    expect((await stats(week)).source).toBe("rollup_weekly");
+    // By day with a breakdown: the series from the days, the breakdown (no buckets) from the week.
+    expect((await stats({ ...week, interval: "day", group_by: "country" })).source).toBe("rollup_weekly+rollup_daily");
+    expect((await stats({ ...week, interval: "day" })).source).toBe("rollup_daily");
 
     // 2. Redeliveries of rolled-up clicks in two batches, and new clicks late into rolled-up hours.
     const again = first.filter(() => rand() < 0.3);
     await redeliver(again.slice(0, again.length / 2));
-    const late = Array.from({ length: 40 }, () => randomClick(start + Math.floor(rand() * (openHour - start))));
+    const late = Array.from({ length: 80 }, () => randomClick(start + Math.floor(rand() * (openHour - start))));
     for (const e of late) distinct.set(e.click_id, e);
     await storeClicks(s.sql, late);
     await redeliver([...again.slice(again.length / 2), ...late.slice(0, 10)]);
@@ -267,7 +274,7 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     await ch.command({ query: old });
     expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: true });
     const types = await rows<{ table: string; type: string }>(ch, "SELECT table, type FROM system.columns WHERE database = 'linkflow' AND name = 'visitors' ORDER BY table");
-    expect(types).toEqual([{ table: "rollup_daily", type: VISITOR_SKETCH_TYPE }, { table: "rollup_hourly", type: VISITOR_SKETCH_TYPE }]);
+    expect(types).toEqual(["rollup_daily", "rollup_hourly", "rollup_weekly"].map((table) => ({ table, type: VISITOR_SKETCH_TYPE })));
     // What start-up does with new rollups, then the sealer.
     await markAllHours(s.sql, ch, "linkflow");
     await seal({ sql: s.sql, ch, database: "linkflow", wait: true });
@@ -277,5 +284,18 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(after.breakdown.map((r: { value: string; clicks: number }) => [r.value, r.clicks])).toEqual(before.breakdown.map((r: { value: string; clicks: number }) => [r.value, r.clicks]));
     // Few visitors: the sketch is still exact (a set of hashes), so the figures are the same too.
     expect(after.totals.visitors).toBe(before.totals.visitors);
+  });
+
+  it("sums the weekly rollup from the daily rows when a data folder has none yet (an upgrade)", async () => {
+    const ch = s.ingest.pipeline.ch!;
+    const q = { interval: "week", group_by: "country", limit: 1000, from: new Date(start).toISOString(), bots: "include" };
+    const before = await stats(q);
+    expect(before.source).toContain("rollup_weekly");
+    await ch.command({ query: "DROP TABLE linkflow.rollup_weekly SYNC" });
+    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true });
+    expect(await backfillWeeks(ch, "linkflow")).toBeGreaterThan(0);
+    const after = await stats(q);
+    expect(after.source).toBe(before.source);
+    expect([after.totals, after.series, after.breakdown]).toEqual([before.totals, before.series, before.breakdown]);
   });
 });

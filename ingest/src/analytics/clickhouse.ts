@@ -160,7 +160,7 @@ export function schemaStatements(db: string, cluster?: string): string[] {
   ];
 }
 
-export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily"] as const;
+export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily", "rollup_weekly"] as const;
 
 /**
  * The visitor sketch of the rollups, and of the raw parts merged with them: uniqCombined64 at
@@ -210,11 +210,13 @@ export function rollupStatements(db: string, cluster?: string, replicaPath = "")
 
 /**
  * Creates or upgrades the schema. Returns whether the rollup tables were new (the caller then
- * copies the links' owners and marks every hour of the raw table, so the sealer builds them).
+ * copies the links' owners and marks every hour of the raw table, so the sealer builds them), or
+ * only the weekly one (the caller sums it from the daily rows: rollup.ts backfillWeeks).
  */
-export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<{ rollupsCreated: boolean }> {
+export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<{ rollupsCreated: boolean; weeklyCreated?: boolean }> {
   const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
   let existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
+  const weeklyExisted = await exists("rollup_weekly");
   const recentExisted = await exists("clicks_recent");
   // Rollups with another visitor sketch cannot be merged with this one's: they are derived data,
   // so they are dropped and rebuilt from the raw table (the caller marks every hour).
@@ -231,7 +233,7 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   // click in both is one click_id, counted once).
   if (!recentExisted)
     await ch.command({ query: `INSERT INTO ${db}.clicks_recent SELECT * FROM ${db}.clicks WHERE ts >= now() - INTERVAL ${RECENT_DAYS} DAY`, clickhouse_settings: { insert_distributed_sync: 1 } });
-  return { rollupsCreated: !existed };
+  return existed && !weeklyExisted ? { rollupsCreated: false, weeklyCreated: true } : { rollupsCreated: !existed };
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { rawRanges, type Plan } from "./stats-query.ts";
+import { hourlyRanges, rawRanges, withWeeks, type Plan } from "./stats-query.ts";
 
 const H = 3_600_000;
 const D = 24 * H;
-const plan = (p: Partial<Plan>): Plan => ({ days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "", ...p });
+const plan = (p: Partial<Plan>): Plan => ({ weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "", ...p });
 
 describe("rawRanges: what the raw table answers", () => {
   it("is the range outside the rolled-up hours, and the stale hours within them", () => {
@@ -26,5 +26,42 @@ describe("rawRanges: what the raw table answers", () => {
     expect(rawRanges(d0, d0 + 3 * D, plan({ dense }), 2)).toEqual([[d0 + D, d0 + 3 * D]]);
     // Three links, one of them never dense: every day is raw.
     expect(rawRanges(d0, d0 + 3 * D, plan({ dense }), 3)).toEqual([[d0, d0 + 3 * D]]);
+  });
+});
+
+describe("withWeeks: whole UTC weeks from rollup_weekly", () => {
+  // Thursday 2026-10-29 to Wednesday 2026-11-25 (28 days): whole weeks from Monday 2 Nov to Sunday 22 Nov.
+  const d0 = Date.parse("2026-10-29T00:00:00Z");
+  const days = Array.from({ length: 28 }, (_, i) => d0 + i * D);
+  const mondays = ["2026-11-02", "2026-11-09", "2026-11-16"].map((d) => Date.parse(`${d}T00:00:00Z`));
+  const base = plan({ days, wholeDays: days, lo: d0, hi: d0 + 28 * D + 5 * H, raw: true });
+
+  it("a breakdown or a weekly series takes every whole week, and the other days stay daily", () => {
+    for (const p of [withWeeks(base, null), withWeeks(base, "week")]) {
+      expect(p.weeks).toEqual(mondays);
+      expect(p.days).toEqual([...days.slice(0, 4), ...days.slice(25)]);
+      expect(p.source).toBe("rollup_weekly+rollup_daily+rollup_hourly+clicks");
+      // The hours of the last, partial day only: no hour of a week or a day is read twice.
+      expect(hourlyRanges(p)).toEqual([[d0 + 28 * D, d0 + 28 * D + 5 * H]]);
+    }
+  });
+
+  it("a monthly series only weeks inside one month; a daily series none", () => {
+    const mid = Date.parse("2026-09-28T00:00:00Z"); // Monday 28 Sep to Sunday 4 Oct straddles two months
+    const span = Array.from({ length: 14 }, (_, i) => mid + i * D);
+    const p = plan({ days: span, wholeDays: span, lo: mid, hi: mid + 14 * D });
+    expect(withWeeks(p, "month").weeks).toEqual([mid + 7 * D]);
+    expect(withWeeks(p, null).weeks).toEqual([mid, mid + 7 * D]);
+    expect(withWeeks(base, "day")).toBe(base);
+  });
+
+  it("a week with a stale day (not whole) stays daily; a breakdown may use whole days a zone's buckets could not", () => {
+    const stale = days[12]! + 3 * H; // Tuesday 10 Nov
+    const p = plan({ days: days.filter((d) => d !== days[12]), wholeDays: days.filter((d) => d !== days[12]), lo: d0, hi: d0 + 28 * D, stale: [stale] });
+    expect(withWeeks(p, null).weeks).toEqual([mondays[0], mondays[2]]);
+    // Berlin: no daily buckets (days []), but whole UTC days exist for a breakdown.
+    const berlin = plan({ days: [], wholeDays: days, lo: d0, hi: d0 + 28 * D });
+    expect(withWeeks(berlin, "week")).toMatchObject({ weeks: [], days: [] });
+    expect(withWeeks(berlin, null).weeks).toEqual(mondays);
   });
 });

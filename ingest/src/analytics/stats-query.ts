@@ -1,7 +1,7 @@
 import { chSeconds, chTime, RECENT_READ_MS, rows, sketchMerge, sketchState, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
-import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, type RollupDimension } from "./rollup.ts";
+import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, weekOf, type RollupDimension } from "./rollup.ts";
 import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
@@ -98,6 +98,8 @@ export interface Question {
 
 /** The parts of a range: UTC days and hours answered by the rollups, the rest raw. */
 export interface Plan {
+  /** Weeks read from rollup_weekly (Mondays, UTC: seven such days each; workspace and all-workspace questions only). */
+  weeks: number[];
   /** Days read from rollup_daily (whole, closed, unmarked UTC days, when buckets are unions of UTC days). */
   days: number[];
   /** Whole, closed, unmarked UTC days in the range, whatever the buckets (a breakdown has none). */
@@ -117,18 +119,39 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   const grain = rollupGrain(q.interval, q.tz, q.from, q.to);
   const lo = Math.ceil(q.from / HOUR) * HOUR;
   const hi = Math.min(floorHour(q.to), floorHour(now));
-  const none = { days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "clicks" };
+  const none = { weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "clicks" };
   if (hi <= lo || (q.rawFilters && Object.keys(q.rawFilters).length)) return none;
   const stale = await dirtyHours(sql, lo, hi);
   const staleDays = new Set(stale.map((h) => Math.floor(h / DAY) * DAY));
   const wholeDays: number[] = [];
   for (let d = Math.ceil(lo / DAY) * DAY; d + DAY <= hi; d += DAY) if (!staleDays.has(d)) wholeDays.push(d);
   if (!grain.hourly) return { ...none, wholeDays };
-  const days = grain.daily ? wholeDays : [];
-  const hoursLeft = hi - lo - days.length * DAY - stale.length * HOUR > 0;
-  const raw = q.from < lo || q.to > hi || stale.length > 0;
-  const source = [days.length ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", raw ? "clicks" : ""].filter(Boolean).join("+") || "rollup_hourly";
-  return { days, wholeDays, lo, hi, stale, raw, source };
+  const p = { weeks: [], days: grain.daily ? wholeDays : [], wholeDays, lo, hi, stale, raw: q.from < lo || q.to > hi || stale.length > 0 };
+  return { ...p, source: sourceOf(p) };
+}
+
+/** The tables a plan reads, joined by '+'. */
+function sourceOf(p: Omit<Plan, "source">): string {
+  const hoursLeft = p.hi - p.lo - (p.weeks.length * 7 + p.days.length) * DAY - p.stale.length * HOUR > 0;
+  return [p.weeks.length ? "rollup_weekly" : "", p.days.length ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", p.raw ? "clicks" : ""].filter(Boolean).join("+") || "rollup_hourly";
+}
+
+/**
+ * A workspace's (or every workspace's) plan with whole weeks read from rollup_weekly: seven
+ * daily rows a group become one. `buckets`: the series' interval, whose buckets must each hold
+ * whole weeks (week, or month when the week lies in one month; the days are UTC days only when
+ * the zone is UTC+0 over the range); null for a breakdown, which has no buckets and may take any
+ * whole closed day (rollup_daily) and week.
+ */
+export function withWeeks(p: Plan, buckets: Interval | null): Plan {
+  if (p.hi <= p.lo || (buckets !== null && buckets !== "week" && buckets !== "month")) return p;
+  const days = buckets === null ? p.wholeDays : p.days;
+  const have = new Set(days);
+  const sameMonth = (a: number, b: number) => new Date(a).getUTCMonth() === new Date(b).getUTCMonth();
+  const weeks = days.filter((d) => weekOf(d) === d && [1, 2, 3, 4, 5, 6].every((i) => have.has(d + i * DAY)) && (buckets !== "month" || sameMonth(d, d + 6 * DAY)));
+  const inWeeks = new Set(weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY)));
+  const next = { ...p, weeks, days: days.filter((d) => !inWeeks.has(d)) };
+  return { ...next, source: sourceOf(next) };
 }
 
 /**
@@ -150,7 +173,7 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
     : [];
   // Raw is needed unless every link's every day of the range is dense.
   const covered = dense.length === ids.length * days.length && days.length * DAY === range.to - range.from && days[0] === range.from;
-  return { ...p, days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`), source: [dense.length ? "rollup_daily" : "", covered ? "" : "clicks"].filter(Boolean).join("+") };
+  return { ...p, weeks: [], days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`), source: [dense.length ? "rollup_daily" : "", covered ? "" : "clicks"].filter(Boolean).join("+") };
 }
 
 /**
@@ -188,8 +211,14 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     params.dense = p.dense;
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
   }
-  if (p.days.length) {
-    params.days = p.days.map(chSeconds);
+  // Weekly rows are a workspace's and all workspaces' only: a link's weeks are read as their days.
+  const weekDays = q.scope.level === "link" ? p.weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY)) : [];
+  if (p.weeks.length && !weekDays.length) {
+    params.weeks = p.weeks.map(chSeconds);
+    parts.push(rollup("rollup_weekly", "t IN {weeks:Array(DateTime)}"));
+  }
+  if (p.days.length || weekDays.length) {
+    params.days = [...p.days, ...weekDays].map(chSeconds);
     parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
   }
   // Hourly rows: [lo, hi) minus the daily days and the stale hours, as explicit ranges (the key prunes them).
@@ -264,7 +293,7 @@ const emptyPart = (clicks: boolean, visitors: boolean) =>
 export function hourlyRanges(p: Plan): [number, number][] {
   if (p.hi <= p.lo) return [];
   const skip = new Set(p.stale);
-  const days = new Set(p.days);
+  const days = new Set([...p.days, ...p.weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY))]);
   const out: [number, number][] = [];
   for (let h = p.lo; h < p.hi; h += HOUR) {
     if (skip.has(h) || days.has(Math.floor(h / DAY) * DAY)) continue;
@@ -385,7 +414,7 @@ async function linkLabels(replica: Sql, workspaceId: number, ids: string[]) {
   return new Map(r.map((x) => [x.id, { ...x, id: Number(x.id) }]));
 }
 
-const ORDER = ["rollup_daily", "rollup_hourly", "clicks"];
+const ORDER = ["rollup_weekly", "rollup_daily", "rollup_hourly", "clicks"];
 
 export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsParams) {
   if (!d.ch) throw domainError("unavailable", "this process has no ClickHouse connection");
@@ -425,7 +454,8 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   const breakdownQ: Question | null = q.group_by ? { ...common, dim: q.group_by, ...(values ? { values } : {}) } : null;
   // A link's own dimensions are daily rows of its dense days (rollup.ts DENSE_LINK_DAY).
   const linkDims = (x: Question) => scope.level === "link" && x.dim !== "" && x.dim !== "link" && !x.rawFilters;
-  const planFor = async (x: Question, bucketed: boolean) => (linkDims(x) ? denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }) : p);
+  const planFor = async (x: Question, bucketed: boolean) =>
+    linkDims(x) ? denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }) : scope.level === "link" ? p : withWeeks(p, bucketed ? q.interval : null);
   const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? planFor(breakdownQ, false) : Promise.resolve(p)]);
   const [s, top] = await Promise.all([
     timed(series(d.ch, d.database, seriesQ, sp)),
@@ -445,7 +475,7 @@ export async function countClicks(d: { sql: Sql; ch: ClickHouseClient; database:
   const now = Date.now();
   // The retention period (3 years) and a bit: nothing older is kept.
   const q: Question = { scope: { level: "all" }, from: floorHour(now) - 3 * 366 * DAY, to: floorHour(now) + HOUR, interval: "month", tz: "UTC", bots: "include", dim: "" };
-  const p = await plan(d.sql, q, now);
+  const p = withWeeks(await plan(d.sql, q, now), "month");
   const params: Record<string, unknown> = {};
   const [r] = await rows<{ n: number }>(d.ch, `SELECT sum(c) AS n FROM (${unionQuery(d.database, q, p, params, "clicks")})${FINAL_SETTINGS}`, params);
   return num(r?.n);

@@ -20,7 +20,7 @@ import type { Metrics } from "../metrics.ts";
 import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
 import { displayAddress, reaching } from "../errors.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
-import { markAllHours, startSealer } from "../analytics/rollup.ts";
+import { backfillWeeks, markAllHours, startSealer } from "../analytics/rollup.ts";
 import { copyAllOwners } from "../analytics/link-owners.ts";
 import { countClicks } from "../analytics/stats-query.ts";
 
@@ -146,7 +146,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       // GET /ping first (no credentials needed): a refused connection is reported without the
       // client's own multi-line error log (its ping logs one too).
       if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
-      const { rollupsCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      const { rollupsCreated, weeklyCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      if (weeklyCreated) log.info({ weeks: await backfillWeeks(ch!, config.CLICKHOUSE_DATABASE) }, "rollups: new weekly table, summed from the daily rows");
       if (rollupsCreated) {
         const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
         const n = await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE);
