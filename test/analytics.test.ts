@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureSchema, rollupStatements, rows, VISITOR_SKETCH_TYPE } from "../ingest/src/analytics/clickhouse.ts";
 import { hostOf, parseAgent } from "../ingest/src/analytics/enrich.ts";
 import { backfillWeeks, markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
+import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
 import type { ClickEvent } from "../shared/event.ts";
 import { clickEvent } from "./fixtures.ts";
@@ -286,13 +287,21 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(after.totals.visitors).toBe(before.totals.visitors);
   });
 
-  it("sums the weekly rollup from the daily rows when a data folder has none yet (an upgrade)", async () => {
+  it("upgrades a data folder: the weekly rollup summed from the daily rows, the owners' copy sorted by workspace", async () => {
     const ch = s.ingest.pipeline.ch!;
     const q = { interval: "week", group_by: "country", limit: 1000, from: new Date(start).toISOString(), bots: "include" };
     const before = await stats(q);
     expect(before.source).toContain("rollup_weekly");
+    expect(before.source).toContain("clicks"); // the open hour: read raw through the owners' copy
     await ch.command({ query: "DROP TABLE linkflow.rollup_weekly SYNC" });
-    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true });
+    // The owners' copy as it was made before: sorted by link.
+    await ch.command({ query: "DROP TABLE linkflow.link_workspaces SYNC" });
+    await ch.command({ query: "CREATE TABLE linkflow.link_workspaces (link_id UInt64, workspace_id UInt64) ENGINE = ReplacingMergeTree ORDER BY link_id" });
+    await copyAllOwners(s.sql, ch, "linkflow");
+    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true, ownersCreated: true });
+    expect(await rows(ch, "SELECT sorting_key AS k FROM system.tables WHERE database = 'linkflow' AND name = 'link_workspaces'")).toEqual([{ k: "workspace_id, link_id" }]);
+    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false });
+    await copyAllOwners(s.sql, ch, "linkflow");
     expect(await backfillWeeks(ch, "linkflow")).toBeGreaterThan(0);
     const after = await stats(q);
     expect(after.source).toBe(before.source);

@@ -153,10 +153,12 @@ export function schemaStatements(db: string, cluster?: string): string[] {
     ...rollupStatements(db, cluster, REPLICA_PATH),
     // Which workspace owns each clicked link (link-owners.ts). Small (a row per link) and needed
     // whole by every shard's part of a query, so on a cluster every server holds all of it (one
-    // replication path for all shards), and queries read it locally.
+    // replication path for all shards), and queries read it locally. Sorted by workspace: a
+    // query reads its workspace's links, not every link's row (a link never changes workspace,
+    // so the pair is as unique as the link).
     `CREATE TABLE IF NOT EXISTS ${db}.link_workspaces${on} (link_id UInt64, workspace_id UInt64)
     ENGINE = ${cluster ? "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')" : "ReplacingMergeTree"}
-    ORDER BY link_id`,
+    ORDER BY ${LINK_WORKSPACES_KEY}`,
   ];
 }
 
@@ -208,16 +210,34 @@ export function rollupStatements(db: string, cluster?: string, replicaPath = "")
   });
 }
 
-/**
- * Creates or upgrades the schema. Returns whether the rollup tables were new (the caller then
- * copies the links' owners and marks every hour of the raw table, so the sealer builds them), or
- * only the weekly one (the caller sums it from the daily rows: rollup.ts backfillWeeks).
- */
-export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<{ rollupsCreated: boolean; weeklyCreated?: boolean }> {
+const LINK_WORKSPACES_KEY = "(workspace_id, link_id)";
+
+/** What ensureSchema made new, for the caller to fill from what already exists. */
+export interface SchemaChanges {
+  /** Rollups (and owners) new: copy the owners and mark every hour of the raw table (the sealer builds them). */
+  rollupsCreated: boolean;
+  /** Only the weekly rollup new: sum it from the daily rows (rollup.ts backfillWeeks). */
+  weeklyCreated?: boolean;
+  /** Only the owners' copy new (it was sorted by link before): copy it again (link-owners.ts copyAllOwners). */
+  ownersCreated?: boolean;
+}
+
+/** Creates or upgrades the schema, and says what it made new (SchemaChanges). */
+export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: string): Promise<SchemaChanges> {
   const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
   let existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
   const weeklyExisted = await exists("rollup_weekly");
   const recentExisted = await exists("clicks_recent");
+  // The owners' copy sorted by link (before): a workspace's query read every link's row. It is a
+  // copy of PostgreSQL's, so it is made again rather than converted.
+  let ownersResorted = false;
+  if (existed) {
+    const [t] = await rows<{ key: string }>(ch, `SELECT sorting_key AS key FROM system.tables WHERE database = {db:String} AND name = 'link_workspaces'`, { db });
+    if (t && t.key.replace(/\s/g, "") !== LINK_WORKSPACES_KEY.replace(/[()\s]/g, "")) {
+      await ch.command({ query: `DROP TABLE ${db}.link_workspaces${cluster ? ` ON CLUSTER ${cluster}` : ""} SYNC` });
+      ownersResorted = true;
+    }
+  }
   // Rollups with another visitor sketch cannot be merged with this one's: they are derived data,
   // so they are dropped and rebuilt from the raw table (the caller marks every hour).
   if (existed) {
@@ -233,7 +253,8 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   // click in both is one click_id, counted once).
   if (!recentExisted)
     await ch.command({ query: `INSERT INTO ${db}.clicks_recent SELECT * FROM ${db}.clicks WHERE ts >= now() - INTERVAL ${RECENT_DAYS} DAY`, clickhouse_settings: { insert_distributed_sync: 1 } });
-  return existed && !weeklyExisted ? { rollupsCreated: false, weeklyCreated: true } : { rollupsCreated: !existed };
+  if (!existed) return { rollupsCreated: true };
+  return { rollupsCreated: false, ...(weeklyExisted ? {} : { weeklyCreated: true }), ...(ownersResorted ? { ownersCreated: true } : {}) };
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */

@@ -146,7 +146,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       // GET /ping first (no credentials needed): a refused connection is reported without the
       // client's own multi-line error log (its ping logs one too).
       if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
-      const { rollupsCreated, weeklyCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      const { rollupsCreated, weeklyCreated, ownersCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      if (ownersCreated) log.info({ links: await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE) }, "link owners' copy sorted by workspace now: copied again");
       if (weeklyCreated) log.info({ weeks: await backfillWeeks(ch!, config.CLICKHOUSE_DATABASE) }, "rollups: new weekly table, summed from the daily rows");
       if (rollupsCreated) {
         const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
