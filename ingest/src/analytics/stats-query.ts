@@ -130,6 +130,9 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   return { ...p, source: sourceOf(p) };
 }
 
+/** The seven days of each week (Mondays, UTC). */
+const daysOf = (weeks: number[]) => weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY));
+
 /** The tables a plan reads, joined by '+'. */
 function sourceOf(p: Omit<Plan, "source">): string {
   const hoursLeft = p.hi - p.lo - (p.weeks.length * 7 + p.days.length) * DAY - p.stale.length * HOUR > 0;
@@ -148,8 +151,8 @@ export function withWeeks(p: Plan, buckets: Interval | null): Plan {
   const days = buckets === null ? p.wholeDays : p.days;
   const have = new Set(days);
   const sameMonth = (a: number, b: number) => new Date(a).getUTCMonth() === new Date(b).getUTCMonth();
-  const weeks = days.filter((d) => weekOf(d) === d && [1, 2, 3, 4, 5, 6].every((i) => have.has(d + i * DAY)) && (buckets !== "month" || sameMonth(d, d + 6 * DAY)));
-  const inWeeks = new Set(weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY)));
+  const weeks = days.filter((d) => weekOf(d) === d && daysOf([d]).every((x) => have.has(x)) && (buckets !== "month" || sameMonth(d, d + 6 * DAY)));
+  const inWeeks = new Set(daysOf(weeks));
   const next = { ...p, weeks, days: days.filter((d) => !inWeeks.has(d)) };
   return { ...next, source: sourceOf(next) };
 }
@@ -212,7 +215,7 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     parts.push(rollup("rollup_daily", "concat(toString(id), '/', toString(toDate(t))) IN {dense:Array(String)}"));
   }
   // Weekly rows are a workspace's and all workspaces' only: a link's weeks are read as their days.
-  const weekDays = q.scope.level === "link" ? p.weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY)) : [];
+  const weekDays = q.scope.level === "link" ? daysOf(p.weeks) : [];
   if (p.weeks.length && !weekDays.length) {
     params.weeks = p.weeks.map(chSeconds);
     parts.push(rollup("rollup_weekly", "t IN {weeks:Array(DateTime)}"));
@@ -293,7 +296,7 @@ const emptyPart = (clicks: boolean, visitors: boolean) =>
 export function hourlyRanges(p: Plan): [number, number][] {
   if (p.hi <= p.lo) return [];
   const skip = new Set(p.stale);
-  const days = new Set([...p.days, ...p.weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY))]);
+  const days = new Set([...p.days, ...daysOf(p.weeks)]);
   const out: [number, number][] = [];
   for (let h = p.lo; h < p.hi; h += HOUR) {
     if (skip.has(h) || days.has(Math.floor(h / DAY) * DAY)) continue;
