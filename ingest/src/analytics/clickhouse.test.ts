@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../config.ts";
-import { schemaStatements } from "./clickhouse.ts";
+import { MAX_CLICK_AGE_MS, MAX_CLICK_FUTURE_MS } from "../../../shared/constants.ts";
+import { RECENT_DAYS, schemaStatements } from "./clickhouse.ts";
 
 // String-level only: no ClickHouse cluster is available here (chDB is one node), so the cluster
 // DDL is checked as text, not executed.
@@ -159,5 +160,10 @@ describe("schemaStatements", () => {
     expect(() => loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "prod" })).toThrow(/CLICKHOUSE_URL/);
     expect(loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "prod", CLICKHOUSE_URL: "http://ch:8123" }).CLICKHOUSE_CLUSTER).toBe("prod");
     expect(() => loadConfig({ ...secrets, CLICKHOUSE_CLUSTER: "x; DROP", CLICKHOUSE_URL: "http://ch:8123" })).toThrow(/CLICKHOUSE_CLUSTER/);
+  });
+
+  it("clicks_recent keeps every click a beacon may still bring (the loader-lag figure reads only it)", () => {
+    // A click received now happened at most MAX_CLICK_AGE ago; the lag query looks 5 minutes back from there.
+    expect(MAX_CLICK_AGE_MS + MAX_CLICK_FUTURE_MS + 5 * 60_000).toBeLessThan(RECENT_DAYS * 86_400_000);
   });
 });

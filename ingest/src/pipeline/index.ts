@@ -267,8 +267,8 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       ch,
       `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
        FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
-             FROM ${config.CLICKHOUSE_DATABASE}.clicks
-             -- ts bounds the scan (partitions, sorting key): a click is received at most MAX_CLICK_AGE after it happened.
+             FROM ${config.CLICKHOUSE_DATABASE}.clicks_recent
+             -- ts bounds the scan (clicks_recent is sorted by hour): a click is received at most MAX_CLICK_AGE (< RECENT_DAYS) after it happened.
              WHERE ts >= {oldest:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
       { since: chTime(since), oldest: chTime(new Date(since.getTime() - MAX_CLICK_AGE_MS - 60_000)) },
     );
