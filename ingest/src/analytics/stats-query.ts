@@ -5,10 +5,11 @@ import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, weekOf, type 
 import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
- * Stats queries (docs/ANALYTICS.md). A range is answered in up to three disjoint parts:
- * daily rollup rows for whole UTC days, hourly rollup rows for other closed hours, and the raw
- * table for the rest (the open hour, hours whose rollup is stale, minute buckets, odd zones,
- * filters a rollup cannot answer). Rollup rows hold each group's distinct clicks, so sums over
+ * Stats queries (docs/ANALYTICS.md). A range is answered in up to four disjoint parts:
+ * weekly rollup rows for whole UTC weeks (a workspace's, or all workspaces'), daily rollup rows
+ * for other whole UTC days, hourly rollup rows for other closed hours, and the raw table for
+ * the rest (the open hour, hours whose rollup is stale, minute buckets, odd zones, filters a
+ * rollup cannot answer). Rollup rows hold each group's distinct clicks, so sums over
  * them are exact; the raw part counts uniqExact(click_id). Visitors are uniqCombined64(14)
  * sketches, merged across the parts (approximate, ~0.8 %; exact up to ~1,500).
  * Workspace isolation: a workspace's rows are its own (rolled up by its links' ids from
