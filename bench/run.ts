@@ -304,49 +304,59 @@ try {
   const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 1000) / 1000 : null);
 
   // Pipeline lag: a steady 5k clicks/s (batched beacons of 50, every 10 ms) once the backlog
-  // of the redirect part has drained; then PostgreSQL commit → ClickHouse, p50/p99.
+  // of the redirect part has drained; then PostgreSQL commit → ClickHouse, p50/p99. The region's
+  // CPU during the load and until its clicks are in ClickHouse, per click: what a click costs
+  // the region at that rate (the issue's ≤ 250 µs target), apart from the edge.
   await drained(120_000);
+  await settle();
   const since = new Date().toISOString();
-  const RATE = 5000;
-  const BATCH = 50;
   let sentClicks = 0;
   let refused = 0;
-  const inflight = new Set<Promise<void>>();
-  const t0 = Date.now();
-  for (let tick = 0; Date.now() - t0 < DURATION_S * 1000; tick++) {
-    const due = t0 + (tick * BATCH * 1000) / RATE;
-    if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-    const now = new Date().toISOString();
-    const events = Array.from({ length: BATCH }, () => ({
-      click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
-      user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
-      domain: "", code, link_id: Number(linkId), redirect_status: 302, cache_tier: "isolate",
-    }));
-    const raw = JSON.stringify(events);
-    const p = (async () => {
-      // A reused keep-alive socket the server just closed fails the fetch (ECONNRESET): send
-      // again, as the edge would (click_ids make a repeat harmless).
-      for (let attempt = 0; attempt < 3; attempt++) {
-        try {
-          const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(BEACON_KEY, raw) }, body: raw });
-          await res.arrayBuffer();
-          if (res.status === 202) sentClicks += events.length;
-          else refused += events.length;
-          return;
-        } catch {
-          // network error: next attempt
+  const lagLoad = await cpuDuring(async () => {
+    const RATE = 5000;
+    const BATCH = 50;
+    const inflight = new Set<Promise<void>>();
+    const t0 = Date.now();
+    for (let tick = 0; Date.now() - t0 < DURATION_S * 1000; tick++) {
+      const due = t0 + (tick * BATCH * 1000) / RATE;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      const now = new Date().toISOString();
+      const events = Array.from({ length: BATCH }, () => ({
+        click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
+        user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
+        domain: "", code, link_id: Number(linkId), redirect_status: 302, cache_tier: "isolate",
+      }));
+      const raw = JSON.stringify(events);
+      const p = (async () => {
+        // A reused keep-alive socket the server just closed fails the fetch (ECONNRESET): send
+        // again, as the edge would (click_ids make a repeat harmless).
+        for (let attempt = 0; attempt < 3; attempt++) {
+          try {
+            const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(BEACON_KEY, raw) }, body: raw });
+            await res.arrayBuffer();
+            if (res.status === 202) sentClicks += events.length;
+            else refused += events.length;
+            return;
+          } catch {
+            // network error: next attempt
+          }
         }
-      }
-      refused += events.length;
-    })().finally(() => inflight.delete(p));
-    inflight.add(p);
-  }
-  await Promise.all(inflight);
-  const offeredRate = sentClicks / ((Date.now() - t0) / 1000);
-  const lagDrained = await drained(120_000);
+        refused += events.length;
+      })().finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+    const offeredRate = sentClicks / ((Date.now() - t0) / 1000);
+    return { offeredRate, lagDrained: await drained(120_000) };
+  });
+  const { offeredRate, lagDrained } = lagLoad.result;
+  const perClick = (ms: number) => Math.round((ms * 1000) / Math.max(1, sentClicks));
+  const regionCpu = { ingest: perClick(lagLoad.cpu.ingest), pipeline: perClick(lagLoad.cpu.pipeline), kinesis: perClick(lagLoad.cpu.kinesis), postgres: perClick(lagLoad.cpu.postgres) };
+  const regionUs = regionCpu.ingest + regionCpu.pipeline + regionCpu.kinesis + regionCpu.postgres;
   const lag = (await (await fetch(`${pipelineUrl}/api/pipeline/lag?since=${since}`, { headers: auth })).json()) as { clicks: number; p50_ms: number; p99_ms: number; max_ms: number };
   console.log(`\npipeline lag at ${offeredRate.toFixed(0)} clicks/s for ${DURATION_S}s (${sentClicks} acknowledged, ${refused} refused, drained: ${lagDrained}):`);
   console.log(`  PostgreSQL commit → ClickHouse  p50 ${lag.p50_ms} ms  p99 ${lag.p99_ms} ms  max ${lag.max_ms} ms  (${lag.clicks} clicks)`);
+  console.log(`  region CPU per click, load until loaded: ${regionUs} µs (ingest HTTP ${regionCpu.ingest} / pipeline ${regionCpu.pipeline} / kinesalite ${regionCpu.kinesis} / PostgreSQL backends ${regionCpu.postgres})`);
 
   const { baseline, off, on } = shared;
   console.log(`\nredirect ratio (beacons on / constant-302): ${shared.ratios.onBaseline}; beacons off / constant-302: ${shared.ratios.offBaseline}`);
@@ -427,6 +437,11 @@ try {
     lag_p50_ms: lag.p50_ms,
     lag_p99_ms: lag.p99_ms,
     lag_rate_cps: Math.round(offeredRate),
+    region_cpu_us_per_click_5k: regionUs,
+    region_ingest_cpu_us_per_click_5k: regionCpu.ingest,
+    region_pipeline_cpu_us_per_click_5k: regionCpu.pipeline,
+    region_kinesis_cpu_us_per_click_5k: regionCpu.kinesis,
+    region_postgres_cpu_us_per_click_5k: regionCpu.postgres,
     stats_p50_ms: null,
     stats_p95_ms: null,
     ...memory,
