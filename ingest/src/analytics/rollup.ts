@@ -129,7 +129,7 @@ const SEAL_SETTINGS = {
   insert_distributed_sync: 1,
   max_threads: 2,
   max_memory_usage: String(1 << 30),
-  max_bytes_before_external_group_by: String(400 << 20),
+  max_bytes_before_external_group_by: String(256 << 20),
   do_not_merge_across_partitions_select_final: 1,
 } as const;
 
