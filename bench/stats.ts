@@ -239,7 +239,20 @@ try {
     const hours = await markAllHours(sql, ch, DB);
     // A week of hours a pass (a backfill; the live sealer takes what has closed, an hour or so).
     const log = { warn: (o: object, m: string) => console.log(`  sealer: ${m} ${JSON.stringify(o)}`) } as unknown as Logger;
-    const sealed = await seal({ sql, ch, database: DB, wait: true, chunkHours: 168, log });
+    // A pass refused even at one hour (the seed's merges hold chDB's memory bound for minutes):
+    // after the merges, again from where it stopped, as the live sealer does on its next run.
+    for (let attempt = 1; ; attempt++)
+      try {
+        await seal({ sql, ch, database: DB, wait: true, chunkHours: 168, log });
+        break;
+      } catch (err) {
+        if (!memoryExceeded(err) || attempt === 20) throw err;
+        console.log(`  sealer: refused at one hour a pass (merges hold the memory bound); again after merges (attempt ${attempt + 1})`);
+        await settle(ch);
+        await new Promise((r) => setTimeout(r, 10_000));
+      }
+    const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM rollup_dirty`;
+    const sealed = hours - left!.n;
     sealS = (performance.now() - t) / 1000;
     const settled = await settle(ch);
     console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);

@@ -24,9 +24,8 @@ afterAll(async () => {
 });
 
 describe("embedded chDB memory bound", () => {
-  it("is the engine's server-wide bound, a quarter of it for background merges", async () => {
+  it("is the engine's server-wide bound", async () => {
     expect(await rows(ch, "SELECT value FROM system.server_settings WHERE name = 'max_server_memory_usage'")).toEqual([{ value: String(BOUND) }]);
-    expect(await rows(ch, "SELECT value FROM system.server_settings WHERE name = 'merges_mutations_memory_usage_soft_limit'")).toEqual([{ value: String(BOUND / 4) }]);
   });
 
   it("a GROUP BY of 40M keys (over 1 GiB of hash table) spills and finishes under it", async () => {

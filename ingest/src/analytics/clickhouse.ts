@@ -26,11 +26,7 @@ export function clickhouseClient(o: ClickHouseOptions): ClickHouseClient {
   mkdirSync(o.path, { recursive: true });
   // A server-wide bound, not luck: over it a query fails (code 241) rather than the process
   // growing, and large GROUP BYs and sorts spill to disk before it (their ratio settings).
-  // Background merges get a quarter of it: past that no new merge starts (the ones running end),
-  // so merges after a large insert cannot take what the sealer and the stats queries need.
-  const connectionArgs = o.maxMemoryBytes
-    ? [`--max_server_memory_usage=${o.maxMemoryBytes}`, `--merges_mutations_memory_usage_soft_limit=${Math.floor(o.maxMemoryBytes / 4)}`]
-    : undefined;
+  const connectionArgs = o.maxMemoryBytes ? [`--max_server_memory_usage=${o.maxMemoryBytes}`] : undefined;
   return createClient({ connection: createChdbConnection({ path: o.path, connectionArgs }) as unknown as Connection });
 }
 
