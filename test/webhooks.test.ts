@@ -188,8 +188,10 @@ describe("webhook events", () => {
     receiver.mode = "ok";
     const replay = await body(await api(`/api/webhooks/${ep.id}/replay`, s.adminKey, { method: "POST" }));
     expect(replay.replayed).toBe(failed.length);
-    await eventually(async () => receiver.clickIds("/clicks").size >= 300, 30_000);
-    expect(await health()).toEqual({ failures: 0, failing_since: null }); // back up with the first delivery
+    expect(await eventually(async () => receiver.clickIds("/clicks").size >= 300, 30_000)).toBe(true);
+    // Back up with the first delivery (its status is written after the receiver answered: waited for).
+    expect(await eventually(async () => (await health()).failures === 0, 10_000)).toBe(true);
+    expect(await health()).toEqual({ failures: 0, failing_since: null });
     expect(receiver.clickIds("/clicks")).toEqual(new Set(events.map((e) => e.click_id)));
     expect(receiver.unverified).toBe(0);
     // Batches: at most WEBHOOK_BATCH_MAX_CLICKS, no click in two messages (one id per message), no IP.

@@ -55,7 +55,7 @@ const envSchema = z.object({
   CLICKHOUSE_PASSWORD: z.string().optional(),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).default("linkflow"),
   /** Embedded chDB: its memory bound in MiB (queries, merges, caches); over it a query fails, large GROUP BYs spill to disk first. */
-  CHDB_MAX_MEMORY_MB: z.coerce.number().int().min(256).default(768),
+  CHDB_MAX_MEMORY_MB: z.coerce.number().int().min(256).default(1024),
   /** A ClickHouse cluster (remote_servers name): DDL ON CLUSTER, Replicated + Distributed tables. Needs CLICKHOUSE_URL. */
   CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).optional(),
   /** Forwarder: outbox rows per PutRecords (Kinesis allows 500 records), idle poll interval. */
