@@ -200,10 +200,10 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     const closedDays = { link: links[0]!.id, interval: "day", from: new Date(start).toISOString(), to: new Date(openHour - DAY).toISOString().slice(0, 10) + "T00:00:00Z" };
     expect((await stats(closedDays)).source).toBe("rollup_daily");
     expect((await stats({ ...closedDays, group_by: "country" })).source).toBe("rollup_daily");
-    // The workspace's whole weeks come from the weekly rollups (a series by week, and a breakdown).
+    // A workspace's breakdown takes whole weeks from the weekly rollups; its series reads days.
     const monday = Date.parse(utcWeek(start + 6 * DAY)); // the first Monday from `start`: its week has ended
     const week = { interval: "week", from: new Date(monday).toISOString(), to: new Date(monday + 7 * DAY).toISOString() };
-    expect((await stats(week)).source).toBe("rollup_weekly");
+    expect((await stats(week)).source).toBe("rollup_daily");
     // By day with a breakdown: the series from the days, the breakdown (no buckets) from the week.
     expect((await stats({ ...week, interval: "day", group_by: "country" })).source).toBe("rollup_weekly+rollup_daily");
     expect((await stats({ ...week, interval: "day" })).source).toBe("rollup_daily");
