@@ -233,9 +233,10 @@ export const weekOf = (t: number) => Math.floor((t + 3 * DAY) / WEEK) * WEEK - 3
 
 /**
  * Weekly rows (Monday-to-Sunday UTC weeks) of workspaces and of all workspaces: sums of the
- * week's daily rows, so a breakdown or a weekly series over a quarter reads 13 rows a group, not
- * 90. Written as the days are: after `days` got their rows, each of their weeks that has ended
- * and has no other marked hour is summed again (a late click's day, then its week); a week not
+ * week's daily rows, so a workspace's breakdown over 30 days reads 3–4 weekly rows a value and
+ * the days around them, not 30 (series keep reading days: stats-query.ts). Written as the
+ * days are: after `days` got their rows, each of their weeks that has ended and has no other
+ * marked hour is summed again (a late click's day, then its week); a week not
  * yet over gets its last hour marked, so the sealer comes back when it is. Per-link rows have no
  * weeks: read by week they would be the dense links' days summed again, their sealing cost
  * doubled for the link page's few rows. The week's days lie in at most two monthly partitions;
