@@ -369,38 +369,30 @@ export async function series(ch: ClickHouseClient, db: string, q: Question, p: P
   };
 }
 
-/** Dimensions with a few hundred values at most (countries, colos, device classes…). */
-const BOUNDED_DIMENSIONS: ReadonlySet<string> = new Set(["country", "colo", "device", "browser", "os", "qr", "cache_tier"]);
-
 /**
  * The top `limit` values of `q.dim` by clicks: ranked on clicks alone, then the visitor
  * sketches merged for those values only (merging every value's sketches costs far more than
- * counting, with thousands of values such as a workspace's links), or, for a bounded
- * dimension, every value's at the same time as the ranking.
+ * counting, with thousands of values such as a workspace's links).
  */
 export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number): Promise<(Counts & { value: string })[]> {
   const params: Record<string, unknown> = { limit };
-  const ranking = rows<{ value: string; clicks: number }>(
+  const top = await rows<{ value: string; clicks: number }>(
     ch,
     `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, "clicks")})
      GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
     params,
   );
-  const visitors = (vq: Question) => {
-    const vParams: Record<string, unknown> = {};
-    return rows<{ value: string; visitors: number }>(ch, `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, vq, p, vParams, "visitors")}) GROUP BY value`, vParams);
-  };
-  // A dimension of a few hundred values at most: every value's visitors, asked beside the
-  // ranking rather than after it (the answer waits for one query, not two in a row).
-  const all = BOUNDED_DIMENSIONS.has(q.dim) ? visitors(q) : null;
-  all?.catch(() => {}); // awaited below, unless the ranking fails first
-  const top = await ranking;
-  if (!top.length) return (await all, []);
+  if (!top.length) return [];
+  const vParams: Record<string, unknown> = {};
   const values = top.map((r) => String(r.value));
   // A workspace's top links: their visitors from their own rows (link level, adjacent per link),
   // not from the workspace's `link` rows, where a link's days lie among every other link's.
   const vq: Question = q.dim === "link" && q.scope.level === "workspace" ? { ...q, scope: { level: "link", ids: values.map(Number) }, values } : { ...q, values };
-  const vis = await (all ?? visitors(vq));
+  const vis = await rows<{ value: string; visitors: number }>(
+    ch,
+    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, vq, p, vParams, "visitors")}) GROUP BY value`,
+    vParams,
+  );
   const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
   return top.map((x) => ({ value: String(x.value), clicks: num(x.clicks), visitors: byValue.get(String(x.value)) ?? 0 }));
 }
@@ -474,7 +466,9 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // parts cost more than they save (bench:stats at 10M: by week 47.5 → 78 ms p95 with weeks).
   const planFor = async (x: Question, bucketed: boolean) =>
     linkDims(x) ? denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }) : scope.level === "link" || bucketed ? p : withWeeks(p, null);
-  // Each part starts once its own plan is known (a link's breakdown asks which days are dense first).
+  // Each part starts once its own plan is known (a link's breakdown asks which days are dense
+  // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
+  // server runs the series and the breakdown side by side.
   const [[sp, s], [bp, ranked]] = await Promise.all([
     planFor(seriesQ, true).then(async (sp) => [sp, await timed(series(d.ch!, d.database, seriesQ, sp))] as const),
     breakdownQ
