@@ -1,0 +1,61 @@
+import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testSchema } from "../../../test/helpers.ts";
+import type { Sql } from "../db/connect.ts";
+import { migrate } from "../db/migrate.ts";
+import { createMetrics } from "../metrics.ts";
+import { startEmbeddedKinesis } from "./embedded-kinesis.ts";
+import { createForwarder } from "./forwarder.ts";
+import { ensureStream, kinesisClient } from "./kinesis.ts";
+
+let db: Awaited<ReturnType<typeof testSchema>>;
+let kinesalite: Awaited<ReturnType<typeof startEmbeddedKinesis>>;
+const STREAM = "forwarder-test";
+
+beforeAll(async () => {
+  db = await testSchema();
+  await migrate(db.sql);
+  kinesalite = await startEmbeddedKinesis();
+}, 60_000);
+afterAll(async () => {
+  await kinesalite?.stop();
+  await db?.drop();
+});
+
+async function readBack(kinesis: ReturnType<typeof kinesisClient>): Promise<string[]> {
+  const out: string[] = [];
+  for (const shard of (await kinesis.send(new ListShardsCommand({ StreamName: STREAM }))).Shards ?? []) {
+    const it = (await kinesis.send(new GetShardIteratorCommand({ StreamName: STREAM, ShardId: shard.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+    const got = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
+    for (const r of got.Records ?? []) out.push(Buffer.from(r.Data!).toString("utf8"));
+  }
+  return out.sort();
+}
+
+const row = (sql: Sql, id: number, claimedUntil = "-infinity", attempts = 0) =>
+  sql`INSERT INTO outbox (id, partition_key, data, claimed_until, attempts) VALUES (${id}, ${`k${id}`}, ${Buffer.from(`r${id}`)}, ${claimedUntil}::text::timestamptz, ${attempts})`;
+
+describe("forwarder claims", () => {
+  it("start from a floor below the oldest unclaimed row, yet send a row committed under it and a crashed forwarder's rows", async () => {
+    const kinesis = kinesisClient({ endpoint: kinesalite.endpoint });
+    await ensureStream(kinesis, STREAM, 2);
+    const metrics = createMetrics();
+    const fw = createForwarder({ sql: db.sql, kinesis, stream: STREAM, batch: 500, idleMs: 50, breakerFailures: 5, breakerResetMs: 1000, log: pino({ level: "silent" }), metrics });
+    for (const id of [50_000, 50_001, 50_002]) await row(db.sql, id);
+    // The first batch sweeps first: the floor is now 40,000 (50,000 less the margin).
+    expect(await fw.forwardOnce()).toBe(3);
+    // A row that commits with an id under the floor (handed out long before, committed late),
+    // and one a crashed forwarder leased (its lease over): neither is claimed before a sweep…
+    await row(db.sql, 7);
+    await row(db.sql, 50_003, new Date(Date.now() - 1000).toISOString(), 1);
+    expect(await fw.forwardOnce()).toBe(0);
+    // …and both are after it (a second later).
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await fw.forwardOnce()).toBe(2);
+    expect(await db.sql`SELECT id FROM outbox`).toEqual([]);
+    expect(await readBack(kinesis)).toEqual(["r50000", "r50001", "r50002", "r50003", "r7"]);
+    // The crashed forwarder's row may have reached Kinesis before: a counted re-send.
+    expect((await metrics.kinesisResent.get()).values[0]!.value).toBe(1);
+  }, 30_000);
+});
