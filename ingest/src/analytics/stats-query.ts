@@ -134,10 +134,11 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
 /** The seven days of each week (Mondays, UTC). */
 const daysOf = (weeks: number[]) => weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY));
 
-/** The tables a plan reads, joined by '+'. */
+/** The tables a plan reads, joined by '+'; none when it reads nothing. */
 function sourceOf(p: Omit<Plan, "source">): string {
   const hoursLeft = p.hi - p.lo - (p.weeks.length * 7 + p.days.length) * DAY - p.stale.length * HOUR > 0;
-  return [p.weeks.length ? "rollup_weekly" : "", p.days.length ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", p.raw ? "clicks" : ""].filter(Boolean).join("+") || "rollup_hourly";
+  const daily = p.days.length > 0 || (p.dense?.length ?? 0) > 0;
+  return [p.weeks.length ? "rollup_weekly" : "", daily ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", p.raw ? "clicks" : ""].filter(Boolean).join("+") || "none";
 }
 
 /**
@@ -177,7 +178,8 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
     : [];
   // Raw is needed unless every link's every day of the range is dense.
   const covered = dense.length === ids.length * days.length && days.length * DAY === range.to - range.from && days[0] === range.from;
-  return { ...p, weeks: [], days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`), source: [dense.length ? "rollup_daily" : "", covered ? "" : "clicks"].filter(Boolean).join("+") };
+  const next = { ...p, weeks: [], days: [], lo: 0, hi: 0, stale: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`) };
+  return { ...next, source: sourceOf(next) };
 }
 
 /**
@@ -362,8 +364,7 @@ export async function skipQuietRaw(sql: Sql, ids: number[], q: { from: number; t
       JOIN clicks c ON c.link_id = ANY(${ids}::bigint[]) AND c.ts >= r.a AND c.ts < r.b) AS any`;
   if (r?.any) return p;
   const next = { ...p, raw: false };
-  const rollups = p.dense ? p.dense.length > 0 : next.weeks.length + next.days.length + hourlyRanges(next).length > 0;
-  return { ...next, source: !rollups ? "none" : p.dense ? "rollup_daily" : sourceOf(next) };
+  return { ...next, source: sourceOf(next) };
 }
 
 export interface Counts {
@@ -489,14 +490,13 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // Weeks for a workspace's breakdown only: its rows are values × buckets spanned, and weeks cut
   // the buckets. A series reads a row a day (~90 for a quarter), where one more table and its
   // parts cost more than they save (bench:stats at 10M: by week 47.5 → 78 ms p95 with weeks).
-  const planFor = async (x: Question, bucketed: boolean) =>
-    linkDims(x)
-      ? skipQuietRaw(d.sql, ids, { from, to }, await denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }))
-      : scope.level === "link"
-        ? skipQuietRaw(d.sql, ids, { from, to }, p)
-        : bucketed
-          ? p
-          : withWeeks(p, null);
+  // A link's plan without its raw part when PostgreSQL has no recent click: asked once, whoever needs it first.
+  let linkPlan: Promise<Plan> | undefined;
+  const planFor = async (x: Question, bucketed: boolean) => {
+    if (linkDims(x)) return skipQuietRaw(d.sql, ids, { from, to }, await denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }));
+    if (scope.level === "link") return (linkPlan ??= skipQuietRaw(d.sql, ids, { from, to }, p));
+    return bucketed ? p : withWeeks(p, null);
+  };
   // Each part starts once its own plan is known (a link's breakdown asks which days are dense
   // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
   // server runs the series and the breakdown side by side.
