@@ -851,7 +851,7 @@ export interface components {
             tz: string;
             group_by: string | null;
             bots: string;
-            /** @description the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions; left out for up to 100 links when PostgreSQL, where every click lands first, holds none of theirs in those recent hours); none when no link matched or no table had to be read */
+            /** @description the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions). For up to 100 links, the raw table and today's hourly rows are left out when PostgreSQL, where every click lands first, holds none of their clicks in those recent hours. none when no link matched or no table had to be read */
             source: string;
             /** @description links of the workspace matched by link/domain/tag */
             links: number;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureSchema, rollupStatements, rows, VISITOR_SKETCH_TYPE } from "../ingest/src/analytics/clickhouse.ts";
 import { hostOf, parseAgent } from "../ingest/src/analytics/enrich.ts";
 import { backfillWeeks, markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
-import { skipQuietRaw, type Plan } from "../ingest/src/analytics/stats-query.ts";
+import { skipQuiet, type Plan } from "../ingest/src/analytics/stats-query.ts";
 import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
 import type { ClickEvent } from "../shared/event.ts";
@@ -312,24 +312,27 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(after.source).toBe(before.source);
     expect([after.totals, after.series, after.breakdown]).toEqual([before.totals, before.series, before.breakdown]);
   });
-  it("leaves out the raw table for a few links with no click in PostgreSQL in its recent hours, and reads it once one lands there", async () => {
+  it("leaves out the raw table and the hourly rows for a few links with no click in PostgreSQL in their recent hours, and reads them once one lands there", async () => {
     const [r] = await s.sql`INSERT INTO links (workspace_id, domain, code, url) VALUES ((SELECT min(id) FROM workspaces), '', 'quiet1', 'https://shop.example/') RETURNING id`;
     const id = Number(r!.id);
     const today = { link: id, interval: "day", from: new Date(Math.floor(now / DAY) * DAY).toISOString() };
     const quiet = await stats(today);
-    expect(quiet.source).not.toContain("clicks");
+    expect(quiet.source).toBe("none");
     expect(quiet.totals.clicks).toBe(0);
-    // Only recent ranges and a few links: older raw ranges, or many links, are read as before.
+    // Only recent parts, each whole, and a few links: older ranges, or many links, are read as before.
     const p: Plan = { weeks: [], days: [], wholeDays: [], lo: openHour - 2 * H, hi: openHour, stale: [], raw: true, source: "rollup_hourly+clicks" };
     const recent = { from: openHour - 2 * H, to: openHour + H };
-    expect(await skipQuietRaw(s.sql, [id], recent, p)).toMatchObject({ raw: false, source: "rollup_hourly" });
-    expect(await skipQuietRaw(s.sql, Array.from({ length: 101 }, (_, i) => id + 1000 + i), recent, p)).toBe(p);
+    expect(await skipQuiet(s.sql, [id], recent, p)).toMatchObject({ raw: false, quietHours: true, source: "none" });
+    expect(await skipQuiet(s.sql, Array.from({ length: 101 }, (_, i) => id + 1000 + i), recent, p)).toBe(p);
+    const longer = { ...p, lo: openHour - 50 * H };
+    expect(await skipQuiet(s.sql, [id], { from: openHour - 50 * H, to: openHour + H }, longer)).toMatchObject({ raw: false, source: "rollup_hourly" });
     const old = { ...p, lo: openHour - 50 * H, hi: openHour - 40 * H };
-    expect(await skipQuietRaw(s.sql, [id], { from: openHour - 51 * H, to: openHour - 40 * H }, old)).toBe(old);
+    expect(await skipQuiet(s.sql, [id], { from: openHour - 51 * H, to: openHour - 40 * H }, old)).toBe(old);
     // A click in PostgreSQL (not yet in ClickHouse, maybe): the raw table is read again, and
     // counts the click once the pipeline has loaded it.
     await storeClicks(s.sql, [{ ...clickEvent({ link_id: id, code: "quiet1", timestamp: new Date().toISOString(), user_agent: UAS[0] }), visitor_hash: "q1" } as Visited]);
-    expect(await skipQuietRaw(s.sql, [id], recent, p)).toBe(p);
+    expect(await skipQuiet(s.sql, [id], recent, p)).toBe(p);
+    expect(await skipQuiet(s.sql, [id], { from: openHour - 50 * H, to: openHour + H }, longer)).toBe(longer);
     expect((await stats(today)).source).toContain("clicks");
     expect(await eventually(async () => (await stats(today)).totals.clicks === 1, 20_000)).toBe(true);
   });

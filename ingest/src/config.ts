@@ -75,8 +75,8 @@ const envSchema = z.object({
   /** Circuit breakers: open after this many failures in a row, probe again after this long. */
   BREAKER_FAILURES: z.coerce.number().int().min(1).default(3),
   BREAKER_RESET_MS: z.coerce.number().int().min(100).default(5_000),
-  /** Clicks stay in PostgreSQL this long (whole monthly partitions, once in ClickHouse). */
-  PG_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),
+  /** Clicks stay in PostgreSQL this long (whole monthly partitions, once in ClickHouse); at least 2 days, since stats trust its "no click" about the last 36 hours (skipQuiet). */
+  PG_RETENTION_DAYS: z.coerce.number().int().min(2).default(90),
   /** How often the maintenance role checks click limits (max_clicks) against ClickHouse. */
   CLICK_LIMIT_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   /** Archive (gzip NDJSON per hour of clicks); unset: DATA_DIR/archive. */

@@ -111,6 +111,8 @@ export interface Plan {
   stale: number[];
   /** Raw: [from, to) minus the rollups' part. */
   raw: boolean;
+  /** The hourly rows are left out: PostgreSQL holds no click of the links in their hours (skipQuiet). */
+  quietHours?: boolean;
   /** Per-link dimension questions: the (link, UTC day) rows to read from rollup_daily, as 'id/YYYY-MM-DD'; the rest is raw. */
   dense?: string[];
   source: string;
@@ -136,7 +138,7 @@ const daysOf = (weeks: number[]) => weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].m
 
 /** The tables a plan reads, joined by '+'; none when it reads nothing. */
 function sourceOf(p: Omit<Plan, "source">): string {
-  const hoursLeft = p.hi - p.lo - (p.weeks.length * 7 + p.days.length) * DAY - p.stale.length * HOUR > 0;
+  const hoursLeft = hourlyRanges(p).length > 0;
   const daily = p.days.length > 0 || (p.dense?.length ?? 0) > 0;
   return [p.weeks.length ? "rollup_weekly" : "", daily ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", p.raw ? "clicks" : ""].filter(Boolean).join("+") || "none";
 }
@@ -299,8 +301,8 @@ const emptyPart = (clicks: boolean, visitors: boolean) =>
   `SELECT toDateTime(0, 'UTC') AS t, '' AS val${clicks ? ", toUInt64(0) AS c" : ""}${visitors ? `, ${sketchState("CAST(NULL, 'Nullable(String)')")} AS v` : ""} WHERE 0`;
 
 /** The hourly rollups' part of a plan: [lo, hi) minus its daily days and stale hours. */
-export function hourlyRanges(p: Plan): [number, number][] {
-  if (p.hi <= p.lo) return [];
+export function hourlyRanges(p: Omit<Plan, "source">): [number, number][] {
+  if (p.hi <= p.lo || p.quietHours) return [];
   const skip = new Set(p.stale);
   const days = new Set([...p.days, ...daysOf(p.weeks)]);
   const out: [number, number][] = [];
@@ -343,27 +345,33 @@ export function rawRanges(from: number, to: number, p: Plan, links = 1): [number
   return out;
 }
 
-/** Most links a raw part may be checked in PostgreSQL for (an index probe each). */
+/** Most links a plan may be checked for in PostgreSQL (an index probe each). */
 const QUIET_CHECK_LINKS = 100;
 
 /**
- * The plan without its raw part when PostgreSQL holds no click of these links in its ranges:
- * ClickHouse holds only clicks PostgreSQL committed first, so it has none either, and a table
- * read (~7 ms in chDB, whatever it finds) is saved. Most links' open hour is empty (1B clicks a
- * year over 100M links). Only recent ranges (the open hour, today's: inside RECENT_READ_MS, far
- * inside PostgreSQL's retention) and a few links; asked of the primary, which a click reaches
- * before ClickHouse, never of a replica, which may lag behind ClickHouse.
+ * The plan without its raw part, or its hourly part, or both, when PostgreSQL holds no click of
+ * these links in that part's ranges: ClickHouse holds only clicks PostgreSQL committed first, so
+ * it has none there either, and a table read (~5–7 ms in chDB, whatever it finds) is saved. Most
+ * links' open hour, and most of their closed hours today, are empty (1B clicks a year over 100M
+ * links). A part is left out whole, and only when all of it is recent (inside RECENT_READ_MS, far
+ * inside PostgreSQL's retention, PG_RETENTION_DAYS ≥ 2) and the links are few; one probe asks for
+ * both parts, of the primary, which a click reaches before ClickHouse, never of a replica, which
+ * may lag behind ClickHouse.
  */
-export async function skipQuietRaw(sql: Sql, ids: number[], q: { from: number; to: number }, p: Plan, now = Date.now()): Promise<Plan> {
-  if (!p.raw || !ids.length || ids.length > QUIET_CHECK_LINKS) return p;
-  const ranges = rawRanges(q.from, q.to, p, ids.length);
-  if (!ranges.length || ranges[0]![0] < floorHour(now) - RECENT_READ_MS) return p;
+export async function skipQuiet(sql: Sql, ids: number[], q: { from: number; to: number }, p: Plan, now = Date.now()): Promise<Plan> {
+  if (!ids.length || ids.length > QUIET_CHECK_LINKS) return p;
+  const recentFrom = floorHour(now) - RECENT_READ_MS;
+  const recent = (rs: [number, number][]) => (rs.length > 0 && rs[0]![0] >= recentFrom ? rs : []);
+  const raw = recent(p.raw ? rawRanges(q.from, q.to, p, ids.length) : []);
+  const hourly = recent(hourlyRanges(p));
+  const ranges = [...raw, ...hourly];
+  if (!ranges.length) return p;
   const [r] = await sql<{ any: boolean }[]>`
     SELECT EXISTS (
       SELECT 1 FROM unnest(${ranges.map(([a]) => new Date(a).toISOString())}::timestamptz[], ${ranges.map(([, b]) => new Date(b).toISOString())}::timestamptz[]) AS r(a, b)
       JOIN clicks c ON c.link_id = ANY(${ids}::bigint[]) AND c.ts >= r.a AND c.ts < r.b) AS any`;
   if (r?.any) return p;
-  const next = { ...p, raw: false };
+  const next = { ...p, raw: p.raw && !raw.length, quietHours: p.quietHours || hourly.length > 0 };
   return { ...next, source: sourceOf(next) };
 }
 
@@ -400,7 +408,7 @@ export async function series(ch: ClickHouseClient, db: string, q: Question, p: P
  * sketches merged for those values only (merging every value's sketches costs far more than
  * counting, with thousands of values such as a workspace's links).
  */
-export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number): Promise<(Counts & { value: string })[]> {
+export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number, linksPlan?: (ids: number[]) => Promise<Plan>): Promise<(Counts & { value: string })[]> {
   const params: Record<string, unknown> = { limit };
   const top = await rows<{ value: string; clicks: number }>(
     ch,
@@ -413,10 +421,13 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   const values = top.map((r) => String(r.value));
   // A workspace's top links: their visitors from their own rows (link level, adjacent per link),
   // not from the workspace's `link` rows, where a link's days lie among every other link's.
-  const vq: Question = q.dim === "link" && q.scope.level === "workspace" ? { ...q, scope: { level: "link", ids: values.map(Number) }, values } : { ...q, values };
+  // `linksPlan`: their plan, which may leave out their quiet recent hours (skipQuiet).
+  const topLinks = q.dim === "link" && q.scope.level === "workspace";
+  const vq: Question = topLinks ? { ...q, scope: { level: "link", ids: values.map(Number) }, values } : { ...q, values };
+  const vp = topLinks && linksPlan ? await linksPlan(values.map(Number)) : p;
   const vis = await rows<{ value: string; visitors: number }>(
     ch,
-    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, vq, p, vParams, "visitors")}) GROUP BY value`,
+    `SELECT val AS value, ${sketchMerge("v")} AS visitors FROM (${unionQuery(db, vq, vp, vParams, "visitors")}) GROUP BY value`,
     vParams,
   );
   const byValue = new Map(vis.map((r) => [String(r.value), num(r.visitors)]));
@@ -490,11 +501,11 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // Weeks for a workspace's breakdown only: its rows are values × buckets spanned, and weeks cut
   // the buckets. A series reads a row a day (~90 for a quarter), where one more table and its
   // parts cost more than they save (bench:stats at 10M: by week 47.5 → 78 ms p95 with weeks).
-  // A link's plan without its raw part when PostgreSQL has no recent click: asked once, whoever needs it first.
+  // A link's plan without its quiet recent parts (skipQuiet): asked once, whoever needs it first.
   let linkPlan: Promise<Plan> | undefined;
   const planFor = async (x: Question, bucketed: boolean) => {
-    if (linkDims(x)) return skipQuietRaw(d.sql, ids, { from, to }, await denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }));
-    if (scope.level === "link") return (linkPlan ??= skipQuietRaw(d.sql, ids, { from, to }, p));
+    if (linkDims(x)) return skipQuiet(d.sql, ids, { from, to }, await denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }));
+    if (scope.level === "link") return (linkPlan ??= skipQuiet(d.sql, ids, { from, to }, p));
     return bucketed ? p : withWeeks(p, null);
   };
   // Each part starts once its own plan is known (a link's breakdown asks which days are dense
@@ -504,7 +515,7 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     planFor(seriesQ, true).then(async (sp) => [sp, await timed(series(d.ch!, d.database, seriesQ, sp))] as const),
     breakdownQ
       ? planFor(breakdownQ, false).then(async (bp) => {
-          const top: (Counts & { value: string; link?: LinkLabel })[] = await timed(breakdown(d.ch!, d.database, breakdownQ, bp, q.limit));
+          const top: (Counts & { value: string; link?: LinkLabel })[] = await timed(breakdown(d.ch!, d.database, breakdownQ, bp, q.limit, (top) => skipQuiet(d.sql, top, { from, to }, bp)));
           if (q.group_by !== "link") return [bp, top] as const;
           const labels = await linkLabels(replica, workspaceId, top.map((r) => r.value));
           return [bp, top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }))] as const;
