@@ -299,11 +299,12 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     await ch.command({ query: "DROP TABLE linkflow.link_workspaces SYNC" });
     await ch.command({ query: "CREATE TABLE linkflow.link_workspaces (link_id UInt64, workspace_id UInt64) ENGINE = ReplacingMergeTree ORDER BY link_id" });
     await copyAllOwners(s.sql, ch, "linkflow");
-    // Rollups made before their parts were always Wide.
+    // Rollups made before their parts were always Wide, or before closed months were merged whole.
     await ch.command({ query: "ALTER TABLE linkflow.rollup_hourly MODIFY SETTING min_bytes_for_wide_part = 10485760" });
+    await ch.command({ query: "ALTER TABLE linkflow.rollup_daily RESET SETTING min_age_to_force_merge_seconds, min_age_to_force_merge_on_partition_only" });
     expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true, ownersCreated: true });
     const settings = await rows<{ name: string; q: string }>(ch, "SELECT name, create_table_query AS q FROM system.tables WHERE database = 'linkflow' AND name LIKE 'rollup_%'");
-    expect(settings.map((t) => [t.name, /min_bytes_for_wide_part = 0\b/.test(t.q)]).sort()).toEqual([["rollup_daily", true], ["rollup_hourly", true], ["rollup_weekly", true]]);
+    expect(settings.map((t) => [t.name, /min_bytes_for_wide_part = 0\b/.test(t.q) && /min_age_to_force_merge_seconds = 86400\b/.test(t.q)]).sort()).toEqual([["rollup_daily", true], ["rollup_hourly", true], ["rollup_weekly", true]]);
     expect(await rows(ch, "SELECT sorting_key AS k FROM system.tables WHERE database = 'linkflow' AND name = 'link_workspaces'")).toEqual([{ k: "workspace_id, link_id" }]);
     expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false });
     await copyAllOwners(s.sql, ch, "linkflow");
