@@ -11,9 +11,10 @@
  * The real ingest app (startIngest, PIPELINE_ROLES=maintenance: chDB opened, no Kinesis) over a
  * fresh PostgreSQL database; ClickHouse's raw table seeded by ClickHouse itself (INSERT … SELECT
  * FROM numbers(N)), every hour marked and rolled up by the sealer as the loader's batches would
- * be (docs/ANALYTICS.md), closed months' rollups merged whole as a day later; PostgreSQL with the 10k links of the workspace. Then GET /api/stats
- * over HTTP (autocannon, loopback, one connection, bounded time) in several shapes, each ending
- * at the next full hour as the dashboard asks (the open hour read raw): p50/p95 per shape.
+ * be (docs/ANALYTICS.md), closed months' rollups merged whole as they would be a day later;
+ * PostgreSQL with the 10k links of the workspace. Then GET /api/stats over HTTP (autocannon,
+ * loopback, one connection, bounded time) in several shapes, each ending at the next full hour
+ * as the dashboard asks (the open hour read raw): p50/p95 per shape.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
