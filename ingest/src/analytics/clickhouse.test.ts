@@ -150,7 +150,7 @@ describe("schemaStatements", () => {
           PARTITION BY toYYYYMM(t)
           ORDER BY (level, id, dim, t, is_bot, value)
           TTL t + INTERVAL 3 YEAR
-          SETTINGS index_granularity = 256, min_bytes_for_wide_part = 0, min_rows_for_wide_part = 0"
+          SETTINGS index_granularity = 256, min_bytes_for_wide_part = 0, min_rows_for_wide_part = 0, min_age_to_force_merge_seconds = 86400, min_age_to_force_merge_on_partition_only = 1"
     `);
     expect(get("CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON")).toMatchInlineSnapshot(`"CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_daily_local, cityHash64(level, id))"`);
   });
