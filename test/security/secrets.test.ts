@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Miniflare } from "miniflare";
 import { afterAll, describe, expect, it } from "vitest";
 import { edgeWorker, startEdge } from "../../edge/miniflare.ts";
@@ -103,7 +103,7 @@ describe("npm start's secrets", () => {
       proc.kill("SIGINT");
       await eventually(async () => proc!.exitCode !== null, 15_000, 50);
     }
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    if (dataDir) await rm(dirname(dataDir), { recursive: true, force: true });
   });
 
   it("are generated into DATA_DIR (0700, files 0600); only the admin key is printed, once; PGlite's open socket is said", async () => {
