@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hourlyRanges, rawRanges, withWeeks, type Plan } from "./stats-query.ts";
+import { hourlyRanges, rawRanges, subtractRanges, withWeeks, type Plan } from "./stats-query.ts";
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -26,6 +26,46 @@ describe("rawRanges: what the raw table answers", () => {
     expect(rawRanges(d0, d0 + 3 * D, plan({ dense }), 2)).toEqual([[d0 + D, d0 + 3 * D]]);
     // Three links, one of them never dense: every day is raw.
     expect(rawRanges(d0, d0 + 3 * D, plan({ dense }), 3)).toEqual([[d0, d0 + 3 * D]]);
+  });
+});
+
+describe("ranges by runs", () => {
+  it("subtractRanges: holes in any order, overlapping or outside the range", () => {
+    expect(subtractRanges(10, 100, [[50, 60], [0, 20], [55, 70], [95, 200], [30, 30]])).toEqual([[20, 50], [70, 95]]);
+    expect(subtractRanges(10, 100, [])).toEqual([[10, 100]]);
+    expect(subtractRanges(10, 100, [[0, 100]])).toEqual([]);
+  });
+
+  it("hourlyRanges and rawRanges equal the hour-by-hour definition, over random plans", () => {
+    // The definition: an hour of [lo, hi) is hourly unless stale or in a daily day; raw is every
+    // moment of [from, to) no hourly-or-daily rollup covers (so outside [lo, hi), and stale hours).
+    const runs = (hours: number[]) => {
+      const out: [number, number][] = [];
+      for (const h of hours) {
+        const last = out.at(-1);
+        if (last && last[1] === h) last[1] = h + H;
+        else out.push([h, h + H]);
+      }
+      return out;
+    };
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 48271) % 2147483647), seed % n);
+    for (let i = 0; i < 200; i++) {
+      const d0 = (19_000 + rnd(50)) * D;
+      const lo = d0 + rnd(48) * H;
+      const hi = lo + rnd(40 * 24) * H;
+      const hours = Array.from({ length: (hi - lo) / H }, (_, k) => lo + k * H);
+      const stale = hours.filter(() => rnd(10) === 0);
+      const staleDays = new Set(stale.map((h) => Math.floor(h / D) * D));
+      const days = [...new Set(hours.map((h) => Math.floor(h / D) * D))].filter((d) => d >= lo && d + D <= hi && !staleDays.has(d) && rnd(3) > 0);
+      const p = plan({ lo, hi, stale, days, wholeDays: days });
+      const daySet = new Set(days);
+      expect(hourlyRanges(p)).toEqual(runs(hours.filter((h) => !stale.includes(h) && !daySet.has(Math.floor(h / D) * D))));
+      const from = lo - rnd(3) * H;
+      const to = hi + rnd(3) * H;
+      const all = Array.from({ length: (to - from) / H }, (_, k) => from + k * H);
+      expect(rawRanges(from, to, p)).toEqual(runs(all.filter((h) => h < lo || h >= hi || stale.includes(h))));
+    }
   });
 });
 

@@ -300,19 +300,29 @@ const FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 
 const emptyPart = (clicks: boolean, visitors: boolean) =>
   `SELECT toDateTime(0, 'UTC') AS t, '' AS val${clicks ? ", toUInt64(0) AS c" : ""}${visitors ? `, ${sketchState("CAST(NULL, 'Nullable(String)')")} AS v` : ""} WHERE 0`;
 
+/**
+ * [from, to) minus `holes` (ranges in epoch ms, in any order, overlapping or not), as sorted,
+ * disjoint ranges with adjacent ones joined. By ranges, not hour by hour: a 3-year range is
+ * 26k hours (GET /api/pipeline's count spent 4 ms walking them).
+ */
+export function subtractRanges(from: number, to: number, holes: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of [...holes].sort((x, y) => x[0] - y[0])) {
+    if (b <= a || b <= at || a >= to) continue;
+    if (a > at) out.push([at, Math.min(a, to)]);
+    at = Math.max(at, b);
+  }
+  if (at < to) out.push([at, to]);
+  return out;
+}
+const hoursAt = (hs: number[]) => hs.map((h) => [h, h + HOUR] as [number, number]);
+const daysAt = (ds: number[]) => ds.map((d) => [d, d + DAY] as [number, number]);
+
 /** The hourly rollups' part of a plan: [lo, hi) minus its daily days and stale hours. */
 export function hourlyRanges(p: Omit<Plan, "source">): [number, number][] {
   if (p.hi <= p.lo || p.quietHours) return [];
-  const skip = new Set(p.stale);
-  const days = new Set([...p.days, ...daysOf(p.weeks)]);
-  const out: [number, number][] = [];
-  for (let h = p.lo; h < p.hi; h += HOUR) {
-    if (skip.has(h) || days.has(Math.floor(h / DAY) * DAY)) continue;
-    const last = out.at(-1);
-    if (last && last[1] === h) last[1] = h + HOUR;
-    else out.push([h, h + HOUR]);
-  }
-  return out;
+  return subtractRanges(p.lo, p.hi, [...hoursAt(p.stale), ...daysAt(p.days), ...daysAt(daysOf(p.weeks))]);
 }
 
 /**
@@ -328,21 +338,9 @@ export function rawRanges(from: number, to: number, p: Plan, links = 1): [number
       const day = k.slice(k.indexOf("/") + 1);
       perDay.set(day, (perDay.get(day) ?? 0) + 1);
     }
-    covered = [...perDay].filter(([, n]) => n === links).map(([d]) => Date.parse(`${d}T00:00:00Z`)).map((d) => [d, d + DAY] as [number, number]);
-  } else if (p.hi > p.lo) {
-    const stale = new Set(p.stale);
-    for (let h = p.lo; h < p.hi; h += HOUR) if (!stale.has(h)) covered.push([h, h + HOUR]);
-  }
-  covered.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  let at = from;
-  for (const [a, b] of covered) {
-    if (b <= at || a >= to) continue;
-    if (a > at) out.push([at, Math.min(a, to)]);
-    at = Math.max(at, b);
-  }
-  if (at < to) out.push([at, to]);
-  return out;
+    covered = daysAt([...perDay].filter(([, n]) => n === links).map(([d]) => Date.parse(`${d}T00:00:00Z`)));
+  } else if (p.hi > p.lo) covered = subtractRanges(p.lo, p.hi, hoursAt(p.stale));
+  return subtractRanges(from, to, covered);
 }
 
 /** Most links a plan may be checked for in PostgreSQL (an index probe each). */
