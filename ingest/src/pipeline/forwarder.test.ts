@@ -58,4 +58,19 @@ describe("forwarder claims", () => {
     // The crashed forwarder's row may have reached Kinesis before: a counted re-send.
     expect((await metrics.kinesisResent.get()).values[0]!.value).toBe(1);
   }, 30_000);
+
+  it("vacuums the outbox itself once it has deleted enough rows (a queue outruns autovacuum, and some servers run none)", async () => {
+    const kinesis = kinesisClient({ endpoint: kinesalite.endpoint });
+    await ensureStream(kinesis, STREAM, 2);
+    const vacuums = async () => Number((await db.sql<{ n: string }[]>`SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass`)[0]!.n);
+    const before = await vacuums();
+    const fw = createForwarder({ sql: db.sql, kinesis, stream: STREAM, batch: 500, idleMs: 50, breakerFailures: 5, breakerResetMs: 1000, log: pino({ level: "silent" }), metrics: createMetrics(), vacuumAfterRows: 10 });
+    for (let id = 60_000; id < 60_020; id++) await row(db.sql, id);
+    expect(await fw.forwardOnce()).toBe(20);
+    expect(await vacuums()).toBe(before);
+    // The next sweep (a second on) vacuums: 20 deletions since the last, over the 10 asked.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await fw.forwardOnce()).toBe(0);
+    expect(await vacuums()).toBe(before + 1);
+  }, 30_000);
 });
