@@ -181,19 +181,25 @@ interface Shape {
   query: Record<string, string | number>;
 }
 const iso = (t: number) => new Date(t).toISOString();
-/** The dashboard's ranges end at the next full hour (the open hour is read raw). */
-const upTo = iso(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
-const SHAPES: Shape[] = [
-  // The main query: a link's page in the dashboard (the busiest link: ~4.6% of all clicks).
-  { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: upTo } },
-  { name: "link_top_referers_30d", what: "one link, 30 days per day, top 10 referer hosts", query: { link: 1, interval: "day", group_by: "referer_host", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
-  { name: "link_berlin_30d", what: "one link, 30 days per day in Europe/Berlin (hourly rollups)", query: { link: 1, interval: "day", tz: "Europe/Berlin", from: iso(end - 30 * DAY), to: upTo } },
-  { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: upTo } },
-  { name: "workspace_top_links_30d", what: "all 10k links, per day, top 10 links", query: { interval: "day", group_by: "link", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
-  { name: "workspace_weekly_90d", what: "all 10k links, 90 days per week", query: { interval: "week", from: iso(end - 90 * DAY), to: upTo } },
-  // Not a target shape: a +05:30 zone cannot use hourly buckets, so the raw table answers (cost grows with clicks).
-  { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: upTo } },
-];
+/**
+ * The shapes as the dashboard asks them now: its ranges end at the next full hour, so the open
+ * hour is read raw. Built when asked, not once at start: a range that ended at the hour the seed
+ * began would end in the past by the time it is timed, and leave the open hour out.
+ */
+const shapes = (): Shape[] => {
+  const upTo = iso(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
+  return [
+    // The main query: a link's page in the dashboard (the busiest link: ~4.6% of all clicks).
+    { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: upTo } },
+    { name: "link_top_referers_30d", what: "one link, 30 days per day, top 10 referer hosts", query: { link: 1, interval: "day", group_by: "referer_host", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
+    { name: "link_berlin_30d", what: "one link, 30 days per day in Europe/Berlin (hourly rollups)", query: { link: 1, interval: "day", tz: "Europe/Berlin", from: iso(end - 30 * DAY), to: upTo } },
+    { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: upTo } },
+    { name: "workspace_top_links_30d", what: "all 10k links, per day, top 10 links", query: { interval: "day", group_by: "link", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
+    { name: "workspace_weekly_90d", what: "all 10k links, 90 days per week", query: { interval: "week", from: iso(end - 90 * DAY), to: upTo } },
+    // Not a target shape: a +05:30 zone cannot use hourly buckets, so the raw table answers (cost grows with clicks).
+    { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: upTo } },
+  ];
+};
 const MAIN = "link_daily_30d";
 
 interface ShapeResult {
@@ -299,8 +305,8 @@ try {
 
   // Exact under redelivery: the API's totals, for a link and for the workspace, equal uniqExact over the raw table.
   for (const [name, query, cond] of [
-    ["link 1", SHAPES.find((s) => s.name === MAIN)!.query, "link_id = 1"],
-    ["the workspace", SHAPES.find((s) => s.name === "workspace_by_country_30d")!.query, "1"],
+    ["link 1", shapes().find((s) => s.name === MAIN)!.query, "link_id = 1"],
+    ["the workspace", shapes().find((s) => s.name === "workspace_by_country_30d")!.query, "1"],
   ] as const) {
     const check = (await (await fetch(url(query), { headers })).json()) as { totals: { clicks: number }; source: string };
     const truth = await uniqExactByDay(ch, `${cond} AND NOT is_bot`, Date.parse(String(query.from)), Date.parse(String(query.to)));
@@ -324,7 +330,8 @@ try {
   console.log(`  check: GET /api/pipeline's clickhouse_clicks ${counted.toLocaleString("en")} = uniqExact over the raw table; answered in ${pipelineMs.toFixed(1)} ms (median of 10)`);
 
   const results: ShapeResult[] = [];
-  for (const shape of SHAPES) {
+  for (const name of shapes().map((s) => s.name)) {
+    const shape = shapes().find((s) => s.name === name)!;
     const target = url(shape.query);
     // Warm-up, and the request count that fits in DURATION_S at the warm latency: autocannon
     // then waits for every response (stopping at a deadline would leave a query running).
