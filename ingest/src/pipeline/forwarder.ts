@@ -62,7 +62,9 @@ const FLOOR_MARGIN = 10_000;
  * thresholds, which a queue outruns; when it is off (these machines), never. Until a vacuum, a
  * sweep walks every dead claim and `GET /api/pipeline`'s backlog count every dead page: 14.9 and
  * 88 ms a call after ~140k clicks in a `npm run bench` (pg_stat_statements). So each forwarder
- * vacuums the table itself after this many deletions (SKIP_LOCKED: one vacuum at a time).
+ * vacuums the table itself after this many deletions (SKIP_LOCKED: one vacuum at a time). It
+ * leaves the heap's length alone (TRUNCATE false): shortening it takes an exclusive lock that
+ * inserts would queue behind, and a queue reuses its freed pages anyway.
  */
 const VACUUM_AFTER_ROWS = 20_000;
 
@@ -112,7 +114,7 @@ export function createForwarder(o: ForwarderOptions) {
     swept = Date.now();
     if (deletedSinceVacuum >= (o.vacuumAfterRows ?? VACUUM_AFTER_ROWS)) {
       deletedSinceVacuum = 0;
-      await o.sql.unsafe("VACUUM (SKIP_LOCKED) outbox").catch((err: unknown) => o.log.warn({ err: String(err) }, "outbox vacuum failed"));
+      await o.sql.unsafe("VACUUM (SKIP_LOCKED, TRUNCATE false) outbox").catch((err: unknown) => o.log.warn({ err: String(err) }, "outbox vacuum failed"));
     }
     await o.sql`UPDATE outbox SET claimed_until = '-infinity' WHERE claimed_until > '-infinity' AND claimed_until < now()`;
     const [r] = await o.sql<{ min: string | null }[]>`SELECT min(id) AS min FROM outbox WHERE claimed_until = '-infinity'`;
