@@ -1,5 +1,6 @@
 import { PutRecordsCommand, type KinesisClient, type PutRecordsResultEntry } from "@aws-sdk/client-kinesis";
 import type { Logger } from "pino";
+import type { TransactionSql } from "postgres";
 import { sleep } from "../../../shared/sleep.ts";
 import { backoff } from "./backoff.ts";
 import { packRecords, type Packed } from "./aggregate.ts";
@@ -70,6 +71,14 @@ const VACUUM_AFTER_ROWS = 20_000;
 
 
 /**
+ * Leases the oldest `batch` unclaimed rows from `floor` on. The statement is a function
+ * (migration 015) whose plan reads about a batch of rows however long the backlog: planned
+ * here, on an outbox without statistics, it could read the whole backlog for every batch.
+ */
+export const claimOutbox = (sql: Sql | TransactionSql, floor: number, batch: number) =>
+  sql<OutboxRow[]>`SELECT id, partition_key, data, attempts, replayed FROM outbox_claim(${LEASE_S}, ${String(floor)}::bigint, ${batch})`;
+
+/**
  * Streams the outbox to Kinesis: claims the oldest unclaimed rows (a lease, FOR UPDATE SKIP
  * LOCKED, so concurrent forwarders never send the same row at once), packs them into KPL
  * aggregated records (KINESIS_AGGREGATE_BYTES), PutRecords them, re-sends only the records
@@ -124,11 +133,7 @@ export function createForwarder(o: ForwarderOptions) {
   /** One batch: returns how many clicks Kinesis accepted (0 when the outbox is empty). */
   async function forwardOnce(): Promise<number> {
     if (Date.now() - swept >= SWEEP_MS) await sweep();
-    const claimed = await o.sql<OutboxRow[]>`
-      UPDATE outbox SET claimed_until = now() + make_interval(secs => ${LEASE_S}), attempts = attempts + 1
-      WHERE id IN (
-        SELECT id FROM outbox WHERE claimed_until = '-infinity' AND id >= ${String(floor)}::bigint ORDER BY id LIMIT ${o.batch} FOR UPDATE SKIP LOCKED)
-      RETURNING id, partition_key, data, attempts, replayed`;
+    const claimed = await claimOutbox(o.sql, floor, o.batch);
     if (!claimed.length) return 0;
     claimed.sort((a, b) => Number(a.id) - Number(b.id));
 
