@@ -48,3 +48,20 @@ export async function cpuMs(pid: number): Promise<number> {
 /** Linux's USER_HZ: /proc times are in these ticks (100 on every mainstream kernel). */
 const CLK_TCK = 100;
 
+
+/**
+ * CPU ms by thread name (/proc/<pid>/task/<tid>/comm: libuv's "node", V8's workers, chDB's pools
+ * such as "MergeMutate"), summed over the threads alive now; names end up without their numbers.
+ */
+export async function threadCpuMs(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
+    if (!stat) continue;
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")).replace(/[\d_-]+$/, "") || "?";
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out.set(name, (out.get(name) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick]`: figures measured side by side in one run on this machine,
+ * `npm run bench [-- --quick | --region]`: figures measured side by side in one run on this machine,
  * printed as a table and written to bench/results/latest.json (flat keys; null = not measured yet).
  *
  * Redirects: our worker on a warm code vs a constant-302 worker in the same workerd, our worker
@@ -29,9 +29,11 @@ import { edgeBundleSize } from "../scripts/edge-size.ts";
 import { generateKey } from "../ingest/src/auth/keys.ts";
 import { keysOf } from "../shared/keys.ts";
 import { sign, SIGNATURE_HEADER } from "../shared/signing.ts";
-import { childPids, cpuMs, mib, procStatusKb, rssSampler } from "./proc.ts";
+import { childPids, cpuMs, mib, procStatusKb, rssSampler, threadCpuMs } from "./proc.ts";
 
 const quick = process.argv.includes("--quick");
+/** `--region`: only the pipeline lag load and the region's CPU (about a minute; for A/B work on the pipeline); writes no results. */
+const regionOnly = process.argv.includes("--region");
 const DURATION_S = quick ? 2 : 10;
 /** Redirect series: rounds of (constant-302, beacons off, beacons on), and seconds per load. */
 const ROUNDS = quick ? 1 : 5;
@@ -261,191 +263,207 @@ try {
     return false;
   };
 
-  console.log(`redirect load: ${CONNECTIONS} connections, ${ROUNDS} round(s) of ${LOAD_S}s per load, autocannon on loopback`);
-  const shared = await series("all on the same 2 cores (workerd, load generator, ingest HTTP + pipeline processes, kinesalite, PostgreSQL)");
-  await drained(120_000);
-  // Fair split: the edge side (workerd + load generator) on core 0, the region on core 1:
-  // ingest, kinesalite, and the PostgreSQL server's processes that serve it (this database's
-  // backends, which ingest opens as it needs them, so they are pinned again before each load,
-  // and the server's shared ones: WAL writer, checkpointer…).
-  const pgProcs = async () =>
-    (await pg<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE (datname = current_database() OR backend_type <> 'client backend') AND pid <> pg_backend_pid()`).map((r) => r.pid);
-  const region = async () => [httpProc.pid!, pipelineProc.pid!, kinesisProc.pid!, ...(await pgProcs())];
-  // PostgreSQL's processes are pinned as well as can be (one may have exited since the query).
-  const pinRegion = async () => void (await pgProcs()).forEach((p) => pin(p, "1"));
-  const pinned =
-    cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, ...[httpProc, pipelineProc, kinesisProc].map((p) => pin(p.pid!, "1"))].every(Boolean);
-  const split = pinned
-    ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + kinesalite + PostgreSQL (this database's backends, WAL writer…) on core 1", pinRegion)
-    : null;
-  if (pinned) {
-    for (const p of [process.pid, workerdPid, ...(await region())]) if (p) pin(p, allCpus);
-  } else console.log("\n(taskset unavailable or not permitted: no split-core series)");
-  await drained(120_000);
-
-  // Cold code: a KV hit on every request (the cold worker keeps no found link in its isolate).
-  const cold = await load(target, "cold.test", undefined, DURATION_S);
-  // Origin miss: codes only PostgreSQL knows (created through the HTTP process, which pushes
-  // nothing to KV), each asked for once: isolate miss, KV miss, signed /v1/resolve, KV write-back.
-  // (Unknown codes would mostly hit the isolate's negative cache, NEGATIVE_TTL_MS: not a miss.)
-  const originCodes: string[] = [];
-  for (let n = 0; n < ORIGIN_CODES; n += 1000) {
-    const links = Array.from({ length: Math.min(1000, ORIGIN_CODES - n) }, (_, i) => ({ url: `https://example.com/origin/${n + i}` }));
-    const r = await fetch(`${ingest.url}/api/links/bulk`, { method: "POST", headers: auth, body: JSON.stringify({ links }) });
-    const out = (await r.json()) as { results: { link?: { code: string } }[] };
-    for (const x of out.results) if (x.link) originCodes.push(`/${x.link.code}`);
-  }
-  const origin = await load(edge.url, "cold.test", originCodes);
-  const originTiers = originCodes.length; // every code asked once
-  console.log(`\n${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}`);
-  for (const [name, l] of [["cold code (KV hit, isolate miss), beacons off", cold], [`origin miss (${originTiers} codes once each), beacons off`, origin]] as const)
-    console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}`);
-
-  const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 1000) / 1000 : null);
-
-  // Pipeline lag: a steady 5k clicks/s (batched beacons of 50, every 10 ms) once the backlog
-  // of the redirect part has drained; then PostgreSQL commit → ClickHouse, p50/p99. The region's
-  // CPU during the load and until its clicks are in ClickHouse, per click: what a click costs
-  // the region at that rate (the issue's ≤ 250 µs target), apart from the edge.
-  await drained(120_000);
-  await settle();
-  const since = new Date().toISOString();
-  let sentClicks = 0;
-  let refused = 0;
-  const lagLoad = await cpuDuring(async () => {
-    const RATE = 5000;
-    const BATCH = 50;
-    const inflight = new Set<Promise<void>>();
-    const t0 = Date.now();
-    for (let tick = 0; Date.now() - t0 < DURATION_S * 1000; tick++) {
-      const due = t0 + (tick * BATCH * 1000) / RATE;
-      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-      const now = new Date().toISOString();
-      const events = Array.from({ length: BATCH }, () => ({
-        click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
-        user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
-        domain: "", code, link_id: Number(linkId), redirect_status: 302, cache_tier: "isolate",
-      }));
-      const raw = JSON.stringify(events);
-      const p = (async () => {
-        // A reused keep-alive socket the server just closed fails the fetch (ECONNRESET): send
-        // again, as the edge would (click_ids make a repeat harmless).
-        for (let attempt = 0; attempt < 3; attempt++) {
-          try {
-            const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(BEACON_KEY, raw) }, body: raw });
-            await res.arrayBuffer();
-            if (res.status === 202) sentClicks += events.length;
-            else refused += events.length;
-            return;
-          } catch {
-            // network error: next attempt
+  /**
+   * Pipeline lag: a steady 5k clicks/s (batched beacons of 50, every 10 ms) once the backlog
+   * of any earlier load has drained; then PostgreSQL commit → ClickHouse, p50/p99. The region's
+   * CPU during the load and until its clicks are in ClickHouse, per click: what a click costs
+   * the region at that rate (the issue's ≤ 250 µs target), apart from the edge; and the
+   * pipeline process's part of it by thread (JavaScript, libuv's pool, chDB's pools).
+   */
+  async function regionLoad() {
+    await drained(120_000);
+    await settle();
+    const since = new Date().toISOString();
+    let sentClicks = 0;
+    let refused = 0;
+    const threads0 = await threadCpuMs(pipelineProc.pid!);
+    const lagLoad = await cpuDuring(async () => {
+      const RATE = 5000;
+      const BATCH = 50;
+      const inflight = new Set<Promise<void>>();
+      const t0 = Date.now();
+      for (let tick = 0; Date.now() - t0 < DURATION_S * 1000; tick++) {
+        const due = t0 + (tick * BATCH * 1000) / RATE;
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+        const now = new Date().toISOString();
+        const events = Array.from({ length: BATCH }, () => ({
+          click_id: crypto.randomUUID(), short_url: `http://localhost:8787/${code}`, original_url: "https://example.com/bench", timestamp: now,
+          user_agent: "bench", ip_address: "203.0.113.1", referer: "", geo_location: { country: "US", colo: "DEV" },
+          domain: "", code, link_id: Number(linkId), redirect_status: 302, cache_tier: "isolate",
+        }));
+        const raw = JSON.stringify(events);
+        const p = (async () => {
+          // A reused keep-alive socket the server just closed fails the fetch (ECONNRESET): send
+          // again, as the edge would (click_ids make a repeat harmless).
+          for (let attempt = 0; attempt < 3; attempt++) {
+            try {
+              const res = await fetch(`${ingest.url}/v1/clicks`, { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(BEACON_KEY, raw) }, body: raw });
+              await res.arrayBuffer();
+              if (res.status === 202) sentClicks += events.length;
+              else refused += events.length;
+              return;
+            } catch {
+              // network error: next attempt
+            }
           }
-        }
-        refused += events.length;
-      })().finally(() => inflight.delete(p));
-      inflight.add(p);
+          refused += events.length;
+        })().finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await Promise.all(inflight);
+      const offeredRate = sentClicks / ((Date.now() - t0) / 1000);
+      return { offeredRate, lagDrained: await drained(120_000) };
+    });
+    const { offeredRate, lagDrained } = lagLoad.result;
+    const threads1 = await threadCpuMs(pipelineProc.pid!);
+    const perClick = (ms: number) => Math.round((ms * 1000) / Math.max(1, sentClicks));
+    const regionCpu = { ingest: perClick(lagLoad.cpu.ingest), pipeline: perClick(lagLoad.cpu.pipeline), kinesis: perClick(lagLoad.cpu.kinesis), postgres: perClick(lagLoad.cpu.postgres) };
+    const regionUs = regionCpu.ingest + regionCpu.pipeline + regionCpu.kinesis + regionCpu.postgres;
+    const lag = (await (await fetch(`${pipelineUrl}/api/pipeline/lag?since=${since}`, { headers: auth })).json()) as { clicks: number; p50_ms: number; p99_ms: number; max_ms: number };
+    console.log(`\npipeline lag at ${offeredRate.toFixed(0)} clicks/s for ${DURATION_S}s (${sentClicks} acknowledged, ${refused} refused, drained: ${lagDrained}):`);
+    console.log(`  PostgreSQL commit → ClickHouse  p50 ${lag.p50_ms} ms  p99 ${lag.p99_ms} ms  max ${lag.max_ms} ms  (${lag.clicks} clicks)`);
+    console.log(`  region CPU per click, load until loaded: ${regionUs} µs (ingest HTTP ${regionCpu.ingest} / pipeline ${regionCpu.pipeline} / kinesalite ${regionCpu.kinesis} / PostgreSQL backends ${regionCpu.postgres})`);
+    const byThread = [...threads1].map(([name, ms]) => [name, ms - (threads0.get(name) ?? 0)] as const).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
+    console.log(`  pipeline process by thread, µs per click: ${byThread.map(([name, ms]) => `${name} ${perClick(ms)}`).join(", ")}`);
+    return { lag, regionCpu, regionUs, offeredRate };
+  }
+
+  if (regionOnly) await regionLoad();
+  else {
+    console.log(`redirect load: ${CONNECTIONS} connections, ${ROUNDS} round(s) of ${LOAD_S}s per load, autocannon on loopback`);
+    const shared = await series("all on the same 2 cores (workerd, load generator, ingest HTTP + pipeline processes, kinesalite, PostgreSQL)");
+    await drained(120_000);
+    // Fair split: the edge side (workerd + load generator) on core 0, the region on core 1:
+    // ingest, kinesalite, and the PostgreSQL server's processes that serve it (this database's
+    // backends, which ingest opens as it needs them, so they are pinned again before each load,
+    // and the server's shared ones: WAL writer, checkpointer…).
+    const pgProcs = async () =>
+      (await pg<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE (datname = current_database() OR backend_type <> 'client backend') AND pid <> pg_backend_pid()`).map((r) => r.pid);
+    const region = async () => [httpProc.pid!, pipelineProc.pid!, kinesisProc.pid!, ...(await pgProcs())];
+    // PostgreSQL's processes are pinned as well as can be (one may have exited since the query).
+    const pinRegion = async () => void (await pgProcs()).forEach((p) => pin(p, "1"));
+    const pinned =
+      cpus().length >= 2 && [pin(process.pid, "0"), workerdPid ? pin(workerdPid, "0") : false, ...[httpProc, pipelineProc, kinesisProc].map((p) => pin(p.pid!, "1"))].every(Boolean);
+    const split = pinned
+      ? await series("split with taskset: workerd + load generator on core 0; ingest HTTP + pipeline + kinesalite + PostgreSQL (this database's backends, WAL writer…) on core 1", pinRegion)
+      : null;
+    if (pinned) {
+      for (const p of [process.pid, workerdPid, ...(await region())]) if (p) pin(p, allCpus);
+    } else console.log("\n(taskset unavailable or not permitted: no split-core series)");
+    await drained(120_000);
+
+    // Cold code: a KV hit on every request (the cold worker keeps no found link in its isolate).
+    const cold = await load(target, "cold.test", undefined, DURATION_S);
+    // Origin miss: codes only PostgreSQL knows (created through the HTTP process, which pushes
+    // nothing to KV), each asked for once: isolate miss, KV miss, signed /v1/resolve, KV write-back.
+    // (Unknown codes would mostly hit the isolate's negative cache, NEGATIVE_TTL_MS: not a miss.)
+    const originCodes: string[] = [];
+    for (let n = 0; n < ORIGIN_CODES; n += 1000) {
+      const links = Array.from({ length: Math.min(1000, ORIGIN_CODES - n) }, (_, i) => ({ url: `https://example.com/origin/${n + i}` }));
+      const r = await fetch(`${ingest.url}/api/links/bulk`, { method: "POST", headers: auth, body: JSON.stringify({ links }) });
+      const out = (await r.json()) as { results: { link?: { code: string } }[] };
+      for (const x of out.results) if (x.link) originCodes.push(`/${x.link.code}`);
     }
-    await Promise.all(inflight);
-    const offeredRate = sentClicks / ((Date.now() - t0) / 1000);
-    return { offeredRate, lagDrained: await drained(120_000) };
-  });
-  const { offeredRate, lagDrained } = lagLoad.result;
-  const perClick = (ms: number) => Math.round((ms * 1000) / Math.max(1, sentClicks));
-  const regionCpu = { ingest: perClick(lagLoad.cpu.ingest), pipeline: perClick(lagLoad.cpu.pipeline), kinesis: perClick(lagLoad.cpu.kinesis), postgres: perClick(lagLoad.cpu.postgres) };
-  const regionUs = regionCpu.ingest + regionCpu.pipeline + regionCpu.kinesis + regionCpu.postgres;
-  const lag = (await (await fetch(`${pipelineUrl}/api/pipeline/lag?since=${since}`, { headers: auth })).json()) as { clicks: number; p50_ms: number; p99_ms: number; max_ms: number };
-  console.log(`\npipeline lag at ${offeredRate.toFixed(0)} clicks/s for ${DURATION_S}s (${sentClicks} acknowledged, ${refused} refused, drained: ${lagDrained}):`);
-  console.log(`  PostgreSQL commit → ClickHouse  p50 ${lag.p50_ms} ms  p99 ${lag.p99_ms} ms  max ${lag.max_ms} ms  (${lag.clicks} clicks)`);
-  console.log(`  region CPU per click, load until loaded: ${regionUs} µs (ingest HTTP ${regionCpu.ingest} / pipeline ${regionCpu.pipeline} / kinesalite ${regionCpu.kinesis} / PostgreSQL backends ${regionCpu.postgres})`);
+    const origin = await load(edge.url, "cold.test", originCodes);
+    const originTiers = originCodes.length; // every code asked once
+    console.log(`\n${"".padEnd(44)} ${"req/s".padStart(9)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"non-3xx".padStart(8)}`);
+    for (const [name, l] of [["cold code (KV hit, isolate miss), beacons off", cold], [`origin miss (${originTiers} codes once each), beacons off`, origin]] as const)
+      console.log(`${name.padEnd(44)} ${l.rps.toFixed(0).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.non3xx).padStart(8)}`);
 
-  const { baseline, off, on } = shared;
-  console.log(`\nredirect ratio (beacons on / constant-302): ${shared.ratios.onBaseline}; beacons off / constant-302: ${shared.ratios.offBaseline}`);
-  console.log(`beacon on/off ratio: ${shared.ratios.onOff} on shared cores${split ? `, ${split.ratios.onOff} split (off / constant-302 split: ${split.ratios.offBaseline})` : ""}`);
+    const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 1000) / 1000 : null);
 
-  // Peak resident set over the whole run (VmHWM), read before the processes stop.
-  const hwm = async (pid: number | undefined) => (pid ? mib(await procStatusKb(pid, "VmHWM")) : null);
-  const memory = {
-    ingest_rss_mib: await hwm(httpProc.pid),
-    ingest_rss_sampled_mib: mib(samplers.ingest.stop()),
-    pipeline_rss_mib: await hwm(pipelineProc.pid),
-    pipeline_rss_sampled_mib: mib(samplers.pipeline.stop()),
-    worker_rss_mib: await hwm(workerdPid),
-    worker_rss_sampled_mib: mib(samplers.worker?.stop() ?? null),
-  };
-  console.log(`\npeak RSS: ingest HTTP ${memory.ingest_rss_mib} MiB (highest sample ${memory.ingest_rss_sampled_mib}), pipeline process (chDB) ${memory.pipeline_rss_mib} MiB (${memory.pipeline_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all four workers)`);
+    const { lag, regionCpu, regionUs, offeredRate } = await regionLoad();
 
-  results = {
-    machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
-    quick,
-    edge_bundle_kib: edgeBundle.kib,
-    edge_bundle_gzip_kib: edgeBundle.gzip_kib,
-    redirect_warm_rps: Math.round(on.rps),
-    redirect_baseline_rps: Math.round(baseline.rps),
-    redirect_ratio: shared.ratios.onBaseline,
-    redirect_warm_p50_ms: on.p50,
-    redirect_warm_p99_ms: on.p99,
-    redirect_baseline_p50_ms: baseline.p50,
-    redirect_baseline_p99_ms: baseline.p99,
-    redirect_p50_ratio: ratio(on.p50, baseline.p50),
-    redirect_p99_ratio: ratio(on.p99, baseline.p99),
-    redirect_nobeacon_rps: Math.round(off.rps),
-    redirect_nobeacon_p50_ms: off.p50,
-    redirect_nobeacon_p99_ms: off.p99,
-    redirect_nobeacon_ratio: shared.ratios.offBaseline,
-    beacon_on_off_ratio: shared.ratios.onOff,
-    redirect_rounds: ROUNDS,
-    beacon_redirects: shared.redirects,
-    beacon_clicks_stored: shared.stored,
-    beacon_clicks_lost: shared.redirects - shared.stored,
-    beacon_clicks_per_beacon: shared.perBeacon,
-    // CPU per 1000 redirects with beacons on vs off (shared cores): what the beacons cost, and where.
-    beacon_workerd_cpu_ms_per_1k: Math.round(on.cpu.workerd),
-    nobeacon_workerd_cpu_ms_per_1k: Math.round(off.cpu.workerd),
-    baseline_workerd_cpu_ms_per_1k: Math.round(baseline.cpu.workerd),
-    beacon_ingest_cpu_ms_per_1k: Math.round(on.cpu.ingest),
-    beacon_pipeline_cpu_ms_per_1k: Math.round(on.cpu.pipeline),
-    beacon_kinesis_cpu_ms_per_1k: Math.round(on.cpu.kinesis),
-    beacon_postgres_cpu_ms_per_1k: Math.round(on.cpu.postgres),
-    redirect_split_baseline_rps: split ? Math.round(split.baseline.rps) : null,
-    redirect_split_nobeacon_rps: split ? Math.round(split.off.rps) : null,
-    redirect_split_warm_rps: split ? Math.round(split.on.rps) : null,
-    redirect_split_ratio: split ? split.ratios.onBaseline : null,
-    redirect_split_nobeacon_ratio: split ? split.ratios.offBaseline : null,
-    beacon_on_off_ratio_split: split ? split.ratios.onOff : null,
-    beacon_clicks_lost_split: split ? split.redirects - split.stored : null,
-    beacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.on.cpu.workerd) : null,
-    nobeacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.off.cpu.workerd) : null,
-    baseline_workerd_cpu_ms_per_1k_split: split ? Math.round(split.baseline.cpu.workerd) : null,
-    redirect_cold_rps: Math.round(cold.rps),
-    redirect_cold_p50_ms: cold.p50,
-    redirect_cold_p99_ms: cold.p99,
-    redirect_cold_ratio: ratio(cold.rps, baseline.rps),
-    redirect_cold_p99_ratio: ratio(cold.p99, baseline.p99),
-    redirect_origin_miss_rps: Math.round(origin.rps),
-    redirect_origin_miss_p50_ms: origin.p50,
-    redirect_origin_miss_p99_ms: origin.p99,
-    redirect_origin_miss_ratio: ratio(origin.rps, baseline.rps),
-    redirect_origin_miss_p99_ratio: ratio(origin.p99, baseline.p99),
-    redirect_origin_miss_codes: originCodes.length,
-    redirect_origin_miss_non3xx: origin.non3xx,
-    ingest_single_cps: null,
-    http_ceiling_rps: null,
-    ingest_single_ratio: null,
-    ingest_batch_cps: null,
-    pg_ceiling_cps: null,
-    ingest_batch_ratio: null,
-    lag_p50_ms: lag.p50_ms,
-    lag_p99_ms: lag.p99_ms,
-    lag_rate_cps: Math.round(offeredRate),
-    region_cpu_us_per_click_5k: regionUs,
-    region_ingest_cpu_us_per_click_5k: regionCpu.ingest,
-    region_pipeline_cpu_us_per_click_5k: regionCpu.pipeline,
-    region_kinesis_cpu_us_per_click_5k: regionCpu.kinesis,
-    region_postgres_cpu_us_per_click_5k: regionCpu.postgres,
-    stats_p50_ms: null,
-    stats_p95_ms: null,
-    ...memory,
-  };
+
+    const { baseline, off, on } = shared;
+    console.log(`\nredirect ratio (beacons on / constant-302): ${shared.ratios.onBaseline}; beacons off / constant-302: ${shared.ratios.offBaseline}`);
+    console.log(`beacon on/off ratio: ${shared.ratios.onOff} on shared cores${split ? `, ${split.ratios.onOff} split (off / constant-302 split: ${split.ratios.offBaseline})` : ""}`);
+
+    // Peak resident set over the whole run (VmHWM), read before the processes stop.
+    const hwm = async (pid: number | undefined) => (pid ? mib(await procStatusKb(pid, "VmHWM")) : null);
+    const memory = {
+      ingest_rss_mib: await hwm(httpProc.pid),
+      ingest_rss_sampled_mib: mib(samplers.ingest.stop()),
+      pipeline_rss_mib: await hwm(pipelineProc.pid),
+      pipeline_rss_sampled_mib: mib(samplers.pipeline.stop()),
+      worker_rss_mib: await hwm(workerdPid),
+      worker_rss_sampled_mib: mib(samplers.worker?.stop() ?? null),
+    };
+    console.log(`\npeak RSS: ingest HTTP ${memory.ingest_rss_mib} MiB (highest sample ${memory.ingest_rss_sampled_mib}), pipeline process (chDB) ${memory.pipeline_rss_mib} MiB (${memory.pipeline_rss_sampled_mib}), workerd ${memory.worker_rss_mib ?? "?"} MiB (${memory.worker_rss_sampled_mib ?? "?"}; pid ${workerdPid ?? "not found"}, all four workers)`);
+
+    results = {
+      machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+      quick,
+      edge_bundle_kib: edgeBundle.kib,
+      edge_bundle_gzip_kib: edgeBundle.gzip_kib,
+      redirect_warm_rps: Math.round(on.rps),
+      redirect_baseline_rps: Math.round(baseline.rps),
+      redirect_ratio: shared.ratios.onBaseline,
+      redirect_warm_p50_ms: on.p50,
+      redirect_warm_p99_ms: on.p99,
+      redirect_baseline_p50_ms: baseline.p50,
+      redirect_baseline_p99_ms: baseline.p99,
+      redirect_p50_ratio: ratio(on.p50, baseline.p50),
+      redirect_p99_ratio: ratio(on.p99, baseline.p99),
+      redirect_nobeacon_rps: Math.round(off.rps),
+      redirect_nobeacon_p50_ms: off.p50,
+      redirect_nobeacon_p99_ms: off.p99,
+      redirect_nobeacon_ratio: shared.ratios.offBaseline,
+      beacon_on_off_ratio: shared.ratios.onOff,
+      redirect_rounds: ROUNDS,
+      beacon_redirects: shared.redirects,
+      beacon_clicks_stored: shared.stored,
+      beacon_clicks_lost: shared.redirects - shared.stored,
+      beacon_clicks_per_beacon: shared.perBeacon,
+      // CPU per 1000 redirects with beacons on vs off (shared cores): what the beacons cost, and where.
+      beacon_workerd_cpu_ms_per_1k: Math.round(on.cpu.workerd),
+      nobeacon_workerd_cpu_ms_per_1k: Math.round(off.cpu.workerd),
+      baseline_workerd_cpu_ms_per_1k: Math.round(baseline.cpu.workerd),
+      beacon_ingest_cpu_ms_per_1k: Math.round(on.cpu.ingest),
+      beacon_pipeline_cpu_ms_per_1k: Math.round(on.cpu.pipeline),
+      beacon_kinesis_cpu_ms_per_1k: Math.round(on.cpu.kinesis),
+      beacon_postgres_cpu_ms_per_1k: Math.round(on.cpu.postgres),
+      redirect_split_baseline_rps: split ? Math.round(split.baseline.rps) : null,
+      redirect_split_nobeacon_rps: split ? Math.round(split.off.rps) : null,
+      redirect_split_warm_rps: split ? Math.round(split.on.rps) : null,
+      redirect_split_ratio: split ? split.ratios.onBaseline : null,
+      redirect_split_nobeacon_ratio: split ? split.ratios.offBaseline : null,
+      beacon_on_off_ratio_split: split ? split.ratios.onOff : null,
+      beacon_clicks_lost_split: split ? split.redirects - split.stored : null,
+      beacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.on.cpu.workerd) : null,
+      nobeacon_workerd_cpu_ms_per_1k_split: split ? Math.round(split.off.cpu.workerd) : null,
+      baseline_workerd_cpu_ms_per_1k_split: split ? Math.round(split.baseline.cpu.workerd) : null,
+      redirect_cold_rps: Math.round(cold.rps),
+      redirect_cold_p50_ms: cold.p50,
+      redirect_cold_p99_ms: cold.p99,
+      redirect_cold_ratio: ratio(cold.rps, baseline.rps),
+      redirect_cold_p99_ratio: ratio(cold.p99, baseline.p99),
+      redirect_origin_miss_rps: Math.round(origin.rps),
+      redirect_origin_miss_p50_ms: origin.p50,
+      redirect_origin_miss_p99_ms: origin.p99,
+      redirect_origin_miss_ratio: ratio(origin.rps, baseline.rps),
+      redirect_origin_miss_p99_ratio: ratio(origin.p99, baseline.p99),
+      redirect_origin_miss_codes: originCodes.length,
+      redirect_origin_miss_non3xx: origin.non3xx,
+      ingest_single_cps: null,
+      http_ceiling_rps: null,
+      ingest_single_ratio: null,
+      ingest_batch_cps: null,
+      pg_ceiling_cps: null,
+      ingest_batch_ratio: null,
+      lag_p50_ms: lag.p50_ms,
+      lag_p99_ms: lag.p99_ms,
+      lag_rate_cps: Math.round(offeredRate),
+      region_cpu_us_per_click_5k: regionUs,
+      region_ingest_cpu_us_per_click_5k: regionCpu.ingest,
+      region_pipeline_cpu_us_per_click_5k: regionCpu.pipeline,
+      region_kinesis_cpu_us_per_click_5k: regionCpu.kinesis,
+      region_postgres_cpu_us_per_click_5k: regionCpu.postgres,
+      stats_p50_ms: null,
+      stats_p95_ms: null,
+      ...memory,
+    };
+  }
 } finally {
   samplers.ingest.stop();
   samplers.pipeline.stop();
@@ -460,6 +478,8 @@ try {
   await admin`DROP DATABASE ${admin(dbName)} WITH (FORCE)`;
   await admin.end();
 }
+
+if (regionOnly) process.exit(0);
 
 // Stats over seeded clicks: its own process (chDB holds one data folder per process), after the
 // load above so the two never share the cores.
