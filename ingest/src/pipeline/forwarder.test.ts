@@ -33,11 +33,11 @@ async function readBack(kinesis: ReturnType<typeof kinesisClient>): Promise<stri
   return out.sort();
 }
 
-const row = (sql: Sql, id: number, claimedUntil = "-infinity", attempts = 0) =>
-  sql`INSERT INTO outbox (id, partition_key, data, claimed_until, attempts) VALUES (${id}, ${`k${id}`}, ${Buffer.from(`r${id}`)}, ${claimedUntil}::text::timestamptz, ${attempts})`;
+const row = (sql: Sql, id: number, attempts = 0) =>
+  sql`INSERT INTO outbox (id, partition_key, data, attempts) VALUES (${id}, ${`k${id}`}, ${Buffer.from(`r${id}`)}, ${attempts})`;
 
 describe("forwarder claims", () => {
-  it("read about a batch of rows however long the backlog, on an outbox without statistics (a plan that read them all fell behind for good)", async () => {
+  it("read about a batch of rows however long the backlog, on an outbox without statistics (a claim that read them all fell behind for good)", async () => {
     // A schema of its own: the other tests' vacuums leave statistics on theirs.
     const fresh = await testSchema();
     try {
@@ -60,7 +60,7 @@ describe("forwarder claims", () => {
     }
   }, 30_000);
 
-  it("start from a floor below the oldest unclaimed row, yet send a row committed under it and a crashed forwarder's rows", async () => {
+  it("start from a floor below the oldest row, yet send a row committed under it, and count a row that failed before as a re-send", async () => {
     const kinesis = kinesisClient({ endpoint: kinesalite.endpoint });
     await ensureStream(kinesis, STREAM, 2);
     const metrics = createMetrics();
@@ -68,18 +68,61 @@ describe("forwarder claims", () => {
     for (const id of [50_000, 50_001, 50_002]) await row(db.sql, id);
     // The first batch sweeps first: the floor is now 40,000 (50,000 less the margin).
     expect(await fw.forwardOnce()).toBe(3);
-    // A row that commits with an id under the floor (handed out long before, committed late),
-    // and one a crashed forwarder leased (its lease over): neither is claimed before a sweep…
+    // A row that commits with an id under the floor (handed out long before, committed late) is
+    // not claimed before a sweep; one whose put failed before is, and counts as a re-send…
     await row(db.sql, 7);
-    await row(db.sql, 50_003, new Date(Date.now() - 1000).toISOString(), 1);
+    await row(db.sql, 50_003, 1);
+    expect(await fw.forwardOnce()).toBe(1);
     expect(await fw.forwardOnce()).toBe(0);
-    // …and both are after it (a second later).
+    // …and the late one is after the sweep (a second later).
     await new Promise((r) => setTimeout(r, 1_100));
-    expect(await fw.forwardOnce()).toBe(2);
+    expect(await fw.forwardOnce()).toBe(1);
     expect(await db.sql`SELECT id FROM outbox`).toEqual([]);
     expect(await readBack(kinesis)).toEqual(["r50000", "r50001", "r50002", "r50003", "r7"]);
-    // The crashed forwarder's row may have reached Kinesis before: a counted re-send.
     expect((await metrics.kinesisResent.get()).values[0]!.value).toBe(1);
+  }, 30_000);
+
+  it("leave rows another transaction holds (a forwarder putting them), and take them once it ends without deleting them", async () => {
+    const kinesis = kinesisClient({ endpoint: kinesalite.endpoint });
+    await ensureStream(kinesis, STREAM, 2);
+    const fw = createForwarder({ sql: db.sql, kinesis, stream: STREAM, batch: 500, idleMs: 50, breakerFailures: 5, breakerResetMs: 1000, log: pino({ level: "silent" }), metrics: createMetrics() });
+    for (let id = 70_000; id < 70_005; id++) await row(db.sql, id);
+    // Another forwarder's batch: it holds the first two rows, then dies (its transaction ends
+    // without a delete).
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let claimedByOther: number[] = [];
+    const other = db.sql
+      .begin(async (tx) => {
+        claimedByOther = (await claimOutbox(tx, 0, 2)).map((r) => Number(r.id));
+        await held;
+        throw new Error("crashed");
+      })
+      .catch(() => {});
+    while (!claimedByOther.length) await new Promise((r) => setTimeout(r, 10));
+    expect(claimedByOther).toEqual([70_000, 70_001]);
+    expect(await fw.forwardOnce()).toBe(3);
+    expect((await db.sql<{ id: string }[]>`SELECT id FROM outbox ORDER BY id`).map((r) => Number(r.id))).toEqual([70_000, 70_001]);
+    release();
+    await other;
+    expect(await fw.forwardOnce()).toBe(2);
+    expect(await db.sql`SELECT id FROM outbox`).toEqual([]);
+  }, 30_000);
+
+  it("keep the rows of a put that failed, with the attempt counted, and send them again later as counted re-sends", async () => {
+    // Nothing listens there: the put fails to connect.
+    const down = kinesisClient({ endpoint: "http://127.0.0.1:9" });
+    const metrics = createMetrics();
+    const failing = createForwarder({ sql: db.sql, kinesis: down, stream: STREAM, batch: 500, idleMs: 50, breakerFailures: 5, breakerResetMs: 1000, log: pino({ level: "silent" }), metrics });
+    for (let id = 80_000; id < 80_003; id++) await row(db.sql, id);
+    await expect(failing.forwardOnce()).rejects.toThrow();
+    expect((await db.sql<{ attempts: number }[]>`SELECT attempts FROM outbox ORDER BY id`).map((r) => r.attempts)).toEqual([1, 1, 1]);
+    const kinesis = kinesisClient({ endpoint: kinesalite.endpoint });
+    await ensureStream(kinesis, STREAM, 2);
+    const fw = createForwarder({ sql: db.sql, kinesis, stream: STREAM, batch: 500, idleMs: 50, breakerFailures: 5, breakerResetMs: 1000, log: pino({ level: "silent" }), metrics });
+    expect(await fw.forwardOnce()).toBe(3);
+    expect((await metrics.kinesisResent.get()).values[0]!.value).toBe(3);
+    expect(await db.sql`SELECT id FROM outbox`).toEqual([]);
   }, 30_000);
 
   it("vacuums the outbox itself once it has deleted enough rows (a queue outruns autovacuum, and some servers run none)", async () => {
