@@ -32,7 +32,7 @@ export function createMetrics() {
     // Every record put again after an earlier attempt (refused by Kinesis, a row whose earlier
     // claim expired or failed, the duplicate-delivery test hook): records read back from the
     // stream beyond the distinct clicks must not exceed this (test/faults/multi-ingest.test.ts).
-    kinesisResent: new Counter({ name: "linkflow_kinesis_records_resent_total", help: "Records sent to Kinesis again after an earlier attempt (retries that may duplicate)", registers: [registry] }),
+    kinesisResent: new Counter({ name: "linkflow_kinesis_records_resent_total", help: "Records sent to Kinesis again after an attempt that failed or was refused (retries that may duplicate)", registers: [registry] }),
     kinesisFailed: new Counter({ name: "linkflow_kinesis_records_failed_total", help: "Records Kinesis refused (FailedRecordCount) or calls that failed", registers: [registry] }),
     rollupsSealed: new Counter({ name: "linkflow_rollup_sealed_total", help: "Hour rollups computed (or recomputed) from the raw clicks table by the sealer", registers: [registry] }),
     loaderRows: new Counter({ name: "linkflow_loader_rows_total", help: "Rows inserted into ClickHouse (duplicates included)", registers: [registry] }),
