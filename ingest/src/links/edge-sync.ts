@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Sql } from "postgres";
+import type { Sql, TransactionSql } from "postgres";
 import type { EdgeLink } from "../../../shared/event.ts";
 import type { Keys } from "../../../shared/keys.ts";
 import { requestMessage, sign, SIGNATURE_HEADER } from "../../../shared/signing.ts";
@@ -32,6 +32,19 @@ export interface EdgeSyncRetry {
 
 const MAX_BACKOFF_S = 300;
 const BATCH = 50;
+
+/**
+ * Claims due keys by pushing their next_at forward. The claimed rows are updated by their ctid
+ * (a TID scan): joined back on (domain, code), the planner hashed the batch against a
+ * sequential scan of the whole table, so each batch of 50 read every pending key (3.4 ms at
+ * 20,000 keys), and draining a backlog after a worker outage grew with its square.
+ */
+export const claimPending = (sql: Sql | TransactionSql) =>
+  sql<{ domain: string; code: string; version: string; attempts: number }[]>`
+    UPDATE edge_sync_pending SET next_at = now() + interval '60 seconds'
+    WHERE ctid = ANY(ARRAY(
+      SELECT ctid FROM edge_sync_pending WHERE next_at <= now() ORDER BY next_at LIMIT ${BATCH} FOR UPDATE SKIP LOCKED))
+    RETURNING domain, code, version, attempts`;
 
 /**
  * KV write-through: sends a link's edge record to the worker's admin route (PUT) so a new or
@@ -115,11 +128,7 @@ export function edgeSync(
     if (!sql || !adminUrl) return 0;
     // Claim due keys by pushing their next_at forward (no transaction held over the HTTP calls;
     // any number of ingest processes can run this loop).
-    const due = await sql<{ domain: string; code: string; version: string; attempts: number }[]>`
-      UPDATE edge_sync_pending p SET next_at = now() + interval '60 seconds'
-      FROM (SELECT domain, code FROM edge_sync_pending WHERE next_at <= now() ORDER BY next_at LIMIT ${BATCH} FOR UPDATE SKIP LOCKED) d
-      WHERE p.domain = d.domain AND p.code = d.code
-      RETURNING p.domain, p.code, p.version, p.attempts`;
+    const due = await claimPending(sql);
     let done = 0;
     for (const k of due) {
       let error: string | null;
