@@ -19,7 +19,7 @@ describe("webhook delivery claims", () => {
       INSERT INTO webhook_endpoints (workspace_id, url, events, secret, retry_at)
       SELECT ${ws!.id}, 'https://example.com/' || g, '{link.clicked}', 's', CASE WHEN g = 3 THEN now() + interval '1 hour' ELSE '-infinity' END
       FROM generate_series(1, 3) g RETURNING id`;
-    const [a, b, backingOff] = endpoints.map((e) => e.id);
+    const [a, b, backingOff] = endpoints.map((e) => e.id) as [string, string, string];
     // 20,000 due messages over the three endpoints; the third is backing off (retry_at ahead).
     await db.sql`
       INSERT INTO webhook_deliveries (endpoint_id, event_type, payload, next_attempt_at)
