@@ -4,7 +4,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import postgres from "postgres";
+import postgres, { type TransactionSql } from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
 import { keysOf } from "../shared/keys.ts";
 import type { ClickEvent } from "../shared/event.ts";
@@ -35,6 +35,23 @@ export async function testSchema(): Promise<{ schema: string; sql: Sql; drop: ()
       await admin.end();
     },
   };
+}
+
+/**
+ * Runs `work` in a transaction; gives its result and the rows it read from `table` (by scans
+ * and through indexes). Read from this backend's counters not yet reported, and none are
+ * reported inside a transaction: for claims that must read about a batch, not a backlog.
+ */
+export async function rowsReadBy<T>(sql: Sql, table: string, work: (tx: TransactionSql) => Promise<T>): Promise<{ result: T; read: number }> {
+  let out: { result: T; read: number } | undefined;
+  await sql.begin(async (tx) => {
+    const counted = async () =>
+      Number((await tx<{ n: string }[]>`SELECT seq_tup_read + idx_tup_fetch AS n FROM pg_stat_xact_user_tables WHERE relid = ${table}::regclass`)[0]!.n);
+    const before = await counted();
+    const result = await work(tx);
+    out = { result, read: (await counted()) - before };
+  });
+  return out!;
 }
 
 /**

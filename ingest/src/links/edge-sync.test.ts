@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testSchema } from "../../../test/helpers.ts";
+import { rowsReadBy, testSchema } from "../../../test/helpers.ts";
 import { migrate } from "../db/migrate.ts";
 import { claimPending } from "./edge-sync.ts";
 
@@ -15,15 +15,7 @@ afterAll(async () => {
 describe("KV write-through retry claims", () => {
   it("read about a batch of keys however many are pending (a claim that read them all made a backlog's drain quadratic)", async () => {
     await db.sql`INSERT INTO edge_sync_pending (domain, code, next_at) SELECT '', 'c' || g, now() - interval '1 minute' FROM generate_series(1, 20000) g`;
-    const { claimed, read } = await db.sql.begin(async (tx) => {
-      // This backend's table counters not yet reported (none are inside a transaction): rows
-      // read by scans and fetched through indexes, before and after the claim.
-      const counted = async () =>
-        Number((await tx<{ n: string }[]>`SELECT seq_tup_read + idx_tup_fetch AS n FROM pg_stat_xact_user_tables WHERE relid = 'edge_sync_pending'::regclass`)[0]!.n);
-      const before = await counted();
-      const claimed = await claimPending(tx);
-      return { claimed, read: (await counted()) - before };
-    });
+    const { result: claimed, read } = await rowsReadBy(db.sql, "edge_sync_pending", (tx) => claimPending(tx));
     expect(claimed).toHaveLength(50);
     // Claimed: pushed a minute on, so the next pass takes the next 50.
     const [later] = await db.sql<{ n: string }[]>`SELECT count(*) AS n FROM edge_sync_pending WHERE next_at > now()`;

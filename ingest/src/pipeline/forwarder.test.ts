@@ -1,7 +1,7 @@
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testSchema } from "../../../test/helpers.ts";
+import { rowsReadBy, testSchema } from "../../../test/helpers.ts";
 import type { Sql } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
 import { createMetrics } from "../metrics.ts";
@@ -43,15 +43,8 @@ describe("forwarder claims", () => {
     try {
       await migrate(fresh.sql);
       await fresh.sql`INSERT INTO outbox (partition_key, data) SELECT 'k', convert_to('r', 'UTF8') FROM generate_series(1, 20000)`;
-      const { claimed, read } = await fresh.sql.begin(async (tx) => {
-        // This backend's table counters not yet reported (none are reported inside a transaction):
-        // rows read by scans and fetched through indexes, before and after the claim.
-        const counted = async () =>
-          Number((await tx<{ n: string }[]>`SELECT seq_tup_read + idx_tup_fetch AS n FROM pg_stat_xact_user_tables WHERE relid = 'outbox'::regclass`)[0]!.n);
-        const before = await counted();
-        const claimed = await claimOutbox(tx, 0, 500);
-        return { claimed: claimed.map((r) => Number(r.id)).sort((a, b) => a - b), read: (await counted()) - before };
-      });
+      const { result, read } = await rowsReadBy(fresh.sql, "outbox", (tx) => claimOutbox(tx, 0, 500));
+      const claimed = result.map((r) => Number(r.id)).sort((a, b) => a - b);
       expect(claimed).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
       // The batch, and the update's lookup of each row by id; a sorted bitmap scan read 20,500.
       expect(read).toBeLessThanOrEqual(1_000);

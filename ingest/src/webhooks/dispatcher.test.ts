@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testSchema } from "../../../test/helpers.ts";
+import { rowsReadBy, testSchema } from "../../../test/helpers.ts";
 import { migrate } from "../db/migrate.ts";
 import { claimDeliveries } from "./dispatcher.ts";
 
@@ -25,15 +25,7 @@ describe("webhook delivery claims", () => {
       INSERT INTO webhook_deliveries (endpoint_id, event_type, payload, next_attempt_at)
       SELECT (ARRAY[${a}, ${b}, ${backingOff}]::bigint[])[1 + g % 3], 'link.clicked', '{}', now() - make_interval(secs => 20000 - g)
       FROM generate_series(0, 19999) g`;
-    const { claimed, read } = await db.sql.begin(async (tx) => {
-      // This backend's table counters not yet reported (none are inside a transaction): rows
-      // read by scans and fetched through indexes, before and after the claim.
-      const counted = async () =>
-        Number((await tx<{ n: string }[]>`SELECT seq_tup_read + idx_tup_fetch AS n FROM pg_stat_xact_user_tables WHERE relid = 'webhook_deliveries'::regclass`)[0]!.n);
-      const before = await counted();
-      const claimed = await claimDeliveries(tx, 30, 8);
-      return { claimed, read: (await counted()) - before };
-    });
+    const { result: claimed, read } = await rowsReadBy(db.sql, "webhook_deliveries", (tx) => claimDeliveries(tx, 30, 8));
     // The 8 oldest of the ready endpoints' messages (g = 0, 1, 3, 4, 6, 7, 9, 10: every third is the backing-off one's).
     const [oldest] = await db.sql<{ id: string }[]>`SELECT min(id) AS id FROM webhook_deliveries`;
     const first = Number(oldest!.id);
