@@ -172,6 +172,36 @@ async function uniqExactByDay(ch: ClickHouseClient, cond: string, from: number, 
   return n;
 }
 
+/**
+ * Where the process's memory is while it seeds and seals (the 1.5 GiB target): every 20 s, the
+ * resident set, Node's heap, what chDB's tracker counts (its bound's measure), its merges' share,
+ * its caches and primary keys; the highest resident set is kept per phase.
+ */
+function memoryTrace(ch: ClickHouseClient) {
+  let phase = "start";
+  const peaks = new Map<string, number>();
+  const sample = async (print: boolean) => {
+    const rss = mib(await procStatusKb("self", "VmRSS")) ?? 0;
+    peaks.set(phase, Math.max(peaks.get(phase) ?? 0, rss));
+    if (!print) return;
+    const [m] = await rows<{ tracked: number; merges: number; merging: number; caches: number; keys: number }>(
+      ch,
+      `SELECT (SELECT value FROM system.metrics WHERE metric = 'MemoryTracking') AS tracked, (SELECT count() FROM system.merges) AS merges,
+         (SELECT sum(memory_usage) FROM system.merges) AS merging, (SELECT sum(value) FROM system.metrics WHERE metric LIKE '%CacheBytes') AS caches,
+         (SELECT sum(primary_key_bytes_in_memory_allocated) FROM system.parts WHERE active) AS keys`,
+    ).catch(() => [undefined]);
+    const node = process.memoryUsage();
+    console.log(`  memory (${phase}): rss ${rss} MiB, Node heap ${mib((node.heapTotal + node.external) / 1024)} MiB, chDB tracked ${mib(Number(m?.tracked ?? NaN) / 1024)} MiB, merges ${m?.merges ?? "?"} holding ${mib(Number(m?.merging ?? NaN) / 1024)} MiB, caches ${mib(Number(m?.caches ?? NaN) / 1024)} MiB, primary keys ${mib(Number(m?.keys ?? NaN) / 1024)} MiB`);
+  };
+  let n = 0;
+  const timer = setInterval(() => void sample(n++ % 20 === 0).catch(() => {}), 1000);
+  timer.unref();
+  return {
+    phase: (p: string) => void (phase = p),
+    stop: () => (clearInterval(timer), Object.fromEntries(peaks)),
+  };
+}
+
 const activeParts = (ch: ClickHouseClient) =>
   rows<{ table: string; rows: number; parts: number }>(ch, `SELECT table, sum(rows) AS rows, count() AS parts FROM system.parts WHERE database = '${DB}' AND active GROUP BY table ORDER BY table`);
 
@@ -256,6 +286,7 @@ try {
   const [ws] = await sql<{ id: string }[]>`SELECT min(id) AS id FROM workspaces`;
   const workspaceId = Number(ws!.id);
   const { key } = await createKey(sql, workspaceId, "bench stats", ["stats:read"], 10_000_000);
+  const memory = memoryTrace(ch);
   let seedS = kept?.seedS ?? NaN;
   let sealS = kept?.sealS ?? NaN;
   if (!kept) {
@@ -263,10 +294,12 @@ try {
               SELECT g, ${workspaceId}, 'b' || g, 'https://example.com/p/' || g FROM generate_series(1, ${LINKS}::int) g`;
     let t = performance.now();
     console.log(`stats: seeding ${CLICKS.toLocaleString("en")} clicks (+1% redelivered) over ${DAYS} days, ${LINKS.toLocaleString("en")} links …`);
+    memory.phase("seed");
     const tables = await seedClickHouse(ch);
     seedS = (performance.now() - t) / 1000;
     // As the loader would have: every hour marked, then rolled up by the sealer.
     t = performance.now();
+    memory.phase("seal");
     await copyAllOwners(sql, ch, DB);
     const hours = await markAllHours(sql, ch, DB);
     // A week of hours a pass (a backfill; the live sealer takes what has closed, an hour or so).
@@ -287,6 +320,7 @@ try {
     const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM rollup_dirty WHERE hour < date_trunc('hour', now())`;
     const sealed = hours - left!.n;
     sealS = (performance.now() - t) / 1000;
+    memory.phase("settle");
     const settled = await settle(ch);
     const compacted = await compactClosedMonths(ch);
     console.log(`  merges settled in ${settled.toFixed(0)} s, closed months' rollups merged whole in ${compacted.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);
@@ -300,6 +334,7 @@ try {
     console.log(`  merges settled in ${settled.toFixed(0)} s: ${(await activeParts(ch)).map((r) => `${r.table} ${Number(r.rows).toLocaleString("en")} rows / ${r.parts} parts`).join(", ")}`);
   }
 
+  memory.phase("queries");
   const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
   const headers = { authorization: `Bearer ${key}` };
 
@@ -371,7 +406,8 @@ try {
   for (const r of results)
     console.log(`${r.name.padEnd(26)} ${r.source.padEnd(34)} ${String(r.requests).padStart(5)} ${String(r.p50).padStart(8)} ${String(r.p95).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(8)}`);
   for (const r of results) console.log(`  ${r.name}: ${r.what}`);
-  console.log(`  peak RSS of this process (ingest app + chDB): ${mib(await procStatusKb("self", "VmHWM"))} MiB`);
+  const rssByPhase = memory.stop();
+  console.log(`  peak RSS of this process (ingest app + chDB): ${mib(await procStatusKb("self", "VmHWM"))} MiB; sampled by phase: ${JSON.stringify(rssByPhase)}`);
   if (results.some((r) => r.non2xx > 0)) throw new Error("stats requests answered with non-2xx");
 
   const m = results.find((r) => r.name === MAIN)!;
@@ -390,7 +426,7 @@ try {
     const file = new URL("results/latest.json", import.meta.url);
     const prev = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
     // The growth table (docs/BENCHMARKS.md): p95 per shape at each seeded size.
-    const scale = { ...((prev.stats_scale as Record<string, unknown>) ?? {}), [CLICKS]: { ...Object.fromEntries(results.map((r) => [r.name, r.p95])), rss_mib: out.stats_rss_mib, seed_s: out.stats_seed_s, rollup_s: out.stats_rollup_s, pipeline_count_ms: out.stats_pipeline_count_ms } };
+    const scale = { ...((prev.stats_scale as Record<string, unknown>) ?? {}), [CLICKS]: { ...Object.fromEntries(results.map((r) => [r.name, r.p95])), rss_mib: out.stats_rss_mib, rss_mib_by_phase: rssByPhase, seed_s: out.stats_seed_s, rollup_s: out.stats_rollup_s, pipeline_count_ms: out.stats_pipeline_count_ms } };
     await writeFile(file, JSON.stringify({ ...prev, ...(clicksArg > 0 ? {} : out), stats_scale: scale }, null, 2) + "\n");
     console.log("\nmerged into: bench/results/latest.json");
   }
