@@ -219,19 +219,42 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
     { ds, dlo, dhi },
   );
   await rollUpWeeks(sql, ch, db, closed, hours, open);
-  // Dense links' days: their dimensions, from the raw table.
-  await cmd(
-    `INSERT INTO ${db}.rollup_daily ${cols}
+  // Dense links' days: their dimensions, from the raw table. Its memory grows with the days'
+  // clicks, not with the pass's hours (a day is computed by one pass), so when ClickHouse refuses
+  // it, it runs again in slices of the links: a link's groups all lie in one slice.
+  await inSlices((slices, slice) =>
+    cmd(
+      `INSERT INTO ${db}.rollup_daily ${cols}
      SELECT 'link', link_id, d.1 AS dim, toStartOfDay(ts) AS day, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
      FROM ${Math.min(...closed) >= recentFrom ? `${db}.clicks_recent` : `${db}.clicks`} FINAL ARRAY JOIN ${ALL_DIMS()} AS d
      WHERE d.1 <> '' AND toStartOfDay(ts) IN {ds:Array(DateTime)} AND ts >= {dlo:DateTime} AND ts < {dhi:DateTime}
+       AND cityHash64(link_id) % {slices:UInt32} = {slice:UInt32}
        AND (link_id, toStartOfDay(ts)) IN (
          SELECT id, t FROM (SELECT id, t, is_bot, max(clicks) AS c FROM ${db}.rollup_daily
                             WHERE level = 'link' AND dim = '' AND t >= {dlo:DateTime} AND t < {dhi:DateTime} AND t IN {ds:Array(DateTime)} GROUP BY id, t, is_bot)
          GROUP BY id, t HAVING sum(c) >= ${DENSE_LINK_DAY})
      GROUP BY link_id, dim, day, is_bot, value`,
-    { ds, dlo, dhi },
+      { ds, dlo, dhi, slices, slice },
+    ),
   );
+}
+
+/** Most slices a statement is split into before its refusal stands (each slice reads the days' raw rows again). */
+export const MAX_SLICES = 16;
+
+/**
+ * Runs a statement over all links (`run(1, 0)`), or when ClickHouse refuses it for its memory
+ * bound, in 2, 4, … MAX_SLICES slices of them. Rows a refused attempt wrote are right for their
+ * groups (each group is computed whole in one statement; a second copy merges as a version).
+ */
+async function inSlices(run: (slices: number, slice: number) => Promise<unknown>): Promise<void> {
+  for (let slices = 1; ; slices *= 2)
+    try {
+      for (let slice = 0; slice < slices; slice++) await run(slices, slice);
+      return;
+    } catch (err) {
+      if (!memoryExceeded(err) || slices >= MAX_SLICES) throw err;
+    }
 }
 
 const WEEK = 7 * DAY;
