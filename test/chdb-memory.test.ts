@@ -26,6 +26,11 @@ afterAll(async () => {
 describe("embedded chDB memory bound", () => {
   it("is the engine's server-wide bound", async () => {
     expect(await rows(ch, "SELECT value FROM system.server_settings WHERE name = 'max_server_memory_usage'")).toEqual([{ value: String(BOUND) }]);
+    // Its mark caches a share of it, not a server's 5 GiB each.
+    expect(await rows(ch, "SELECT name, value FROM system.server_settings WHERE name IN ('mark_cache_size', 'index_mark_cache_size') ORDER BY name")).toEqual([
+      { name: "index_mark_cache_size", value: String(BOUND / 16) },
+      { name: "mark_cache_size", value: String(BOUND / 8) },
+    ]);
   });
 
   it("a GROUP BY of 40M keys (over 1 GiB of hash table) spills and finishes under it", async () => {

@@ -26,8 +26,8 @@ export function clickhouseClient(o: ClickHouseOptions): ClickHouseClient {
   mkdirSync(o.path, { recursive: true });
   // A server-wide bound, not luck: over it a query fails (code 241) rather than the process
   // growing, and large GROUP BYs and sorts spill to disk before it (their ratio settings).
-  // The caches get their share of it: ClickHouse sizes the mark caches for a server (5 GiB each),
-  // and the rollups' fine granules (256 rows) give them ~1M marks at 50M clicks.
+  // The mark caches get a share of it: ClickHouse sizes them for a server (5 GiB each), not for
+  // a process that holds Node as well.
   const connectionArgs = o.maxMemoryBytes
     ? [`--max_server_memory_usage=${o.maxMemoryBytes}`, `--mark_cache_size=${Math.floor(o.maxMemoryBytes / 8)}`, `--index_mark_cache_size=${Math.floor(o.maxMemoryBytes / 16)}`]
     : undefined;
