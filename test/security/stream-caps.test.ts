@@ -13,6 +13,9 @@ let keyA2: string;
 let keyA3: string;
 let keyB: string;
 const open: AbortController[] = [];
+// Node's fetch cancels an unread body once its Response is garbage collected, which would close
+// a stream (and free its slot) whenever GC ran; holding the responses keeps them open.
+const held: Response[] = [];
 beforeAll(async () => {
   s = await startStack({ edge: false, pipeline: true, env: { STATS_STREAMS_PER_KEY: "2", STATS_STREAMS_PER_WORKSPACE: "3" } });
   const newKey = async () => (await body(await fetch(`${s.ingest.url}/api/keys`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify({ name: "stream", scopes: ["stats:read"] }) }))).key as string;
@@ -31,6 +34,7 @@ async function stream(key: string): Promise<{ status: number; retryAfter: string
   const res = await fetch(`${s.ingest.url}/api/stats/stream`, { headers: json(key), signal: ctl.signal });
   if (res.status === 200) {
     open.push(ctl);
+    held.push(res);
     return { status: 200, retryAfter: null, ctl };
   }
   return { status: res.status, retryAfter: res.headers.get("retry-after"), code: (await body(res)).error?.code, ctl };
