@@ -124,17 +124,19 @@ export async function seal(o: SealOptions): Promise<number> {
 /**
  * The sealer's queries: inserts through Distributed tables wait for the shards; memory is
  * bounded (a large GROUP BY spills to disk), so a backlog of hours never takes the process down.
- * The bound is three quarters of embedded chDB's default (CHDB_MAX_MEMORY_MB): sealing is
- * background work, and a pass that took the whole of it would leave the loader's inserts and the
- * stats queries refused, and the process ~500 MiB over it in memory ClickHouse does not count
- * (ANALYTICS.md). An INSERT … SELECT gathers its rows into blocks of up to 256 MiB before it
- * sorts and writes each as a part: at 50M clicks a day's dense-link rows took the statement over
- * 768 MiB that way whatever the pass's length, and fit in 32 MiB blocks (more parts, merged later).
+ * The bound is half of embedded chDB's default (CHDB_MAX_MEMORY_MB): sealing is background work,
+ * and a pass that took the whole of it would leave the loader's inserts and the stats queries
+ * refused; and the process's resident set peaks at what a statement reached plus 500–800 MiB
+ * ClickHouse does not count (ANALYTICS.md), so this bound is what keeps the process under 1.5 GiB.
+ * An INSERT … SELECT gathers its rows into blocks of up to 256 MiB before it sorts and writes
+ * each as a part: at 50M clicks a day's dense-link rows took the statement over 768 MiB that way
+ * whatever the pass's length; in 32 MiB blocks (more parts, merged later) and slices of the links
+ * (inSlices) it fits.
  */
 const SEAL_SETTINGS = {
   insert_distributed_sync: 1,
   max_threads: 2,
-  max_memory_usage: String(768 << 20),
+  max_memory_usage: String(512 << 20),
   max_bytes_before_external_group_by: String(256 << 20),
   min_insert_block_size_bytes: String(32 << 20),
   do_not_merge_across_partitions_select_final: 1,
