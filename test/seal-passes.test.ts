@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ClickHouseClient } from "../ingest/src/analytics/clickhouse.ts";
 import { DENSE_LINK_DAY, MAX_SLICES, seal } from "../ingest/src/analytics/rollup.ts";
@@ -95,8 +96,12 @@ it("runs a closed day's dense links in slices when ClickHouse refuses the statem
       return ch.command(a);
     },
   } as unknown as ClickHouseClient;
-  expect(await seal({ sql: s.sql, ch: refusing, database: "linkflow", wait: true, chunkHours: 24 })).toBe(24);
+  const warned: { slices?: number }[] = [];
+  const log = { warn: (o: { slices?: number }) => warned.push(o) } as unknown as Logger;
+  expect(await seal({ sql: s.sql, ch: refusing, database: "linkflow", wait: true, chunkHours: 24, log })).toBe(24);
   expect(tried).toEqual(["1/0", "2/0", "4/0", "4/1", "4/2", "4/3"]);
+  // An operator sees each refusal and the slices taken next.
+  expect(warned.map((w) => w.slices)).toEqual([2, 4]);
   expect(MAX_SLICES).toBeGreaterThanOrEqual(4);
 
   // Each link's day by country comes from its dense rows, and equals its clicks.

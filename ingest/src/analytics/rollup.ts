@@ -101,7 +101,7 @@ export async function seal(o: SealOptions): Promise<number> {
           SELECT hour, seq FROM rollup_dirty WHERE hour < ${new Date(open)} ORDER BY hour LIMIT ${chunk}`;
         if (!marks.length) return 0;
         const hours = marks.map((m) => m.hour.getTime());
-        await rollUpHours(tx, ch, db, hours, open);
+        await rollUpHours(tx, ch, db, hours, open, o.log);
         // Only the marks as they were read: one made again since (a new seq) stays.
         await tx`DELETE FROM rollup_dirty d USING (SELECT unnest(${marks.map((m) => m.hour.toISOString())}::text[]::timestamptz[]) AS hour, unnest(${marks.map((m) => m.seq)}::bigint[]) AS seq) s
                  WHERE d.hour = s.hour AND d.seq = s.seq`;
@@ -160,7 +160,7 @@ const ALL_DIMS = () => `[('', ''), ${Object.entries(ROLLUP_DIMENSIONS).map(([d, 
  * clicks that day (from the raw table). Raw rows are read with FINAL: a
  * redelivered copy has the same sorting key (link, time, click_id), so each click counts once.
  */
-async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number): Promise<void> {
+async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: string, hours: number[], open: number, log?: Logger): Promise<void> {
   const hs = hours.map(chSeconds);
   const lo = chSeconds(Math.min(...hours));
   const hi = chSeconds(Math.max(...hours) + HOUR);
@@ -238,6 +238,7 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
      GROUP BY link_id, dim, day, is_bot, value`,
       { ds, dlo, dhi, slices, slice },
     ),
+    log,
   );
 }
 
@@ -249,13 +250,14 @@ export const MAX_SLICES = 16;
  * bound, in 2, 4, … MAX_SLICES slices of them. Rows a refused attempt wrote are right for their
  * groups (each group is computed whole in one statement; a second copy merges as a version).
  */
-async function inSlices(run: (slices: number, slice: number) => Promise<unknown>): Promise<void> {
+async function inSlices(run: (slices: number, slice: number) => Promise<unknown>, log?: Logger): Promise<void> {
   for (let slices = 1; ; slices *= 2)
     try {
       for (let slice = 0; slice < slices; slice++) await run(slices, slice);
       return;
     } catch (err) {
       if (!memoryExceeded(err) || slices >= MAX_SLICES) throw err;
+      log?.warn({ slices: slices * 2, err: String(err).slice(0, 300) }, "dense-link day rollup over its memory bound; in slices of the links");
     }
 }
 
