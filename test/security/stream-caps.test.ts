@@ -12,10 +12,9 @@ let keyA1: string;
 let keyA2: string;
 let keyA3: string;
 let keyB: string;
-const open: AbortController[] = [];
-// Node's fetch cancels an unread body once its Response is garbage collected, which would close
-// a stream (and free its slot) whenever GC ran; holding the responses keeps them open.
-const held: Response[] = [];
+// The open streams, with their responses: Node's fetch cancels an unread body once its Response
+// is garbage collected, which would close a stream (and free its slot) whenever GC ran.
+const open: { ctl: AbortController; res: Response }[] = [];
 beforeAll(async () => {
   s = await startStack({ edge: false, pipeline: true, env: { STATS_STREAMS_PER_KEY: "2", STATS_STREAMS_PER_WORKSPACE: "3" } });
   const newKey = async () => (await body(await fetch(`${s.ingest.url}/api/keys`, { method: "POST", headers: json(s.adminKey), body: JSON.stringify({ name: "stream", scopes: ["stats:read"] }) }))).key as string;
@@ -24,7 +23,7 @@ beforeAll(async () => {
   keyB = ws.admin_key.key;
 });
 afterAll(async () => {
-  for (const c of open) c.abort();
+  for (const o of open) o.ctl.abort();
   await s.close();
 });
 
@@ -33,8 +32,7 @@ async function stream(key: string): Promise<{ status: number; retryAfter: string
   const ctl = new AbortController();
   const res = await fetch(`${s.ingest.url}/api/stats/stream`, { headers: json(key), signal: ctl.signal });
   if (res.status === 200) {
-    open.push(ctl);
-    held.push(res);
+    open.push({ ctl, res });
     return { status: 200, retryAfter: null, ctl };
   }
   return { status: res.status, retryAfter: res.headers.get("retry-after"), code: (await body(res)).error?.code, ctl };
@@ -58,10 +56,10 @@ describe("live stream caps", () => {
 
   it("closing a stream gives its slot back", async () => {
     // keyA1's two streams are the first two opened.
-    open[0]!.abort();
+    open[0]!.ctl.abort();
     expect(await eventually(async () => (await stream(keyA3)).status === 200, 10_000, 200)).toBe(true);
     expect((await stream(keyA3)).status).toBe(429); // the workspace is full again
-    open[1]!.abort();
+    open[1]!.ctl.abort();
     expect(await eventually(async () => (await stream(keyA1)).status === 200, 10_000, 200)).toBe(true);
   });
 });
