@@ -858,13 +858,13 @@ export interface components {
             totals: {
                 /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
-                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(14) sketch (~0.8 % error; exact up to ~1,500) */
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(12) sketch (~1.6 % standard error; exact up to 127) */
                 visitors: number;
             };
             series: {
                 /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
-                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(14) sketch (~0.8 % error; exact up to ~1,500) */
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(12) sketch (~1.6 % standard error; exact up to 127) */
                 visitors: number;
                 /** @description bucket start (UTC instant of the local bucket start) */
                 t: string;
@@ -872,7 +872,7 @@ export interface components {
             breakdown: {
                 /** @description distinct clicks: exact (a click delivered twice counts once) */
                 clicks: number;
-                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(14) sketch (~0.8 % error; exact up to ~1,500) */
+                /** @description distinct visitors (salted per UTC day): approximate, a uniqCombined64(12) sketch (~1.6 % standard error; exact up to 127) */
                 visitors: number;
                 /** @description the dimension's value ('' = none, e.g. a direct visit); for group_by=link, the link id */
                 value: string;

@@ -145,7 +145,7 @@ describe("schemaStatements", () => {
             is_bot Bool,
             value String,
             clicks SimpleAggregateFunction(max, UInt64),
-            visitors AggregateFunction(uniqCombined64(14), Nullable(String))
+            visitors AggregateFunction(uniqCombined64(12), Nullable(String))
           ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
           PARTITION BY toYYYYMM(t)
           ORDER BY (level, id, dim, t, is_bot, value)

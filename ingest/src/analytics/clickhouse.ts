@@ -170,14 +170,16 @@ export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily", "rollup_weekly"] 
 
 /**
  * The visitor sketch of the rollups, and of the raw parts merged with them: uniqCombined64 at
- * HyperLogLog precision 14. Exact (a set of 64-bit hashes) up to ~1,500 visitors, then 2^14
- * cells, ≤ 12 KiB a row, ~0.8 % standard error. The default precision, 17, took up to 96 KiB a
- * row, and a workspace's breakdown merges hundreds of rows' sketches: that, not the number of
- * rows, was most of its time. Every state a query merges must have these parameters: a data
- * folder whose rollups hold other sketches gets them rebuilt (ensureSchema).
+ * HyperLogLog precision 12. Exact (a set of 64-bit hashes) up to 127 visitors, then 2^12
+ * cells, ≤ 3.3 KiB a row, ~1.6 % standard error. Reading sketches is most of what a shape costs,
+ * and a sketch grows with its group's visitors until it is full: at precision 14 (≤ 12.5 KiB) a
+ * busy link's 720 hourly rows took 16 → 46 ms to merge as its hours filled (300 → 7,000 visitors
+ * an hour), at 12 they take ~15 ms at any size (docs/ANALYTICS.md). The default, 17, took up to
+ * 96 KiB a row. Every state a query merges must have these parameters: a data folder whose
+ * rollups hold other sketches gets them rebuilt (ensureSchema).
  */
 const SKETCH = "uniqCombined64";
-const SKETCH_PARAMS = "(14)";
+const SKETCH_PARAMS = "(12)";
 export const VISITOR_SKETCH_TYPE = `AggregateFunction(${SKETCH}${SKETCH_PARAMS}, Nullable(String))`;
 export const sketchState = (x: string) => `${SKETCH}State${SKETCH_PARAMS}(${x})`;
 export const sketchMerge = (x: string) => `${SKETCH}Merge${SKETCH_PARAMS}(${x})`;

@@ -14,8 +14,8 @@ import { chSeconds, memoryExceeded, RECENT_READ_MS, rows, sketchMergeState, sket
  * while it is stale, and the open hour is always read raw.
  *
  * A recomputed group replaces its older row by `max`: a group's click count never goes down
- * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64(14)
- * sketches (mergeable, ~0.8 % error); their merge is a union, so recomputing is harmless too.
+ * (clicks are only ever added), so the largest is the latest. Visitors are uniqCombined64(12)
+ * sketches (mergeable, ~1.6 % error); their merge is a union, so recomputing is harmless too.
  */
 /** Dimension name → its value in the raw table, as text (the only expressions that reach SQL). */
 export const ROLLUP_DIMENSIONS = {

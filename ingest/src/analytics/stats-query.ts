@@ -10,8 +10,8 @@ import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
  * for other whole UTC days, hourly rollup rows for other closed hours, and the raw table for
  * the rest (the open hour, hours whose rollup is stale, minute buckets, odd zones, filters a
  * rollup cannot answer). Rollup rows hold each group's distinct clicks, so sums over
- * them are exact; the raw part counts uniqExact(click_id). Visitors are uniqCombined64(14)
- * sketches, merged across the parts (approximate, ~0.8 %; exact up to ~1,500).
+ * them are exact; the raw part counts uniqExact(click_id). Visitors are uniqCombined64(12)
+ * sketches, merged across the parts (approximate, ~1.6 %; exact up to 127).
  * Workspace isolation: a workspace's rows are its own (rolled up by its links' ids from
  * PostgreSQL), and the raw part only ever asks about the caller's link ids.
  * SQL safety: every value is a query parameter; the only identifiers or expressions put into SQL

@@ -45,7 +45,7 @@ const botCond = (bots: string) => (bots === "exclude" ? " AND NOT is_bot" : bots
 const security = bearerSecurity;
 const Counts = z.object({
   clicks: z.number().int().openapi({ description: "distinct clicks: exact (a click delivered twice counts once)" }),
-  visitors: z.number().int().openapi({ description: "distinct visitors (salted per UTC day): approximate, a uniqCombined64(14) sketch (~0.8 % error; exact up to ~1,500)" }),
+  visitors: z.number().int().openapi({ description: "distinct visitors (salted per UTC day): approximate, a uniqCombined64(12) sketch (~1.6 % standard error; exact up to 127)" }),
 });
 const StatsResponse = z
   .object({
