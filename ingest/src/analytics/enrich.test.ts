@@ -25,4 +25,13 @@ describe("enrichment", () => {
     expect(utmOf("not a url").utm_source).toBe("");
   });
 
+  it("parses a destination's UTM once and answers each destination with its own", () => {
+    const a = "https://x.example/?utm_source=a&utm_term=" + "t".repeat(300);
+    expect(utmOf(a)).toEqual({ utm_source: "a", utm_medium: "", utm_campaign: "", utm_term: "t".repeat(256), utm_content: "" });
+    expect(utmOf(a)).toBe(utmOf(a)); // the cached object, frozen: no caller can change it for the next click
+    expect(Object.isFrozen(utmOf(a))).toBe(true);
+    expect(utmOf("https://x.example/?utm_source=b").utm_source).toBe("b");
+    expect(Object.keys(enrich(base)).sort()).toEqual(["browser", "device", "is_bot", "os", "referer_host", "utm_campaign", "utm_content", "utm_medium", "utm_source", "utm_term"]);
+  });
+
 });

@@ -62,23 +62,50 @@ export const refererOrigin = (url: string): string => {
 
 export type Utm = Record<(typeof UTM_KEYS)[number], string>;
 
-/** UTM parameters of the destination URL ("" when absent), each at most 256 characters. */
-export function utmOf(url: string): Utm {
-  const out = Object.fromEntries(UTM_KEYS.map((k) => [k, ""])) as Utm;
+/**
+ * A link's clicks share its destination, so its UTM parameters are parsed once (a URL's query
+ * parsed is most of what enriching a click costs otherwise). Bounded by entries and by bytes:
+ * destinations may be long.
+ */
+const utms = new LRUCache<string, Readonly<Utm>>({ max: 10_000, maxSize: 8 << 20, sizeCalculation: (_, url) => url.length + 200 });
+const NO_UTM: Readonly<Utm> = Object.freeze({ utm_source: "", utm_medium: "", utm_campaign: "", utm_term: "", utm_content: "" });
+
+/** UTM parameters of the destination URL ("" when absent), each at most 256 characters. Shared: do not change it. */
+export function utmOf(url: string): Readonly<Utm> {
+  const hit = utms.get(url);
+  if (hit) return hit;
+  let out = NO_UTM;
   try {
     const q = new URL(url).searchParams;
-    for (const k of UTM_KEYS) out[k] = (q.get(k) ?? "").slice(0, 256);
+    const get = (k: (typeof UTM_KEYS)[number]) => (q.get(k) ?? "").slice(0, 256);
+    out = Object.freeze({ utm_source: get("utm_source"), utm_medium: get("utm_medium"), utm_campaign: get("utm_campaign"), utm_term: get("utm_term"), utm_content: get("utm_content") });
   } catch {
     // not a URL: no UTM
   }
+  utms.set(url, out);
   return out;
 }
 
 /** Whether a click counts as a bot's (ClickHouse's is_bot; ingest's per-link counts leave them out). */
 export const isBotClick = (r: { user_agent: string; dnt?: boolean }): boolean => (r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent)).is_bot;
 
-/** The derived ClickHouse columns of one click (the loader adds them to the row). */
+/**
+ * The derived ClickHouse columns of one click (the loader adds them to the row). One object
+ * literal: spreading the agent and UTM objects into it took ~16 of a click's ~22 µs.
+ */
 export function enrich(r: { user_agent: string; referer: string; original_url: string; dnt?: boolean }) {
-  const agent = r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent);
-  return { ...agent, referer_host: hostOf(r.referer), ...utmOf(r.original_url) };
+  const a = r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent);
+  const u = utmOf(r.original_url);
+  return {
+    browser: a.browser,
+    os: a.os,
+    device: a.device,
+    is_bot: a.is_bot,
+    referer_host: hostOf(r.referer),
+    utm_source: u.utm_source,
+    utm_medium: u.utm_medium,
+    utm_campaign: u.utm_campaign,
+    utm_term: u.utm_term,
+    utm_content: u.utm_content,
+  };
 }
