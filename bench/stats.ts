@@ -426,8 +426,12 @@ try {
     const file = new URL("results/latest.json", import.meta.url);
     const prev = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
     // The growth table (docs/BENCHMARKS.md): p95 per shape at each seeded size.
-    const scale = { ...((prev.stats_scale as Record<string, unknown>) ?? {}), [CLICKS]: { ...Object.fromEntries(results.map((r) => [r.name, r.p95])), rss_mib: out.stats_rss_mib, rss_mib_by_phase: rssByPhase, seed_s: out.stats_seed_s, rollup_s: out.stats_rollup_s, pipeline_count_ms: out.stats_pipeline_count_ms } };
-    await writeFile(file, JSON.stringify({ ...prev, ...(clicksArg > 0 ? {} : out), stats_scale: scale }, null, 2) + "\n");
+    // A re-timing (--reuse) replaces the timings and keeps what the seeding run measured (its memory, seed and sealing).
+    const prevScale = (prev.stats_scale as Record<string, Record<string, unknown>>) ?? {};
+    const seeded = reuseDir ? {} : { rss_mib: out.stats_rss_mib, rss_mib_by_phase: rssByPhase, seed_s: out.stats_seed_s, rollup_s: out.stats_rollup_s };
+    const scale = { ...prevScale, [CLICKS]: { ...(reuseDir ? prevScale[CLICKS] : {}), ...Object.fromEntries(results.map((r) => [r.name, r.p95])), ...seeded, pipeline_count_ms: out.stats_pipeline_count_ms } };
+    // The flat keys are the full run's (npm run bench: 10M, seeded): not a size asked for, nor a re-timing.
+    await writeFile(file, JSON.stringify({ ...prev, ...(clicksArg > 0 || reuseDir ? {} : out), stats_scale: scale }, null, 2) + "\n");
     console.log("\nmerged into: bench/results/latest.json");
   }
 } finally {
