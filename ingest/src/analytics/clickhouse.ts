@@ -173,8 +173,8 @@ export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily", "rollup_weekly"] 
  * HyperLogLog precision 12. Exact (a set of 64-bit hashes) up to 127 visitors, then 2^12
  * cells, ≤ 3.3 KiB a row, ~1.6 % standard error. Reading sketches is most of what a shape costs,
  * and a sketch grows with its group's visitors until it is full: at precision 14 (≤ 12.5 KiB) a
- * busy link's 720 hourly rows took 16 → 46 ms to merge as its hours filled (300 → 7,000 visitors
- * an hour), at 12 they take ~15 ms at any size (docs/ANALYTICS.md). The default, 17, took up to
+ * busy link's 720 hourly rows took ~15 → ~40 ms to merge as its hours filled (300 → 7,000
+ * visitors an hour), at 12 ~13 ms at any size (`npm run bench:sketches`). The default, 17, took up to
  * 96 KiB a row. Every state a query merges must have these parameters: a data folder whose
  * rollups hold other sketches gets them rebuilt (ensureSchema).
  */

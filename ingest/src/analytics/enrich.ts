@@ -63,9 +63,8 @@ export const refererOrigin = (url: string): string => {
 export type Utm = Record<(typeof UTM_KEYS)[number], string>;
 
 /**
- * A link's clicks share its destination, so its UTM parameters are parsed once (a URL's query
- * parsed is most of what enriching a click costs otherwise). Bounded by entries and by bytes:
- * destinations may be long.
+ * A link's clicks share its destination, so its UTM parameters are parsed once (a URL and its
+ * query parsed: ~4 µs a click otherwise). Bounded by entries and by bytes: destinations may be long.
  */
 const utms = new LRUCache<string, Readonly<Utm>>({ max: 10_000, maxSize: 8 << 20, sizeCalculation: (_, url) => url.length + 200 });
 const NO_UTM: Readonly<Utm> = Object.freeze({ utm_source: "", utm_medium: "", utm_campaign: "", utm_term: "", utm_content: "" });
@@ -91,7 +90,8 @@ export const isBotClick = (r: { user_agent: string; dnt?: boolean }): boolean =>
 
 /**
  * The derived ClickHouse columns of one click (the loader adds them to the row). One object
- * literal: spreading the agent and UTM objects into it took ~16 of a click's ~22 µs.
+ * literal: spreading the agent and UTM objects into it took ~16 of a click's ~22 µs in a
+ * microbenchmark (in the region's CPU per click the gain is within the noise).
  */
 export function enrich(r: { user_agent: string; referer: string; original_url: string; dnt?: boolean }) {
   const a = r.dnt ? agentOfClass(r.user_agent) : parseAgent(r.user_agent);
