@@ -6,7 +6,8 @@
  * `--keep` leaves the seeded data folder and PostgreSQL database in place (their names are
  * printed); `--reuse DIR` times the queries again over such a folder, without seeding (for
  * working on the read path: a 10M seed and its rollups take ~10 minutes), and records them as
- * that size's figures with the seed's own seed and rollup times.
+ * that size's figures with the seed's own seed and rollup times; `--reuse DIR --serve` checks
+ * such a folder and serves it for bench/growth.ts, which times several sizes side by side.
  *
  * The real ingest app (startIngest, PIPELINE_ROLES=maintenance: chDB opened, no Kinesis) over a
  * fresh PostgreSQL database; ClickHouse's raw table seeded by ClickHouse itself (INSERT … SELECT
@@ -30,6 +31,7 @@ import { loadConfig } from "../ingest/src/config.ts";
 import { createKey, generateKey } from "../ingest/src/auth/keys.ts";
 import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
+import { DAY, MAIN, statsShapes, statsUrl } from "./stats-shapes.ts";
 
 const quick = process.argv.includes("--quick");
 const keep = process.argv.includes("--keep");
@@ -45,6 +47,13 @@ interface Kept {
 }
 const KEPT_FILE = "bench-stats.json";
 const kept = reuseDir ? (JSON.parse(await readFile(join(reuseDir, KEPT_FILE), "utf8")) as Kept) : undefined;
+/** `--serve` (with --reuse, as bench/growth.ts's child): checks the seed, then answers until told to stop. */
+const serve = process.argv.includes("--serve");
+if (serve && (!reuseDir || !process.send)) throw new Error("--serve: a child of bench/growth.ts, with --reuse DIR");
+/** What a serving seed tells bench/growth.ts. */
+export interface Serving {
+  serving: { url: string; key: string; clicks: number; end: number };
+}
 const clicksArg = process.argv.indexOf("--clicks");
 const CLICKS = kept?.clicks ?? Number(clicksArg > 0 ? process.argv[clicksArg + 1] : (process.env.BENCH_STATS_CLICKS ?? (quick ? 200_000 : 10_000_000)));
 if (!Number.isSafeInteger(CLICKS) || CLICKS < 1000) throw new Error("--clicks: a whole number of clicks, at least 1000");
@@ -56,7 +65,6 @@ const DURATION_S = quick ? 1 : 8;
 const SETTLE_S = quick ? 5 : 120;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const DB = "linkflow";
-const DAY = 86_400_000;
 
 /** Clicks ending at the start of today (UTC), `DAYS` days of them. */
 const end = kept?.end ?? Math.floor(Date.now() / DAY) * DAY;
@@ -205,32 +213,7 @@ function memoryTrace(ch: ClickHouseClient) {
 const activeParts = (ch: ClickHouseClient) =>
   rows<{ table: string; rows: number; parts: number }>(ch, `SELECT table, sum(rows) AS rows, count() AS parts FROM system.parts WHERE database = '${DB}' AND active GROUP BY table ORDER BY table`);
 
-interface Shape {
-  name: string;
-  what: string;
-  query: Record<string, string | number>;
-}
-const iso = (t: number) => new Date(t).toISOString();
-/**
- * The shapes as the dashboard asks them now: its ranges end at the next full hour, so the open
- * hour is read raw. Built when asked, not once at start: a range that ended at the hour the seed
- * began would end in the past by the time it is timed, and leave the open hour out.
- */
-const shapes = (): Shape[] => {
-  const upTo = iso(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
-  return [
-    // The main query: a link's page in the dashboard (the busiest link: ~4.6% of all clicks).
-    { name: "link_daily_30d", what: "one link, 30 days per day (UTC)", query: { link: 1, interval: "day", from: iso(end - 30 * DAY), to: upTo } },
-    { name: "link_top_referers_30d", what: "one link, 30 days per day, top 10 referer hosts", query: { link: 1, interval: "day", group_by: "referer_host", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
-    { name: "link_berlin_30d", what: "one link, 30 days per day in Europe/Berlin (hourly rollups)", query: { link: 1, interval: "day", tz: "Europe/Berlin", from: iso(end - 30 * DAY), to: upTo } },
-    { name: "workspace_by_country_30d", what: "all 10k links, per day, group_by country", query: { interval: "day", group_by: "country", from: iso(end - 30 * DAY), to: upTo } },
-    { name: "workspace_top_links_30d", what: "all 10k links, per day, top 10 links", query: { interval: "day", group_by: "link", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
-    { name: "workspace_weekly_90d", what: "all 10k links, 90 days per week", query: { interval: "week", from: iso(end - 90 * DAY), to: upTo } },
-    // Not a target shape: a +05:30 zone cannot use hourly buckets, so the raw table answers (cost grows with clicks).
-    { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: upTo } },
-  ];
-};
-const MAIN = "link_daily_30d";
+const shapes = () => statsShapes(end);
 
 interface ShapeResult {
   name: string;
@@ -335,7 +318,7 @@ try {
   }
 
   memory.phase("queries");
-  const url = (q: Record<string, string | number>) => `${ingest!.url}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
+  const url = (q: Record<string, string | number>) => statsUrl(ingest!.url, q);
   const headers = { authorization: `Bearer ${key}` };
 
   // Exact under redelivery: the API's totals, for a link and for the workspace, equal uniqExact over the raw table.
@@ -363,6 +346,17 @@ try {
   const all = await uniqExactByDay(ch, "1", start, Date.now() + DAY);
   if (counted !== all) throw new Error(`pipeline count ${counted} ≠ uniqExact over the raw table ${all}`);
   console.log(`  check: GET /api/pipeline's clickhouse_clicks ${counted.toLocaleString("en")} = uniqExact over the raw table; answered in ${pipelineMs.toFixed(1)} ms (median of 10)`);
+
+  if (serve) {
+    // bench/growth.ts times the shapes here beside other sizes, then says stop.
+    process.send!({ serving: { url: ingest.url, key, clicks: CLICKS, end } } satisfies Serving);
+    await new Promise<void>((resolve) => {
+      process.once("message", () => resolve());
+      process.once("disconnect", () => resolve());
+    });
+    await cleanup();
+    process.exit(0);
+  }
 
   const results: ShapeResult[] = [];
   for (const name of shapes().map((s) => s.name)) {
