@@ -44,11 +44,14 @@ declare module "aws-kinesis-agg" {
 
 /** The KPL's protobuf messages (lib/kpl.json), as protobufjs types. */
 declare module "aws-kinesis-agg/lib/common.js" {
+  export interface AggregatedRecordMessage {
+    partition_key_table: string[];
+    explicit_hash_key_table: string[];
+    records: { partition_key_index: number; explicit_hash_key_index?: number; data: Uint8Array }[];
+  }
   export const AggregatedRecord: {
-    encode(message: {
-      partition_key_table: string[];
-      explicit_hash_key_table: string[];
-      records: { partition_key_index: number; explicit_hash_key_index?: number; data: Uint8Array }[];
-    }): { finish(): Uint8Array };
+    encode(message: AggregatedRecordMessage): { finish(): Uint8Array };
+    /** Throws on bytes that are not the message; `data` fields are views of the given bytes (Node Buffers). */
+    decode(bytes: Uint8Array): AggregatedRecordMessage;
   };
 }

@@ -126,6 +126,11 @@ describe("KPL record aggregation", () => {
       expect(libraryDeaggregate(bad).err).toBeTruthy(); // as any AWS consumer would see it
     }
     for (let cut = KPL_MAGIC.length; cut < good.length; cut++) expect(unpackRecord(good.subarray(0, cut), "k")).toHaveProperty("error");
+    // Its checksum right and its protobuf not (a wire type that does not exist): one bad record too.
+    const garbage = Buffer.from([0x7f, 0x01, 0x02]);
+    const wrongBody = Buffer.concat([KPL_MAGIC, garbage, createHash("md5").update(garbage).digest()]);
+    expect(unpackRecord(wrongBody, "k")).toEqual({ error: expect.stringMatching(/invalid KPL aggregated record: .*wire type/i) });
+    expect(libraryDeaggregate(wrongBody).err).toBeTruthy();
     // The old format: a cut on a frame boundary is a shorter valid aggregate; anywhere else it is one bad record.
     const whole = legacyAggregate([Buffer.from("{\"a\":1}"), Buffer.from("{\"b\":2}")]);
     for (let cut = LEGACY_MAGIC.length + 1; cut < whole.length; cut++) {
