@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../config.ts";
 import { MAX_CLICK_AGE_MS, MAX_CLICK_FUTURE_MS } from "../../../shared/constants.ts";
-import { RECENT_DAYS, schemaStatements } from "./clickhouse.ts";
+import { chTime, chTimeOfIso, RECENT_DAYS, schemaStatements } from "./clickhouse.ts";
+import fc from "fast-check";
+import { z } from "zod";
 
 // String-level only: no ClickHouse cluster is available here (chDB is one node), so the cluster
 // DDL is checked as text, not executed.
@@ -165,5 +167,25 @@ describe("schemaStatements", () => {
   it("clicks_recent keeps every click a beacon may still bring (the loader-lag figure reads only it)", () => {
     // A click received now happened at most MAX_CLICK_AGE ago; the lag query looks 5 minutes back from there.
     expect(MAX_CLICK_AGE_MS + MAX_CLICK_FUTURE_MS + 5 * 60_000).toBeLessThan(RECENT_DAYS * 86_400_000);
+  });
+});
+
+describe("chTimeOfIso", () => {
+  it("gives what chTime gives for every instant zod accepts, in toISOString's form or another", () => {
+    const instant = z.iso.datetime({ offset: true });
+    const forms = (d: Date) => {
+      const iso = d.toISOString();
+      return [iso, iso.replace(/\.\d{3}Z$/, "Z"), iso.replace("Z", "+00:00"), iso.replace(/Z$/, "123Z"), `${iso.slice(0, 19)}.5+05:30`];
+    };
+    fc.assert(
+      fc.property(fc.date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2299-12-31T23:59:59Z"), noInvalidDate: true }), (d) => {
+        for (const t of forms(d)) {
+          expect(instant.safeParse(t).success).toBe(true);
+          expect(chTimeOfIso(t)).toBe(chTime(t));
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(chTimeOfIso("2026-12-04T18:05:09.042Z")).toBe("2026-12-04 18:05:09.042");
   });
 });

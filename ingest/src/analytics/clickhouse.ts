@@ -291,3 +291,9 @@ export const chSeconds = (t: number) => new Date(t).toISOString().slice(0, 19).r
 
 /** A time as ClickHouse's DateTime64(3, 'UTC') text, for rows and query parameters. */
 export const chTime = (t: string | Date) => new Date(t).toISOString().replace("T", " ").replace("Z", "");
+/**
+ * chTime of a string already validated as an instant (zod's iso.datetime): toISOString's own form,
+ * which every click carries, is cut rather than parsed (1.2 µs → 0.07 a call, twice a click in
+ * the loader); any other form is parsed.
+ */
+export const chTimeOfIso = (t: string) => (t.length === 24 && t[10] === "T" && t[19] === "." && t[23] === "Z" ? `${t.slice(0, 10)} ${t.slice(11, 23)}` : chTime(t));
