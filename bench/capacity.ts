@@ -26,7 +26,7 @@ import { clickhouseClient, ensureSchema, rows } from "../ingest/src/analytics/cl
 import { connect, type Sql } from "../ingest/src/db/connect.ts";
 import { agentClass, hostOf, parseAgent, refererOrigin, utmOf } from "../ingest/src/analytics/enrich.ts";
 import { applyPrivacy } from "../ingest/src/clicks/privacy.ts";
-import { recordSchema, toClickHouseRow } from "../ingest/src/pipeline/loader.ts";
+import { clickInsert, recordSchema, toClickHouseRow } from "../ingest/src/pipeline/loader.ts";
 import { migrate } from "../ingest/src/db/migrate.ts";
 import { markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
 import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
@@ -237,7 +237,7 @@ async function clickhouse() {
       const batch = records.map((d) => toClickHouseRow(recordSchema.parse(JSON.parse(d.toString("utf8")))));
       const i0 = performance.now();
       prepareMs += i0 - p0;
-      await ch.insert({ table: `${DB}.clicks`, values: batch, format: "JSONEachRow" });
+      await ch.insert(clickInsert(`${DB}.clicks`, batch));
       insertMs += performance.now() - i0;
       done += n;
     }

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { clickEventSchema } from "../../../shared/event.ts";
 import { unpackRecord } from "./aggregate.ts";
 import { Breaker, BREAKER_GAUGE, isBreakerOpen } from "./breaker.ts";
-import { chTime, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import { chTimeOfIso, LOADER_INSERT_SETTINGS, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import { hoursOf, markHours } from "../analytics/rollup.ts";
 import { linkOwners } from "../analytics/link-owners.ts";
 import { bump } from "../db/counters.ts";
@@ -81,8 +81,8 @@ export function toClickHouseRow(r: ClickRecord) {
     code: r.code,
     short_url: r.short_url,
     original_url: r.original_url,
-    ts: chTime(r.timestamp),
-    received_at: chTime(r.received_at),
+    ts: chTimeOfIso(r.timestamp),
+    received_at: chTimeOfIso(r.received_at),
     user_agent: r.user_agent,
     referer: r.referer,
     referer_host: x.referer_host,
@@ -112,6 +112,25 @@ export function toClickHouseRow(r: ClickRecord) {
   };
 }
 type Row = ReturnType<typeof toClickHouseRow>;
+/** A row's columns in toClickHouseRow's order (a test holds the two together). */
+export const CLICK_COLUMNS = [
+  "click_id", "link_id", "domain", "code", "short_url", "original_url", "ts", "received_at", "user_agent", "referer", "referer_host",
+  "country", "region", "city", "latitude", "longitude", "timezone", "colo", "asn", "redirect_status", "cache_tier", "qr",
+  "browser", "os", "device", "is_bot", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "visitor_hash", "origin_ms",
+] as const satisfies readonly (keyof Row)[];
+/**
+ * The insert of rows into `table`: each row as a JSON array of its values under one column list
+ * (JSONCompactEachRow), not an object repeating the 33 names. Half the bytes to write and for
+ * ClickHouse to parse: chDB took ~23 µs of CPU a row this way against ~33 as JSONEachRow
+ * (medians of 12 alternating inserts of 2,500 rows, this machine).
+ */
+export const clickInsert = (table: string, rows: Row[]) => ({
+  table,
+  values: rows.map((r) => Object.values(r)),
+  columns: CLICK_COLUMNS as unknown as [string, ...string[]],
+  format: "JSONCompactEachRow" as const,
+  clickhouse_settings: LOADER_INSERT_SETTINGS,
+});
 /** One insert of rows into the clicks table. */
 export type InsertClicks = (rows: Row[]) => Promise<void>;
 
@@ -184,7 +203,7 @@ export function createLoader(o: LoaderOptions) {
   const chInsert: InsertClicks = async (rows) => {
     // Each link's owner first: no click is in ClickHouse without it (workspace questions read the raw table through it).
     await owners.ensure(rows.map((r) => r.link_id));
-    await o.ch.insert({ table: `${o.database}.clicks`, values: rows, format: "JSONEachRow", clickhouse_settings: LOADER_INSERT_SETTINGS });
+    await o.ch.insert(clickInsert(`${o.database}.clicks`, rows));
   };
   const insertRows = o.insert ? o.insert(chInsert) : chInsert;
   const insert = new Breaker("clickhouse", insertRows, {
