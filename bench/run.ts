@@ -84,7 +84,7 @@ const adminKey = generateKey();
 const [httpPort, pipelinePort, edgePort] = [await freePort(), await freePort(), await freePort()];
 const dataDir = await mkdtemp(join(tmpdir(), "linkflow-bench-"));
 
-/** BENCH_PIPELINE_NODE_ARGS: node flags for the pipeline process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"). */
+/** BENCH_PIPELINE_NODE_ARGS, BENCH_HTTP_NODE_ARGS: node flags for the pipeline or the HTTP process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"). */
 async function startIngestProc(port: number, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "ingest/src/main.ts"], {
     env: { ...process.env, DATABASE_URL: benchDbUrl, PORT: String(port), EDGE_SECRET: SECRET, ADMIN_API_KEY: adminKey, LOG_LEVEL: "warn", DATA_DIR: dataDir, ...env },
@@ -108,7 +108,7 @@ const pipelineProc = await startIngestProc(
 );
 // The HTTP process: beacons, /v1/resolve and the API, no pipeline role, no KV push (so links
 // created through it reach the edge only through /v1/resolve: the origin-miss load).
-const httpProc = await startIngestProc(httpPort, { PIPELINE_ROLES: "", EDGE_ADMIN_URL: "" });
+const httpProc = await startIngestProc(httpPort, { PIPELINE_ROLES: "", EDGE_ADMIN_URL: "" }, process.env.BENCH_HTTP_NODE_ARGS?.split(" ").filter(Boolean));
 const ingest = { url: `http://127.0.0.1:${httpPort}` };
 const pipelineUrl = `http://127.0.0.1:${pipelinePort}`;
 const pg = postgres(benchDbUrl, { max: 1, onnotice: () => {} });
