@@ -129,9 +129,9 @@ export function unpackRecord(payload: Buffer, partitionKey: string): Unpacked {
   if (startsWith(payload, KPL_MAGIC)) {
     if (payload.length < KPL_FRAME) return { error: "invalid KPL aggregated record: shorter than its magic and checksum" };
     // As the library's deaggregateSync reads it (checksums on: a corrupt record is refused whole),
-    // without its detour through base64: it hands each click over as a base64 string (~8 % of
-    // the pipeline process's CPU went to encoding them and decoding them again). The clicks are
-    // views of `payload`, which is kept for dead letters anyway.
+    // without its detour through base64: it hands each click over as a base64 string, encoded
+    // there and decoded here (~1 µs of ~2.6 a click in a microbenchmark). The clicks are views
+    // of `payload`, which is kept for dead letters anyway.
     const body = payload.subarray(KPL_MAGIC.length, payload.length - 16);
     if (!createHash("md5").update(body).digest().equals(payload.subarray(payload.length - 16)))
       return { error: "invalid KPL aggregated record: Error: Invalid record checksum" };

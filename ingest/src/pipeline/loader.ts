@@ -120,9 +120,9 @@ export const CLICK_COLUMNS = [
 ] as const satisfies readonly (keyof Row)[];
 /**
  * The insert of rows into `table`: each row as a JSON array of its values under one column list
- * (JSONCompactEachRow), not an object repeating the 33 names. Half the bytes to write and for
- * ClickHouse to parse: chDB took ~23 µs of CPU a row this way against ~33 as JSONEachRow
- * (medians of 12 alternating inserts of 2,500 rows, this machine).
+ * (JSONCompactEachRow), not an object repeating the 33 names: ~40 % fewer bytes to write and for
+ * ClickHouse to parse (a typical row 512 against 868), and chDB took ~23 µs of CPU a row this way
+ * against ~33 as JSONEachRow (medians of 12 alternating inserts of 2,500 rows).
  */
 export const clickInsert = (table: string, rows: Row[]) => ({
   table,
