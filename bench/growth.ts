@@ -17,7 +17,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Serving } from "./stats.ts";
-import { statsShapes, statsUrl, TARGET_SHAPES } from "./stats-shapes.ts";
+import { median } from "./ingest.ts";
+import { quantile, statsShapes, statsUrl, TARGET_SHAPES } from "./stats-shapes.ts";
 
 const { values: opts, positionals: dirs } = parseArgs({
   allowPositionals: true,
@@ -82,14 +83,7 @@ try {
     console.log(`  round ${round + 1} of ${ROUNDS} done`);
   }
 
-  const p95 = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]!;
-  };
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
+  const p95 = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.95);
   const r1 = (x: number) => Math.round(x * 10) / 10;
   const r2 = (x: number) => Math.round(x * 100) / 100;
   const pairs = sizes.slice(1).map((_, j) => [j, j + 1] as const);

@@ -38,3 +38,6 @@ export const statsShapes = (end: number): Shape[] => {
 
 /** GET /api/stats with a shape's query. */
 export const statsUrl = (base: string, q: Record<string, string | number>) => `${base}/api/stats?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`;
+
+/** The q-quantile of sorted latencies (nearest rank), as both benches report p50/p95/p99. */
+export const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);

@@ -31,7 +31,7 @@ import { loadConfig } from "../ingest/src/config.ts";
 import { createKey, generateKey } from "../ingest/src/auth/keys.ts";
 import { startIngest } from "../ingest/src/server.ts";
 import { mib, procStatusKb } from "./proc.ts";
-import { DAY, MAIN, statsShapes, statsUrl } from "./stats-shapes.ts";
+import { DAY, MAIN, quantile, statsShapes, statsUrl } from "./stats-shapes.ts";
 
 const quick = process.argv.includes("--quick");
 const keep = process.argv.includes("--keep");
@@ -226,7 +226,6 @@ interface ShapeResult {
   p95: number;
   p99: number;
 }
-const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 const dbName = kept?.db ?? `linkflow_bench_stats_${process.pid}`;
