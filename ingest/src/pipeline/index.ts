@@ -6,9 +6,8 @@ import type { Logger } from "pino";
 import { EDGE_DEAD_LETTER_SOURCE } from "../clicks/dead-letters.ts";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import type { BreakerState } from "./breaker.ts";
-import { chTime, clickhouseClient, ensureSchema, rows, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import { clickhouseClient, ensureSchema, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import type { Config } from "../config.ts";
-import { MAX_CLICK_AGE_MS } from "../../../shared/constants.ts";
 import { readCounters } from "../db/counters.ts";
 import { completeness, settleSequences } from "../clicks/sequences.ts";
 import { connect, type Sql } from "../db/connect.ts";
@@ -23,6 +22,7 @@ import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 import { backfillWeeks, markAllHours, startSealer } from "../analytics/rollup.ts";
 import { copyAllOwners } from "../analytics/link-owners.ts";
 import { countClicks } from "../analytics/stats-query.ts";
+import { loaderLag, type LoaderLag } from "../analytics/loader-lag.ts";
 
 export type Role = "forwarder" | "loader" | "archiver" | "maintenance" | "webhooks";
 
@@ -261,19 +261,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
   };
 
   /** PostgreSQL commit → ClickHouse insert, for clicks committed since `since` (null: no ClickHouse here). */
-  async function lag(since: Date): Promise<{ clicks: number; p50_ms: number; p99_ms: number; max_ms: number } | null> {
-    if (!ch) return null;
-    const [r] = await rows<{ clicks: number; p50: number; p99: number; max: number }>(
-      ch,
-      `SELECT uniqExact(click_id) AS clicks, quantileExact(0.5)(l) AS p50, quantileExact(0.99)(l) AS p99, max(l) AS max
-       FROM (SELECT click_id, min(dateDiff('millisecond', received_at, inserted_at)) AS l
-             FROM ${config.CLICKHOUSE_DATABASE}.clicks_recent
-             -- ts bounds the scan (clicks_recent is sorted by hour): a click is received at most MAX_CLICK_AGE (< RECENT_DAYS) after it happened.
-             WHERE ts >= {oldest:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} GROUP BY click_id)`,
-      { since: chTime(since), oldest: chTime(new Date(since.getTime() - MAX_CLICK_AGE_MS - 60_000)) },
-    );
-    return { clicks: Number(r?.clicks ?? 0), p50_ms: Number(r?.p50 ?? 0), p99_ms: Number(r?.p99 ?? 0), max_ms: Number(r?.max ?? 0) };
-  }
+  const lag = async (since: Date): Promise<LoaderLag | null> => (ch ? loaderLag(ch, config.CLICKHOUSE_DATABASE, since) : null);
 
   /** The rollups' all-workspaces total plus the hours read raw: no full scan. */
   async function clickhouseClicks(): Promise<number | null> {
