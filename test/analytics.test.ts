@@ -133,6 +133,7 @@ function shapes(): Shape[] {
     { name: "workspace by country", q: { interval: "day", group_by: "country", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => e.geo_location.country ?? "" },
     { name: "workspace top links", q: { interval: "day", group_by: "link", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => String(e.link_id) },
     { name: "workspace by week, bots included", q: { interval: "week", bots: "include", ...range }, keep: and(ofMine, inRange(from, to)), bucket: utcWeek, apiBucket: iso },
+    { name: "workspace by week by OS", q: { interval: "week", group_by: "os", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: utcWeek, apiBucket: iso, value: (e) => parseAgent(e.user_agent).os },
     { name: "bots only by device", q: { interval: "hour", bots: "only", group_by: "device", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), isBot), bucket: utcHour, apiBucket: iso, value: (e) => parseAgent(e.user_agent).device },
     { name: "tag (links scope) by link", q: { tag: "t1", interval: "day", group_by: "link", limit: 1000, ...range }, keep: and((e) => mine.some((l) => l.tag === "t1" && l.id === e.link_id), inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => String(e.link_id) },
     { name: "filter country=DE,US", q: { interval: "day", country: "DE,US", ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e), (e) => ["DE", "US"].includes(e.geo_location.country ?? "")), bucket: utcDay, apiBucket: iso },
@@ -206,8 +207,11 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     const monday = Date.parse(utcWeek(start + 6 * DAY)); // the first Monday from `start`: its week has ended
     const week = { interval: "week", from: new Date(monday).toISOString(), to: new Date(monday + 7 * DAY).toISOString() };
     expect((await stats(week)).source).toBe("rollup_daily");
-    // By day with a breakdown: the series from the days, the breakdown (no buckets) from the week.
-    expect((await stats({ ...week, interval: "day", group_by: "country" })).source).toBe("rollup_weekly+rollup_daily");
+    // By day with a breakdown: the series from the days, the breakdown (no buckets) from the week;
+    // by a dimension of few values, both from the days in one query.
+    expect((await stats({ ...week, interval: "day", group_by: "referer_host" })).source).toBe("rollup_weekly+rollup_daily");
+    expect((await stats({ ...week, interval: "day", group_by: "country" })).source).toBe("rollup_daily");
+    expect((await stats({ ...week, group_by: "country" })).source).toBe("rollup_weekly");
     expect((await stats({ ...week, interval: "day" })).source).toBe("rollup_daily");
 
     // 2. Redeliveries of rolled-up clicks in two batches, and new clicks late into rolled-up hours.

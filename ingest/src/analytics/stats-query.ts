@@ -432,6 +432,65 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
   return top.map((x) => ({ value: String(x.value), clicks: num(x.clicks), visitors: byValue.get(String(x.value)) ?? 0 }));
 }
 
+/**
+ * Dimensions of few values, and how many at most: country codes, device classes, ua-parser's
+ * browser and OS names, QR or not, cache tiers, Cloudflare's colos (~330). A workspace's breakdown
+ * by one of them is answered with its series in one query (seriesAndBreakdown) while the rollup
+ * rows that may read, values × the plan's weeks, days and hours, stay under SMALL_BREAKDOWN_ROWS.
+ */
+const SMALL_DIMENSIONS: Partial<Record<Question["dim"], number>> = { country: 256, device: 4, browser: 256, os: 128, qr: 2, cache_tier: 4, colo: 512 };
+/**
+ * Merging the sketches of every (bucket, value) costs ~0.8 µs a row read (chDB, 10M clicks: 8,000
+ * cities × 31 days, 240 ms); three queries instead of one cost ~30 ms more (a workspace's 30 days
+ * by country: 66 → 36 ms median). Past ~36k rows one query would be the slower.
+ */
+const SMALL_BREAKDOWN_ROWS = 30_000;
+export function answersSeriesToo(q: Question, p: Plan): boolean {
+  const values = SMALL_DIMENSIONS[q.dim];
+  if (!values || q.scope.level !== "workspace") return false;
+  const hours = hourlyRanges(p).reduce((n, [a, b]) => n + (b - a) / HOUR, 0);
+  return (p.weeks.length + p.days.length + hours) * Math.min(values, q.values?.length ?? values) <= SMALL_BREAKDOWN_ROWS;
+}
+
+/**
+ * A series and a breakdown at once, from the breakdown dimension's rows alone: each click is in
+ * exactly one value's row of its bucket, so a bucket's clicks are the sum over the values, and its
+ * visitors the union of their sketches (the same registers as the totals row's). For a dimension
+ * of few values (answersSeriesToo) one query costs less than the three of series() and
+ * breakdown() (each opens the tables and reads the raw part again).
+ */
+export async function seriesAndBreakdown(
+  ch: ClickHouseClient,
+  db: string,
+  q: Question,
+  p: Plan,
+  limit: number,
+): Promise<{ totals: Counts; series: (Counts & { t: string })[]; breakdown: (Counts & { value: string })[] }> {
+  const params: Record<string, unknown> = {};
+  const union = unionQuery(db, q, p, params, "both");
+  const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
+  const r = await rows<{ b: number; value: string; clicks: number; visitors: number; by_b: number; by_value: number }>(
+    ch,
+    `SELECT ${b} AS b, val AS value, sum(c) AS clicks, ${sketchMerge("v")} AS visitors, 1 - grouping(b) AS by_b, 1 - grouping(value) AS by_value
+     FROM (${union}) GROUP BY GROUPING SETS ((b), (value), ())${FINAL_SETTINGS}`,
+    params,
+  );
+  const total = r.find((x) => !num(x.by_b) && !num(x.by_value));
+  const counts = (x: (typeof r)[number]) => ({ clicks: num(x.clicks), visitors: num(x.visitors) });
+  return {
+    totals: total ? counts(total) : { clicks: 0, visitors: 0 },
+    series: r
+      .filter((x) => num(x.by_b) && num(x.clicks) > 0)
+      .sort((x, y) => num(x.b) - num(y.b))
+      .map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), ...counts(x) })),
+    breakdown: r
+      .filter((x) => num(x.by_value) && num(x.clicks) > 0)
+      .sort((x, y) => num(y.clicks) - num(x.clicks) || (String(x.value) < String(y.value) ? -1 : String(x.value) > String(y.value) ? 1 : 0))
+      .slice(0, limit)
+      .map((x) => ({ value: String(x.value), ...counts(x) })),
+  };
+}
+
 /** Clicks of a scope and range per value of `q.dim` and bucket (the SRE page's tiers over time). */
 export async function seriesByValue(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ b: number; value: string; clicks: number }[]> {
   const params: Record<string, unknown> = {};
@@ -509,6 +568,13 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // Each part starts once its own plan is known (a link's breakdown asks which days are dense
   // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
   // server runs the series and the breakdown side by side.
+  // A workspace's breakdown by a dimension of few values answers its series too, in one query
+  // (whole weeks from the weekly rows when the buckets are weeks or months).
+  const both = breakdownQ && scope.level === "workspace" ? withWeeks(p, q.interval) : null;
+  if (breakdownQ && both && answersSeriesToo(breakdownQ, both)) {
+    const r = await timed(seriesAndBreakdown(d.ch, d.database, breakdownQ, both, q.limit));
+    return { ...base, source: both.source, totals: r.totals, series: r.series, breakdown: r.breakdown };
+  }
   const [[sp, s], [bp, ranked]] = await Promise.all([
     planFor(seriesQ, true).then(async (sp) => [sp, await timed(series(d.ch!, d.database, seriesQ, sp))] as const),
     breakdownQ
