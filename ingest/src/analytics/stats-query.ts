@@ -445,7 +445,7 @@ const SMALL_DIMENSIONS: Partial<Record<Question["dim"], number>> = { country: 25
  * by country: 66 → 36 ms median). Past ~36k rows one query would be the slower.
  */
 const SMALL_BREAKDOWN_ROWS = 30_000;
-export function answersSeriesToo(q: Question, p: Plan): boolean {
+function answersSeriesToo(q: Question, p: Plan): boolean {
   const values = SMALL_DIMENSIONS[q.dim];
   if (!values || q.scope.level !== "workspace") return false;
   const hours = hourlyRanges(p).reduce((n, [a, b]) => n + (b - a) / HOUR, 0);
@@ -565,9 +565,6 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     if (scope.level === "link") return (linkPlan ??= skipQuiet(d.sql, ids, { from, to }, p));
     return bucketed ? p : withWeeks(p, null);
   };
-  // Each part starts once its own plan is known (a link's breakdown asks which days are dense
-  // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
-  // server runs the series and the breakdown side by side.
   // A workspace's breakdown by a dimension of few values answers its series too, in one query
   // (whole weeks from the weekly rows when the buckets are weeks or months).
   const both = breakdownQ && scope.level === "workspace" ? withWeeks(p, q.interval) : null;
@@ -575,6 +572,9 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     const r = await timed(seriesAndBreakdown(d.ch, d.database, breakdownQ, both, q.limit));
     return { ...base, source: both.source, totals: r.totals, series: r.series, breakdown: r.breakdown };
   }
+  // Each part starts once its own plan is known (a link's breakdown asks which days are dense
+  // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
+  // server runs the series and the breakdown side by side.
   const [[sp, s], [bp, ranked]] = await Promise.all([
     planFor(seriesQ, true).then(async (sp) => [sp, await timed(series(d.ch!, d.database, seriesQ, sp))] as const),
     breakdownQ
