@@ -379,6 +379,37 @@ export interface Counts {
 }
 const num = (x: unknown) => Number(x ?? 0);
 
+/** A series row as the queries return it: the bucket (epoch seconds), its clicks and visitors. */
+type BucketRow = { b: number; clicks: number; visitors: number };
+const countsOf = (x: { clicks: unknown; visitors: unknown }): Counts => ({ clicks: num(x.clicks), visitors: num(x.visitors) });
+/** A breakdown's order: clicks, most first, then value. */
+const byClicks = (x: { value: string; clicks: number }, y: { value: string; clicks: number }) =>
+  y.clicks - x.clicks || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
+/** The series' rows (buckets with clicks, in time order) as the API gives them. */
+const seriesOf = (r: BucketRow[]) =>
+  r
+    .filter((x) => num(x.clicks) > 0)
+    .sort((x, y) => num(x.b) - num(y.b))
+    .map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), ...countsOf(x) }));
+
+/**
+ * A union's placeholders under a prefix of their own (`{level:String}` → `{s_level:String}`),
+ * with their values added to `params`: two unions in one statement each ask their own plan.
+ */
+function namespaced(prefix: string, params: Record<string, unknown>, build: (own: Record<string, unknown>) => string): string {
+  const own: Record<string, unknown> = {};
+  const query = build(own);
+  for (const [k, v] of Object.entries(own)) params[prefix + k] = v;
+  return query.replace(/\{(\w+):/g, `{${prefix}$1:`);
+}
+
+/** The series query: a row per bucket (is_total 0) and the totals row (is_total 1). */
+function seriesQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>): string {
+  const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
+  return `SELECT ${b} AS b, sum(c) AS clicks, ${sketchMerge("v")} AS visitors, grouping(b) AS is_total
+     FROM (${unionQuery(db, q, p, params, "both")}) GROUP BY GROUPING SETS ((b), ())`;
+}
+
 /**
  * A series (one row per bucket with clicks) and the totals of a question. One query with
  * FINAL over clicks and sketches: asking them apart (FINAL over clicks only, sketches without)
@@ -386,19 +417,16 @@ const num = (x: unknown) => Number(x ?? 0);
  */
 export async function series(ch: ClickHouseClient, db: string, q: Question, p: Plan): Promise<{ totals: Counts; series: (Counts & { t: string })[] }> {
   const params: Record<string, unknown> = {};
-  const union = unionQuery(db, q, p, params, "both");
-  const b = `toUnixTimestamp(${bucketExpr(q.interval, "t")})`;
-  const r = await rows<{ b: number; clicks: number; visitors: number; is_total: number }>(
-    ch,
-    `SELECT ${b} AS b, sum(c) AS clicks, ${sketchMerge("v")} AS visitors, grouping(b) AS is_total
-     FROM (${union}) GROUP BY GROUPING SETS ((b), ()) ORDER BY is_total, b${FINAL_SETTINGS}`,
-    params,
-  );
+  const r = await rows<BucketRow & { is_total: number }>(ch, `${seriesQuery(db, q, p, params)}${FINAL_SETTINGS}`, params);
   const total = r.find((x) => num(x.is_total) === 1);
-  return {
-    totals: { clicks: num(total?.clicks), visitors: num(total?.visitors) },
-    series: r.filter((x) => num(x.is_total) === 0 && num(x.clicks) > 0).map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), clicks: num(x.clicks), visitors: num(x.visitors) })),
-  };
+  return { totals: total ? countsOf(total) : { clicks: 0, visitors: 0 }, series: seriesOf(r.filter((x) => num(x.is_total) === 0)) };
+}
+
+/** The ranking query: the top `limit` values of `q.dim` by clicks (clicks alone: no sketch read). */
+function rankingQuery(db: string, q: Question, p: Plan, limit: number, params: Record<string, unknown>): string {
+  params.limit = limit;
+  return `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, "clicks")})
+     GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}`;
 }
 
 /**
@@ -407,13 +435,13 @@ export async function series(ch: ClickHouseClient, db: string, q: Question, p: P
  * counting, with thousands of values such as a workspace's links).
  */
 export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p: Plan, limit: number, linksPlan?: (ids: number[]) => Promise<Plan>): Promise<(Counts & { value: string })[]> {
-  const params: Record<string, unknown> = { limit };
-  const top = await rows<{ value: string; clicks: number }>(
-    ch,
-    `SELECT val AS value, sum(c) AS clicks FROM (${unionQuery(db, q, p, params, "clicks")})
-     GROUP BY value HAVING clicks > 0 ORDER BY clicks DESC, value LIMIT {limit:UInt32}${FINAL_SETTINGS}`,
-    params,
-  );
+  const params: Record<string, unknown> = {};
+  const top = await rows<{ value: string; clicks: number }>(ch, `${rankingQuery(db, q, p, limit, params)}${FINAL_SETTINGS}`, params);
+  return withVisitors(ch, db, q, p, top, linksPlan);
+}
+
+/** Ranked values with their visitors, from their sketches alone (read without FINAL). */
+async function withVisitors(ch: ClickHouseClient, db: string, q: Question, p: Plan, top: { value: string; clicks: number }[], linksPlan?: (ids: number[]) => Promise<Plan>): Promise<(Counts & { value: string })[]> {
   if (!top.length) return [];
   const vParams: Record<string, unknown> = {};
   const values = top.map((r) => String(r.value));
@@ -433,6 +461,41 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
 }
 
 /**
+ * A series and a breakdown's ranking in one statement, the two selects of a UNION ALL, each over
+ * its own plan (a workspace's top links: the series from the totals rows by day, the ranking
+ * from the `link` rows by week where it can). One statement instead of two: the tables are opened
+ * and planned once, and chDB runs the two reads side by side where it runs statements one at a
+ * time. Then the top values' visitors, as breakdown() does.
+ */
+export async function seriesAndRanked(
+  ch: ClickHouseClient,
+  db: string,
+  s: { q: Question; p: Plan },
+  b: { q: Question; p: Plan; limit: number; linksPlan?: (ids: number[]) => Promise<Plan> },
+): Promise<{ totals: Counts; series: (Counts & { t: string })[]; breakdown: (Counts & { value: string })[] }> {
+  const params: Record<string, unknown> = {};
+  const sq = namespaced("s_", params, (own) => seriesQuery(db, s.q, s.p, own));
+  const rq = namespaced("r_", params, (own) => rankingQuery(db, b.q, b.p, b.limit, own));
+  const r = await rows<BucketRow & { part: number; value: string; is_total: number }>(
+    ch,
+    `SELECT 0 AS part, b, '' AS value, clicks, visitors, is_total FROM (${sq})
+     UNION ALL
+     SELECT 1 AS part, 0 AS b, value, clicks, 0 AS visitors, 0 AS is_total FROM (${rq})${FINAL_SETTINGS}`,
+    params,
+  );
+  const part = (n: number) => r.filter((x) => num(x.part) === n);
+  const total = part(0).find((x) => num(x.is_total) === 1);
+  const top = part(1)
+    .map((x) => ({ value: String(x.value), clicks: num(x.clicks) }))
+    .sort(byClicks);
+  return {
+    totals: total ? countsOf(total) : { clicks: 0, visitors: 0 },
+    series: seriesOf(part(0).filter((x) => num(x.is_total) === 0)),
+    breakdown: await withVisitors(ch, db, b.q, b.p, top, b.linksPlan),
+  };
+}
+
+/**
  * Dimensions of few values, and how many at most: country codes, device classes, ua-parser's
  * browser and OS names, QR or not, cache tiers, Cloudflare's colos (~330). A workspace's breakdown
  * by one of them is answered with its series in one query (seriesAndBreakdown) while the rollup
@@ -441,8 +504,8 @@ export async function breakdown(ch: ClickHouseClient, db: string, q: Question, p
 const SMALL_DIMENSIONS: Partial<Record<Question["dim"], number>> = { country: 256, device: 4, browser: 256, os: 128, qr: 2, cache_tier: 4, colo: 512 };
 /**
  * Merging the sketches of every (bucket, value) costs ~0.8 µs a row read (chDB, 10M clicks: 8,000
- * cities × 31 days, 240 ms); three queries instead of one cost ~30 ms more (a workspace's 30 days
- * by country: 66 → 36 ms median). Past ~36k rows one query would be the slower.
+ * cities × 31 days, 240 ms); series, ranking and visitors as three statements cost ~30 ms more
+ * (a workspace's 30 days by country: 66 → 36 ms median). Past ~36k rows one query would be the slower.
  */
 const SMALL_BREAKDOWN_ROWS = 30_000;
 function answersSeriesToo(q: Question, p: Plan): boolean {
@@ -456,8 +519,8 @@ function answersSeriesToo(q: Question, p: Plan): boolean {
  * A series and a breakdown at once, from the breakdown dimension's rows alone: each click is in
  * exactly one value's row of its bucket, so a bucket's clicks are the sum over the values, and its
  * visitors the union of their sketches (the same registers as the totals row's). For a dimension
- * of few values (answersSeriesToo) one query costs less than the three of series() and
- * breakdown() (each opens the tables and reads the raw part again).
+ * of few values (answersSeriesToo) one query costs less than seriesAndRanked() and its visitors
+ * (each statement opens the tables and reads the raw part again).
  */
 export async function seriesAndBreakdown(
   ch: ClickHouseClient,
@@ -476,18 +539,14 @@ export async function seriesAndBreakdown(
     params,
   );
   const total = r.find((x) => !num(x.by_b) && !num(x.by_value));
-  const counts = (x: (typeof r)[number]) => ({ clicks: num(x.clicks), visitors: num(x.visitors) });
   return {
-    totals: total ? counts(total) : { clicks: 0, visitors: 0 },
-    series: r
-      .filter((x) => num(x.by_b) && num(x.clicks) > 0)
-      .sort((x, y) => num(x.b) - num(y.b))
-      .map((x) => ({ t: new Date(num(x.b) * 1000).toISOString(), ...counts(x) })),
+    totals: total ? countsOf(total) : { clicks: 0, visitors: 0 },
+    series: seriesOf(r.filter((x) => num(x.by_b))),
     breakdown: r
       .filter((x) => num(x.by_value) && num(x.clicks) > 0)
-      .sort((x, y) => num(y.clicks) - num(x.clicks) || (String(x.value) < String(y.value) ? -1 : String(x.value) > String(y.value) ? 1 : 0))
-      .slice(0, limit)
-      .map((x) => ({ value: String(x.value), ...counts(x) })),
+      .map((x) => ({ value: String(x.value), ...countsOf(x) }))
+      .sort(byClicks)
+      .slice(0, limit),
   };
 }
 
@@ -572,20 +631,21 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     const r = await timed(seriesAndBreakdown(d.ch, d.database, breakdownQ, both, q.limit));
     return { ...base, source: both.source, totals: r.totals, series: r.series, breakdown: r.breakdown };
   }
-  // Each part starts once its own plan is known (a link's breakdown asks which days are dense
-  // first). Embedded chDB runs parameterized queries one at a time per process; a ClickHouse
-  // server runs the series and the breakdown side by side.
-  const [[sp, s], [bp, ranked]] = await Promise.all([
-    planFor(seriesQ, true).then(async (sp) => [sp, await timed(series(d.ch!, d.database, seriesQ, sp))] as const),
-    breakdownQ
-      ? planFor(breakdownQ, false).then(async (bp) => {
-          const top: (Counts & { value: string; link?: LinkLabel })[] = await timed(breakdown(d.ch!, d.database, breakdownQ, bp, q.limit, (top) => skipQuiet(d.sql, top, { from, to }, bp)));
-          if (q.group_by !== "link") return [bp, top] as const;
-          const labels = await linkLabels(replica, workspaceId, top.map((r) => r.value));
-          return [bp, top.map((r) => ({ ...r, ...(labels.get(r.value) ? { link: labels.get(r.value) } : {}) }))] as const;
-        })
-      : ([p, null] as const),
-  ]);
+  // Both plans first (a link's breakdown asks which days are dense), then the series and the
+  // ranking in one statement.
+  const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? planFor(breakdownQ, false) : p]);
+  let s: { totals: Counts; series: (Counts & { t: string })[] };
+  let ranked: (Counts & { value: string; link?: LinkLabel })[] | null = null;
+  if (!breakdownQ) s = await timed(series(d.ch, d.database, seriesQ, sp));
+  else {
+    const r = await timed(seriesAndRanked(d.ch, d.database, { q: seriesQ, p: sp }, { q: breakdownQ, p: bp, limit: q.limit, linksPlan: (top) => skipQuiet(d.sql, top, { from, to }, bp) }));
+    s = r;
+    ranked = r.breakdown;
+    if (q.group_by === "link") {
+      const labels = await linkLabels(replica, workspaceId, ranked.map((x) => x.value));
+      ranked = ranked.map((x) => ({ ...x, ...(labels.get(x.value) ? { link: labels.get(x.value) } : {}) }));
+    }
+  }
   const source = [...new Set([...sp.source.split("+"), ...(breakdownQ ? bp.source.split("+") : [])])].filter((x) => x !== "none").sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)).join("+") || "none";
   return { ...base, source, totals: s.totals, series: s.series, breakdown: ranked };
 }
