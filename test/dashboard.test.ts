@@ -233,6 +233,8 @@ describe("dashboard walk (issue 20): desktop and phone, admin and stats:read key
       const errors: string[] = [];
       p.on("console", (m) => void (m.type() === "error" && errors.push(m.text())));
       p.on("pageerror", (e) => errors.push(String(e)));
+      const statsAsked: URL[] = [];
+      p.on("request", (r) => void (new URL(r.url()).pathname === "/api/stats" && statsAsked.push(new URL(r.url()))));
       let n = 0;
 
       /** Overflow, axe, screenshot of the page as it is. */
@@ -288,6 +290,9 @@ describe("dashboard walk (issue 20): desktop and phone, admin and stats:read key
       expect(shown.query).toMatchObject({ bots: "exclude", tz: "Europe/Berlin" }); // bots excluded by default
       expect(await p.getByLabel("Bot clicks").inputValue()).toBe("exclude");
       await sameAsApi(shown, ["country", "referer_host", "link"]);
+      // The totals and series came with the breakdowns: no plain request besides them.
+      expect(statsAsked.length).toBeGreaterThanOrEqual(6);
+      expect(statsAsked.filter((u) => !u.searchParams.has("group_by")).map(String)).toEqual([]);
       expect(shown.clicks).toBeGreaterThanOrEqual(7);
       expect(shown.lists.referer_host!.find((r) => r.value === "")?.label).toBe("Direct");
       expect(await p.locator("#partial-note").textContent()).toMatch(/partial/);

@@ -129,15 +129,20 @@ export function statsView(opts: { link?: number; groups: Group[]; csvName: strin
       el.dataset.query = JSON.stringify(query);
       el.dataset.loaded = "false";
       try {
-        const [main, ...rest] = await Promise.all([
-          ok(api.GET("/api/stats", { params: { query }, signal: opts.signal })),
-          ...opts.groups.map((g) => ok(api.GET("/api/stats", { params: { query: { ...query, group_by: g.dim as StatsQuery["group_by"], limit: g.limit ?? 8 } }, signal: opts.signal }))),
-        ]);
+        // Every answer carries the query's totals and series, a breakdown's its top values too:
+        // the series and totals come from the first breakdown's (one request fewer, and one
+        // series fewer for the server to count), from a plain request when there is none.
+        const answers = await Promise.all(
+          opts.groups.length
+            ? opts.groups.map((g) => ok(api.GET("/api/stats", { params: { query: { ...query, group_by: g.dim as StatsQuery["group_by"], limit: g.limit ?? 8 } }, signal: opts.signal })))
+            : [ok(api.GET("/api/stats", { params: { query }, signal: opts.signal }))],
+        );
         if (opts.signal.aborted || mine !== seq) return;
         error.textContent = "";
         view.failure = null;
+        const main = answers[0]!;
         const series = buckets(range, main.series);
-        last = { query, main, series, groups: opts.groups.map((g, i) => [g, (rest[i]!.breakdown ?? []) as Row[]]) };
+        last = { query, main, series, groups: opts.groups.map((g, i) => [g, (answers[i]!.breakdown ?? []) as Row[]]) };
         const set = (el: HTMLElement, v: number) => ((el.textContent = fmt.format(v)), (el.dataset.value = String(v)));
         set(totalClicks, main.totals.clicks);
         set(totalVisitors, main.totals.visitors);
