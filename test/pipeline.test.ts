@@ -1,8 +1,9 @@
+import { gunzipSync } from "node:zlib";
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from "@aws-sdk/client-kinesis";
 import { deaggregateSync, type UserRecordV3 } from "aws-kinesis-agg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clickEventSchema } from "../shared/event.ts";
-import { KPL_MAGIC } from "../ingest/src/pipeline/aggregate.ts";
+import { GZIP_MAGIC, KPL_MAGIC } from "../ingest/src/pipeline/aggregate.ts";
 import { rows } from "../ingest/src/analytics/clickhouse.ts";
 import { seal } from "../ingest/src/analytics/rollup.ts";
 import { clickEvent, postBeacon, seedLinks } from "./fixtures.ts";
@@ -14,7 +15,8 @@ const CONCURRENCY = 64;
 
 let s: Stack;
 beforeAll(async () => {
-  s = await startStack({ edge: false, pipeline: true });
+  // Aggregates gzipped (the option; plain KPL aggregates, the default, run end to end in every other pipeline test).
+  s = await startStack({ edge: false, pipeline: true, env: { KINESIS_COMPRESSION: "gzip" } });
 });
 afterAll(() => s.close());
 
@@ -69,14 +71,18 @@ describe("PostgreSQL → Kinesis → ClickHouse", () => {
         const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
         for (const rec of out.Records ?? []) {
           records++;
-          // A record is one click (partition key: its code) or a KPL aggregate of several
-          // (partition key: its first outbox id, so aggregates spread over the shards), read
-          // here as any AWS consumer (Lambda, Firehose) reads it: with aws-kinesis-agg.
-          const kpl = Buffer.from(rec.Data!.subarray(0, 4)).equals(KPL_MAGIC);
+          // A record is one click (partition key: its code) or a gzipped KPL aggregate of
+          // several (partition key: its first outbox id, so aggregates spread over the shards),
+          // read here as an AWS consumer (Lambda) reads it: gunzipped, then deaggregated with
+          // aws-kinesis-agg.
+          const gz = Buffer.from(rec.Data!.subarray(0, 3)).equals(GZIP_MAGIC);
+          const data = gz ? gunzipSync(rec.Data!) : rec.Data!;
+          const kpl = Buffer.from(data.subarray(0, 4)).equals(KPL_MAGIC);
+          expect(kpl).toBe(gz);
           if (kpl) expect(rec.PartitionKey).toMatch(/^outbox-\d+$/);
           keys.add(rec.PartitionKey!);
           let users: UserRecordV3[] = [];
-          deaggregateSync(rec as { Data: Uint8Array }, true, (err: Error | null | undefined, out?: UserRecordV3[]) => {
+          deaggregateSync({ ...rec, Data: data } as { Data: Uint8Array }, true, (err: Error | null | undefined, out?: UserRecordV3[]) => {
             expect(err).toBeFalsy();
             users = out ?? [];
           });

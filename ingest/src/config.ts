@@ -62,6 +62,8 @@ const envSchema = z.object({
   FORWARDER_BATCH: z.coerce.number().int().min(1).max(500).default(500),
   /** Largest aggregated Kinesis record (several clicks a record, ingest/src/pipeline/aggregate.ts); 0: one click a record. Kinesis allows 1 MiB. */
   KINESIS_AGGREGATE_BYTES: z.coerce.number().int().min(0).max(1_000_000).default(50_000),
+  /** gzip: each aggregated record is put gzipped (its consumers gunzip, then deaggregate); none: plain KPL aggregates (Firehose deaggregates them). */
+  KINESIS_COMPRESSION: z.enum(["gzip", "none"]).default("none"),
   FORWARDER_IDLE_MS: z.coerce.number().int().min(1).default(100),
   /** PutRecords batches in flight at once per process (rows are leased, so never sent twice at once). */
   FORWARDER_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2),

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { deaggregateSync, type UserRecordV3 } from "aws-kinesis-agg";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { deaggregate, hashKeyOf, KPL_MAGIC, LEGACY_MAGIC, packRecords, unpackRecord, type UserRow } from "./aggregate.ts";
+import { deaggregate, GZIP_MAGIC, hashKeyOf, KPL_MAGIC, LEGACY_MAGIC, packRecords, unpackRecord, type UserRow } from "./aggregate.ts";
 
 /** What any AWS consumer does with a record: aws-kinesis-agg's own deaggregation, checksums on. */
 function libraryDeaggregate(data: Uint8Array) {
@@ -93,6 +94,56 @@ describe("KPL record aggregation", () => {
     expect(hashKeyOf("")).toBe(BigInt("0xd41d8cd98f00b204e9800998ecf8427e").toString());
     const key = "outbox-12345";
     expect(BigInt(hashKeyOf(key))).toBe(BigInt(`0x${createHash("md5").update(key).digest("hex")}`));
+  });
+
+  it("gzips each aggregate whole when asked: gunzipped, it is the same KPL record; single clicks stay plain", () => {
+    fc.assert(
+      fc.property(rowsArb, fc.integer({ min: 200, max: 20_000 }), (input, maxBytes) => {
+        const rows = withIds(input);
+        const plain = packRecords(rows, maxBytes);
+        const gzipped = packRecords(rows, maxBytes, true);
+        // The same records (rows, keys, hash keys); only an aggregate's bytes differ.
+        expect(gzipped.map(({ Data: _, ...r }) => r)).toEqual(plain.map(({ Data: _, ...r }) => r));
+        for (const [i, p] of gzipped.entries()) {
+          if (p.rows.length === 1) {
+            expect(p.Data).toBe(p.rows[0]!.data);
+            continue;
+          }
+          expect(Buffer.from(p.Data.subarray(0, 3))).toEqual(GZIP_MAGIC);
+          // A consumer's recipe: gunzip, then any KPL deaggregation.
+          expect(gunzipSync(p.Data)).toEqual(Buffer.from(plain[i]!.Data));
+          expect(libraryDeaggregate(gunzipSync(p.Data)).records.map((r) => [...Buffer.from(r.Data, "base64")])).toEqual(p.rows.map((r) => [...r.data]));
+          expect(unpackRecord(Buffer.from(p.Data), p.PartitionKey)).toEqual(unpackRecord(Buffer.from(plain[i]!.Data), p.PartitionKey));
+          expect(deaggregate(p.Data)?.map((b) => [...b])).toEqual(p.rows.map((r) => [...r.data]));
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // Clicks of a batch share most of their text: a typical aggregate is several times smaller.
+    const click = (i: number) =>
+      Buffer.from(JSON.stringify({ click_id: createHash("md5").update(String(i)).digest("hex"), link_id: i % 7, code: `c${i % 7}`, user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)", original_url: `https://example.com/p/${i % 7}` }));
+    const rows = withIds(Array.from({ length: 60 }, (_, i) => ({ partition_key: `c${i % 7}`, data: click(i) })));
+    const [plainOne] = packRecords(rows, 50_000);
+    const [gzOne] = packRecords(rows, 50_000, true);
+    expect(gzOne!.Data.length * 3).toBeLessThan(plainOne!.Data.length);
+  });
+
+  it("takes a bad gzip record (corrupt, cut short, not an aggregate inside, too large unpacked) for one bad record", () => {
+    const rows = withIds([1, 2, 3].map((i) => ({ partition_key: `c${i}`, data: Buffer.from(JSON.stringify({ i })) })));
+    const good = Buffer.from(packRecords(rows, 10_000, true)[0]!.Data);
+    expect(unpackRecord(good, "k")).toHaveProperty("clicks");
+    for (let cut = GZIP_MAGIC.length; cut < good.length; cut++) expect(unpackRecord(good.subarray(0, cut), "k")).toEqual({ error: expect.stringMatching(/^invalid gzip record/) });
+    const flipped = Buffer.from(good);
+    flipped[good.length >> 1]! ^= 0x40;
+    expect(unpackRecord(flipped, "k")).toEqual({ error: expect.stringMatching(/^invalid gzip record/) });
+    // A click or an old-format aggregate gzipped is not what the forwarder writes.
+    expect(unpackRecord(gzipSync(Buffer.from("{\"a\":1}")), "k")).toEqual({ error: "invalid gzip record: it holds no KPL aggregated record" });
+    expect(unpackRecord(gzipSync(legacyAggregate([Buffer.from("{}")])), "k")).toEqual({ error: "invalid gzip record: it holds no KPL aggregated record" });
+    expect(unpackRecord(gzipSync(good), "k")).toEqual({ error: "invalid gzip record: it holds no KPL aggregated record" });
+    // 64 MiB of zeros behind a KPL magic: ~64 KB gzipped, refused before it is all unpacked.
+    const bomb = gzipSync(Buffer.concat([KPL_MAGIC, Buffer.alloc(64 << 20)]));
+    expect(unpackRecord(bomb, "k")).toEqual({ error: expect.stringMatching(/^invalid gzip record: .*(larger|maxOutputLength|buffer)/i) });
+    expect(deaggregate(bomb)).toBeNull();
   });
 
   it("still reads records in the format before the KPL's, and plain JSON", () => {

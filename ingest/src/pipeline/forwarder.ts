@@ -35,6 +35,8 @@ export interface ForwarderOptions {
    * clicks each (ingest/src/pipeline/aggregate.ts). 0: one click a record.
    */
   aggregateBytes?: number;
+  /** Gzip each aggregated record (ingest/src/pipeline/aggregate.ts): KINESIS_COMPRESSION=gzip. */
+  gzip?: boolean;
   /** Batches in flight at once (each claims its own rows through the lease). */
   concurrency?: number;
   /** Most clicks in one link.clicked webhook message (WEBHOOK_BATCH_MAX_CLICKS). */
@@ -145,7 +147,7 @@ export function createForwarder(o: ForwarderOptions) {
       if (!claimed.length) return 0;
 
       const sent: OutboxRow[] = [];
-      let pending = packRecords(claimed, o.aggregateBytes ?? 0);
+      let pending = packRecords(claimed, o.aggregateBytes ?? 0, o.gzip ?? false);
       const rows = (records: Packed<OutboxRow>[]) => records.reduce((n, r) => n + r.rows.length, 0);
       // Re-sends, counted before the put (a put that fails after reaching Kinesis still duplicates).
       o.metrics.kinesisResent.inc(claimed.filter((r) => r.attempts > 0).length);

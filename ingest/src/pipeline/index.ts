@@ -167,6 +167,7 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       stream: config.KINESIS_STREAM,
       batch: config.FORWARDER_BATCH,
       aggregateBytes: config.KINESIS_AGGREGATE_BYTES,
+      gzip: config.KINESIS_COMPRESSION === "gzip",
       idleMs: config.FORWARDER_IDLE_MS,
       concurrency: config.FORWARDER_CONCURRENCY,
       duplicateDelivery: extras.duplicateDelivery,
