@@ -463,9 +463,9 @@ async function withVisitors(ch: ClickHouseClient, db: string, q: Question, p: Pl
 /**
  * A series and a breakdown's ranking in one statement, the two selects of a UNION ALL, each over
  * its own plan (a workspace's top links: the series from the totals rows by day, the ranking
- * from the `link` rows by week where it can). One statement instead of two: the tables are opened
- * and planned once, and chDB runs the two reads side by side where it runs statements one at a
- * time. Then the top values' visitors, as breakdown() does.
+ * from the `link` rows by week where it can). One statement fewer in chDB's chain, which runs
+ * them one at a time: a few ms of a request's ~60 (docs/ANALYTICS.md). Then the top values'
+ * visitors, as breakdown() does.
  */
 export async function seriesAndRanked(
   ch: ClickHouseClient,
