@@ -497,9 +497,10 @@ export async function seriesAndRanked(
 
 /**
  * Dimensions of few values, and how many at most: country codes, device classes, ua-parser's
- * browser and OS names, QR or not, cache tiers, Cloudflare's colos (~330). A workspace's breakdown
- * by one of them is answered with its series in one query (seriesAndBreakdown) while the rollup
- * rows that may read, values × the plan's weeks, days and hours, stay under SMALL_BREAKDOWN_ROWS.
+ * browser and OS names, QR or not, cache tiers, Cloudflare's colos (~330). A breakdown by one of
+ * them is answered with its series in one query (seriesAndBreakdown) while the rollup rows that
+ * may read, values × the plan's weeks, days, hours and dense link-days, stay under
+ * SMALL_BREAKDOWN_ROWS.
  */
 const SMALL_DIMENSIONS: Partial<Record<Question["dim"], number>> = { country: 256, device: 4, browser: 256, os: 128, qr: 2, cache_tier: 4, colo: 512 };
 /**
@@ -510,9 +511,9 @@ const SMALL_DIMENSIONS: Partial<Record<Question["dim"], number>> = { country: 25
 const SMALL_BREAKDOWN_ROWS = 30_000;
 function answersSeriesToo(q: Question, p: Plan): boolean {
   const values = SMALL_DIMENSIONS[q.dim];
-  if (!values || q.scope.level !== "workspace") return false;
+  if (!values) return false;
   const hours = hourlyRanges(p).reduce((n, [a, b]) => n + (b - a) / HOUR, 0);
-  return (p.weeks.length + p.days.length + hours) * Math.min(values, q.values?.length ?? values) <= SMALL_BREAKDOWN_ROWS;
+  return (p.weeks.length + p.days.length + (p.dense?.length ?? 0) + hours) * Math.min(values, q.values?.length ?? values) <= SMALL_BREAKDOWN_ROWS;
 }
 
 /**
@@ -624,16 +625,21 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
     if (scope.level === "link") return (linkPlan ??= skipQuiet(d.sql, ids, { from, to }, p));
     return bucketed ? p : withWeeks(p, null);
   };
-  // A workspace's breakdown by a dimension of few values answers its series too, in one query
-  // (whole weeks from the weekly rows when the buckets are weeks or months).
-  const both = breakdownQ && scope.level === "workspace" ? withWeeks(p, q.interval) : null;
-  if (breakdownQ && both && answersSeriesToo(breakdownQ, both)) {
-    const r = await timed(seriesAndBreakdown(d.ch, d.database, breakdownQ, both, q.limit));
+  // A breakdown by a dimension of few values answers its series too, in one query: a
+  // workspace's from its rows (whole weeks from the weekly rows when the buckets are weeks or
+  // months); links' from their dense days' rows and the raw table for the rest, when the buckets
+  // are UTC days or longer (so every whole day of the range is a bucket's: a link's dimensions
+  // have no hourly rows, and buckets of other days would read the range raw).
+  const small = breakdownQ && SMALL_DIMENSIONS[breakdownQ.dim] ? breakdownQ : null;
+  const linkBoth = small && linkDims(small) && p.wholeDays.length > 0 && p.days.length === p.wholeDays.length ? await planFor(small, true) : null;
+  const both = small && scope.level === "workspace" ? withWeeks(p, q.interval) : linkBoth;
+  if (small && both && answersSeriesToo(small, both)) {
+    const r = await timed(seriesAndBreakdown(d.ch, d.database, small, both, q.limit));
     return { ...base, source: both.source, totals: r.totals, series: r.series, breakdown: r.breakdown };
   }
-  // Both plans first (a link's breakdown asks which days are dense), then the series and the
-  // ranking in one statement.
-  const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? planFor(breakdownQ, false) : p]);
+  // Both plans first (a link's breakdown asks which days are dense; with its days the buckets'
+  // that plan was asked above), then the series and the ranking in one statement.
+  const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? (linkBoth ?? planFor(breakdownQ, false)) : p]);
   let s: { totals: Counts; series: (Counts & { t: string })[] };
   let ranked: (Counts & { value: string; link?: LinkLabel })[] | null = null;
   if (!breakdownQ) s = await timed(series(d.ch, d.database, seriesQ, sp));
