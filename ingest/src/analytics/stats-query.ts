@@ -628,10 +628,10 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // A breakdown by a dimension of few values answers its series too, in one query: a
   // workspace's from its rows (whole weeks from the weekly rows when the buckets are weeks or
   // months); links' from their dense days' rows and the raw table for the rest, when the buckets
-  // are UTC days or longer (so every whole day of the range is a bucket's: a link's dimensions
-  // have no hourly rows, and buckets of other days would read the range raw).
+  // are UTC days or longer (the plan has daily days only then: a link's dimensions have no hourly
+  // rows, and buckets of other days would read the range raw).
   const small = breakdownQ && SMALL_DIMENSIONS[breakdownQ.dim] ? breakdownQ : null;
-  const linkBoth = small && linkDims(small) && p.wholeDays.length > 0 && p.days.length === p.wholeDays.length ? await planFor(small, true) : null;
+  const linkBoth = small && linkDims(small) && p.days.length > 0 ? await planFor(small, true) : null;
   const both = small && scope.level === "workspace" ? withWeeks(p, q.interval) : linkBoth;
   if (small && both && answersSeriesToo(small, both)) {
     const r = await timed(seriesAndBreakdown(d.ch, d.database, small, both, q.limit));
@@ -640,20 +640,13 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   // Both plans first (a link's breakdown asks which days are dense; with its days the buckets'
   // that plan was asked above), then the series and the ranking in one statement.
   const [sp, bp] = await Promise.all([planFor(seriesQ, true), breakdownQ ? (linkBoth ?? planFor(breakdownQ, false)) : p]);
-  let s: { totals: Counts; series: (Counts & { t: string })[] };
-  let ranked: (Counts & { value: string; link?: LinkLabel })[] | null = null;
-  if (!breakdownQ) s = await timed(series(d.ch, d.database, seriesQ, sp));
-  else {
-    const r = await timed(seriesAndRanked(d.ch, d.database, { q: seriesQ, p: sp }, { q: breakdownQ, p: bp, limit: q.limit, linksPlan: (top) => skipQuiet(d.sql, top, { from, to }, bp) }));
-    s = r;
-    ranked = r.breakdown;
-    if (q.group_by === "link") {
-      const labels = await linkLabels(replica, workspaceId, ranked.map((x) => x.value));
-      ranked = ranked.map((x) => ({ ...x, ...(labels.get(x.value) ? { link: labels.get(x.value) } : {}) }));
-    }
-  }
+  const r = breakdownQ
+    ? await timed(seriesAndRanked(d.ch, d.database, { q: seriesQ, p: sp }, { q: breakdownQ, p: bp, limit: q.limit, linksPlan: (top) => skipQuiet(d.sql, top, { from, to }, bp) }))
+    : { ...(await timed(series(d.ch, d.database, seriesQ, sp))), breakdown: null };
+  const labels = q.group_by === "link" && r.breakdown ? await linkLabels(replica, workspaceId, r.breakdown.map((x) => x.value)) : null;
+  const ranked = labels ? r.breakdown!.map((x) => ({ ...x, ...(labels.get(x.value) ? { link: labels.get(x.value) } : {}) })) : r.breakdown;
   const source = [...new Set([...sp.source.split("+"), ...(breakdownQ ? bp.source.split("+") : [])])].filter((x) => x !== "none").sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)).join("+") || "none";
-  return { ...base, source, totals: s.totals, series: s.series, breakdown: ranked };
+  return { ...base, source, totals: r.totals, series: r.series, breakdown: ranked };
 }
 
 /** Distinct clicks in ClickHouse, all workspaces and all time, bots included (GET /api/pipeline): no full scan. */
