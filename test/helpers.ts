@@ -4,6 +4,9 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, type _Record } from "@aws-sdk/client-kinesis";
+import { deaggregateSync, type UserRecordV3 } from "aws-kinesis-agg";
 import postgres, { type TransactionSql } from "postgres";
 import { startEdge, type Edge } from "../edge/miniflare.ts";
 import { keysOf } from "../shared/keys.ts";
@@ -11,6 +14,9 @@ import type { ClickEvent } from "../shared/event.ts";
 import { loadConfig } from "../ingest/src/config.ts";
 import { connect, type Sql } from "../ingest/src/db/connect.ts";
 import { generateKey } from "../ingest/src/auth/keys.ts";
+import { rows } from "../ingest/src/analytics/clickhouse.ts";
+import { seal } from "../ingest/src/analytics/rollup.ts";
+import { GZIP_MAGIC, KPL_MAGIC } from "../ingest/src/pipeline/aggregate.ts";
 import { startEmbeddedKinesis } from "../ingest/src/pipeline/embedded-kinesis.ts";
 import type { PipelineExtras } from "../ingest/src/pipeline/index.ts";
 import { startIngest, type Ingest } from "../ingest/src/server.ts";
@@ -289,6 +295,52 @@ export async function startStack(
       await db.drop();
     },
   };
+}
+
+/** Every record of a pipeline stack's stream, each shard read from its start, and how many shards. */
+export async function streamRecords(s: Stack): Promise<{ shards: number; records: _Record[] }> {
+  const kinesis = s.ingest.pipeline.kinesis!;
+  const stream = `clicks-${(await s.sql`SELECT current_schema() AS s`)[0]!.s}`;
+  const shards = (await kinesis.send(new ListShardsCommand({ StreamName: stream }))).Shards!;
+  const records: _Record[] = [];
+  for (const shard of shards) {
+    let it = (await kinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId!, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+    for (;;) {
+      const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
+      records.push(...(out.Records ?? []));
+      it = out.NextShardIterator;
+      if (!out.Records?.length) break;
+    }
+  }
+  return { shards: shards.length, records };
+}
+
+/**
+ * A record's clicks as an AWS consumer (Firehose, a Lambda) reads them: gunzipped when gzipped
+ * (KINESIS_COMPRESSION), then deaggregated with aws-kinesis-agg; a plain click stays one.
+ */
+export function userRecords(rec: _Record): { gz: boolean; kpl: boolean; users: { partitionKey: string; data: Buffer }[] } {
+  const gz = Buffer.from(rec.Data!.subarray(0, 3)).equals(GZIP_MAGIC);
+  const data = gz ? gunzipSync(rec.Data!) : rec.Data!;
+  const kpl = Buffer.from(data.subarray(0, 4)).equals(KPL_MAGIC);
+  let users: UserRecordV3[] = [];
+  let failed: unknown;
+  deaggregateSync({ ...rec, Data: data } as { Data: Uint8Array }, true, (err: Error | null | undefined, out?: UserRecordV3[]) => {
+    failed = err;
+    users = out ?? [];
+  });
+  if (failed) throw failed;
+  // Deaggregated records come back base64; a plain record as it was.
+  return { gz, kpl, users: users.map((u) => ({ partitionKey: u.PartitionKey, data: kpl ? Buffer.from(u.Data, "base64") : Buffer.from(u.Data as unknown as Uint8Array) })) };
+}
+
+/** The rollups' click totals, all workspaces, once the sealer is told two days have passed. */
+export async function sealedTotals(s: Stack): Promise<{ hourly: number; daily: number }> {
+  const ch = s.ingest.pipeline.ch!;
+  await seal({ sql: s.sql, ch, database: "linkflow", now: () => Date.now() + 48 * 3_600_000, wait: true });
+  const total = async (table: string) =>
+    Number((await rows<{ n: number }>(ch, `SELECT sum(c) AS n FROM (SELECT max(clicks) AS c FROM linkflow.${table} WHERE level = 'all' AND dim = '' GROUP BY t, is_bot)`))[0]!.n);
+  return { hourly: await total("rollup_hourly"), daily: await total("rollup_daily") };
 }
 
 /** Polls `probe` until it returns a truthy value or `ms` pass (a bound, not a timing assertion). */
