@@ -105,7 +105,19 @@ interface Shape {
   value?: (e: ClickEvent) => string;
 }
 const isBot = (e: ClickEvent) => parseAgent(e.user_agent).is_bot;
-const berlinDate = (t: number) => new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Berlin" }).format(new Date(t));
+/** t's date (YYYY-MM-DD) in a zone. */
+const dateIn = (tz: string) => {
+  const f = new Intl.DateTimeFormat("en-CA", { timeZone: tz });
+  return (t: number) => f.format(new Date(t));
+};
+const berlinDate = dateIn("Europe/Berlin");
+const kolkataDate = dateIn("Asia/Kolkata");
+const adelaideDate = dateIn("Australia/Adelaide");
+/** The date of the Monday starting t's week in Kathmandu (+05:45). */
+const kathmanduMonday = (t: number) => {
+  const d = Date.parse(`${dateIn("Asia/Kathmandu")(t)}T00:00:00Z`);
+  return new Date(d - ((new Date(d).getUTCDay() + 6) % 7) * DAY).toISOString().slice(0, 10);
+};
 const utcDay = (t: number) => new Date(Math.floor(t / DAY) * DAY).toISOString();
 const utcHour = (t: number) => new Date(Math.floor(t / H) * H).toISOString();
 /** Monday 00:00 UTC of t's week (1970-01-01 was a Thursday). */
@@ -129,6 +141,10 @@ function shapes(): Shape[] {
     { name: "link page, days", q: { link: busy.id, interval: "day", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso },
     { name: "link, hours", q: { link: busy.id, interval: "hour", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: utcHour, apiBucket: iso },
     { name: "link, Berlin days", q: { link: busy.id, interval: "day", tz: "Europe/Berlin", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: berlinDate, apiBucket: (t) => berlinDate(Date.parse(t)) },
+    // Zones a fraction of an hour off UTC: the hours their bucket boundaries split read raw, the rest hourly.
+    { name: "link, Kolkata days", q: { link: busy.id, interval: "day", tz: "Asia/Kolkata", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: kolkataDate, apiBucket: (t) => kolkataDate(Date.parse(t)) },
+    { name: "workspace by device, Kathmandu weeks", q: { interval: "week", tz: "Asia/Kathmandu", group_by: "device", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: kathmanduMonday, apiBucket: (t) => kathmanduMonday(Date.parse(t)), value: (e) => parseAgent(e.user_agent).device },
+    { name: "workspace top links, Adelaide days", q: { interval: "day", tz: "Australia/Adelaide", group_by: "link", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: adelaideDate, apiBucket: (t) => adelaideDate(Date.parse(t)), value: (e) => String(e.link_id) },
     { name: "link, top referrers", q: { link: busy.id, interval: "day", group_by: "referer_host", limit: 1000, ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => hostOf(e.referer) },
     { name: "workspace by country", q: { interval: "day", group_by: "country", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => e.geo_location.country ?? "" },
     { name: "workspace top links", q: { interval: "day", group_by: "link", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso, value: (e) => String(e.link_id) },
@@ -328,7 +344,7 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(quiet.source).toBe("none");
     expect(quiet.totals.clicks).toBe(0);
     // Only recent parts, each whole, and a few links: older ranges, or many links, are read as before.
-    const p: Plan = { weeks: [], days: [], wholeDays: [], lo: openHour - 2 * H, hi: openHour, stale: [], raw: true, source: "rollup_hourly+clicks" };
+    const p: Plan = { weeks: [], days: [], wholeDays: [], lo: openHour - 2 * H, hi: openHour, stale: [], split: [], raw: true, source: "rollup_hourly+clicks" };
     const recent = { from: openHour - 2 * H, to: openHour + H };
     expect(await skipQuiet(s.sql, [id], recent, p)).toMatchObject({ raw: false, quietHours: true, source: "none" });
     expect(await skipQuiet(s.sql, Array.from({ length: 101 }, (_, i) => id + 1000 + i), recent, p)).toBe(p);

@@ -134,10 +134,22 @@ describe("GET /api/stats", () => {
         [iso(D + 23 * H), 2],
       ]);
     }
-    // Half-hour zones cannot use the hourly rollups' buckets: raw table, still exact.
+    // A half-hour zone: a link's range is read raw; a workspace's reads the hours its midnights
+    // split (18:00–19:00 UTC for Kolkata's) raw and the others from the hourly rollups.
     const india = await stats({ link: linkA, interval: "day", tz: "Asia/Kolkata", ...range });
     expect(india.source).toBe("clicks");
+    const indiaWorkspace = await stats({ interval: "day", tz: "Asia/Kolkata", ...range });
+    expect(indiaWorkspace.source).toBe("rollup_hourly+clicks");
+    expect(india.series.map((b: { t: string; clicks: number }) => [b.t, b.clicks])).toEqual([
+      [iso(D - 5.5 * H), 4],
+      [iso(D + 18.5 * H), 2],
+    ]);
     expect(india.totals.clicks).toBe(6);
+    // The workspace: link B's click (10:00 UTC) too.
+    expect(indiaWorkspace.series.map((b: { t: string; clicks: number }) => [b.t, b.clicks])).toEqual([
+      [iso(D - 5.5 * H), 5],
+      [iso(D + 18.5 * H), 2],
+    ]);
   });
 
   it("breaks down by every dimension", async () => {

@@ -3,7 +3,7 @@ import { hourlyRanges, rawRanges, subtractRanges, withWeeks, type Plan } from ".
 
 const H = 3_600_000;
 const D = 24 * H;
-const plan = (p: Partial<Plan>): Plan => ({ weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], raw: true, source: "", ...p });
+const plan = (p: Partial<Plan>): Plan => ({ weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], split: [], raw: true, source: "", ...p });
 
 describe("rawRanges: what the raw table answers", () => {
   it("is the range outside the rolled-up hours, and the stale hours within them", () => {
@@ -37,8 +37,8 @@ describe("ranges by runs", () => {
   });
 
   it("hourlyRanges and rawRanges equal the hour-by-hour definition, over random plans", () => {
-    // The definition: an hour of [lo, hi) is hourly unless stale or in a daily day; raw is every
-    // moment of [from, to) no hourly-or-daily rollup covers (so outside [lo, hi), and stale hours).
+    // The definition: an hour of [lo, hi) is hourly unless stale, split or in a daily day; raw is
+    // every moment of [from, to) no hourly-or-daily rollup covers (outside [lo, hi), stale and split hours).
     const runs = (hours: number[]) => {
       const out: [number, number][] = [];
       for (const h of hours) {
@@ -58,13 +58,15 @@ describe("ranges by runs", () => {
       const stale = hours.filter(() => rnd(10) === 0);
       const staleDays = new Set(stale.map((h) => Math.floor(h / D) * D));
       const days = [...new Set(hours.map((h) => Math.floor(h / D) * D))].filter((d) => d >= lo && d + D <= hi && !staleDays.has(d) && rnd(3) > 0);
-      const p = plan({ lo, hi, stale, days, wholeDays: days });
+      // Split hours (a zone's bucket boundaries inside them) come with no daily days.
+      const split = days.length ? [] : hours.filter((h) => h % D === 18 * H && !stale.includes(h));
+      const p = plan({ lo, hi, stale, split, days, wholeDays: days });
       const daySet = new Set(days);
-      expect(hourlyRanges(p)).toEqual(runs(hours.filter((h) => !stale.includes(h) && !daySet.has(Math.floor(h / D) * D))));
+      expect(hourlyRanges(p)).toEqual(runs(hours.filter((h) => !stale.includes(h) && !split.includes(h) && !daySet.has(Math.floor(h / D) * D))));
       const from = lo - rnd(3) * H;
       const to = hi + rnd(3) * H;
       const all = Array.from({ length: (to - from) / H }, (_, k) => from + k * H);
-      expect(rawRanges(from, to, p)).toEqual(runs(all.filter((h) => h < lo || h >= hi || stale.includes(h))));
+      expect(rawRanges(from, to, p)).toEqual(runs(all.filter((h) => h < lo || h >= hi || stale.includes(h) || split.includes(h))));
     }
   });
 });
@@ -103,5 +105,14 @@ describe("withWeeks: whole UTC weeks from rollup_weekly", () => {
     const berlin = plan({ days: [], wholeDays: days, lo: d0, hi: d0 + 28 * D });
     expect(withWeeks(berlin, "week")).toMatchObject({ weeks: [], days: [] });
     expect(withWeeks(berlin, null).weeks).toEqual(mondays);
+    // Kolkata: the hours its midnights split are the series' only; a breakdown has no buckets
+    // and takes the whole weeks and days, none of it read twice.
+    const split = days.map((d) => d + 18 * H);
+    const kolkata = plan({ days: [], wholeDays: days, lo: d0, hi: d0 + 28 * D, split });
+    expect(hourlyRanges(kolkata)).toHaveLength(29); // 28 split hours cut the 28 days in 29 runs
+    expect(withWeeks(kolkata, "week")).toMatchObject({ weeks: [], days: [], split });
+    const breakdown = withWeeks(kolkata, null);
+    expect(breakdown).toMatchObject({ weeks: mondays, split: [] });
+    expect(hourlyRanges(breakdown)).toEqual([]);
   });
 });

@@ -97,14 +97,44 @@ export function queryRange(interval: Interval, fromIso?: string, toIso?: string,
 
 const nextDay = (d: string) => new Date(Date.parse(`${d}T00:00:00Z`) + DAY).toISOString().slice(0, 10);
 
+/** Most hours a plan reads raw because a bucket boundary splits them (see rollupGrain). */
+export const MAX_SPLIT_HOURS = 400;
+
+/** The plain date (YYYY-MM-DD) in `tz` at `t`. */
+function localDate(t: number, tz: string): string {
+  const parts = formatterOf(tz).formatToParts(new Date(t));
+  const n = (type: string) => parts.find((p) => p.type === type)!.value.padStart(2, "0");
+  return `${n("year")}-${n("month")}-${n("day")}`;
+}
+
+/**
+ * The UTC hours in [from, to) that a boundary of `interval`'s buckets in `tz` falls inside
+ * (local midnights; of Mondays for weeks, of the 1st for months), in epoch ms; null past `max`.
+ */
+export function splitHours(interval: "day" | "week" | "month", tz: string, from: number, to: number, max = MAX_SPLIT_HOURS): number[] | null {
+  const out: number[] = [];
+  for (let d = localDate(from, tz); ; d = nextDay(d)) {
+    const at = localMidnight(d, tz);
+    if (at >= to) return out;
+    const starts = interval === "day" || (interval === "week" ? new Date(`${d}T00:00:00Z`).getUTCDay() === 1 : d.endsWith("-01"));
+    if (!starts || at <= from || at % INTERVALS.hour === 0) continue;
+    if (out.length === max) return null;
+    out.push(at - (at % INTERVALS.hour));
+  }
+}
+
 /**
  * Which rollups can answer buckets of `interval` in `tz`: hourly rows when every bucket is a
  * union of whole UTC hours (the zone's offsets are whole hours), daily rows when every bucket is
- * a union of whole UTC days (the zone is UTC over the range); minute buckets never.
+ * a union of whole UTC days (the zone is UTC over the range); minute buckets never. In a zone a
+ * fraction of an hour off UTC (Kolkata +05:30, Kathmandu +05:45) the hours a day's, week's or
+ * month's boundary splits (`split`: one a bucket) are read raw and the other hours from the
+ * hourly rows, so a link's 30 days cost 30 raw hours, not 720; hour buckets there are all split.
  */
-export function rollupGrain(interval: Interval, tz: string, from: number, to: number): { hourly: boolean; daily: boolean } {
-  if (interval === "minute") return { hourly: false, daily: false };
+export function rollupGrain(interval: Interval, tz: string, from: number, to: number): { hourly: boolean; daily: boolean; split: number[] } {
+  if (interval === "minute") return { hourly: false, daily: false, split: [] };
   const offsets = offsetsOver(tz, from, to);
-  const hourly = offsets.every((o) => o % 60 === 0);
-  return { hourly, daily: hourly && interval !== "hour" && offsets.every((o) => o === 0) };
+  if (offsets.every((o) => o % 60 === 0)) return { hourly: true, daily: interval !== "hour" && offsets.every((o) => o === 0), split: [] };
+  const split = interval === "hour" ? null : splitHours(interval, tz, from, to);
+  return split ? { hourly: true, daily: false, split } : { hourly: false, daily: false, split: [] };
 }
