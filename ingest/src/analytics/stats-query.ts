@@ -245,7 +245,7 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   // Hourly rows: [lo, hi) minus the daily days and the stale hours, as explicit ranges (the key prunes them).
   const hourly = hourlyRanges(p);
   if (hourly.length) {
-    parts.push(rollup("rollup_hourly", timeCondition(hourly, params, "h", { col: "t", hour: "t", type: "DateTime", value: chSeconds })));
+    parts.push(rollup("rollup_hourly", timeCondition(hourly, params, "h", { col: "t", hour: "t", type: "DateTime", value: chSeconds, few: 4 })));
   }
   if (readsRaw(p)) {
     // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
@@ -283,7 +283,7 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
       // more than the few recent rows it would skip (10k links: 18 → 9 ms for an empty hour).
       const from = q.scope.level !== "workspace" ? `${db}.${table}` : table === "clicks" ? `${db}.clicks` : `${db}.clicks_recent SEMI LEFT JOIN ${owned} AS o USING (link_id)`;
       const cond = q.scope.level === "workspace" && table === "clicks" ? [`link_id IN ${owned}`] : [];
-      const time = timeCondition(rs, params, `r${n++}_`, { col: "ts", hour: "toStartOfHour(ts)", type: "DateTime64(3, 'UTC')", value: (t) => chTime(new Date(t)) });
+      const time = timeCondition(rs, params, `r${n++}_`, { col: "ts", hour: "toStartOfHour(ts)", type: "DateTime64(3, 'UTC')", value: (t) => chTime(new Date(t)), few: 8 });
       parts.push(
         `SELECT toDateTime(${bucketExpr(q.interval, "ts")}, 'UTC') AS t, ${rawVal} AS val${cv("uniqExact(click_id)", sketchState("nullIf(visitor_hash, '')"))}
          FROM ${from} WHERE ${[...cond, ...where, time].join(" AND ")}${botCond("is_bot")} GROUP BY t, val`,
@@ -294,29 +294,28 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   return parts.join("\nUNION ALL\n") || emptyPart(clicks, visitors);
 }
 
-/** Most ranges a time condition ORs; more are asked as the hours they hold (timeCondition). */
-const FEW_RANGES = 4;
-/** Most hours in a time condition's set. */
+/** Most hours in a time condition's set (timeCondition). */
 const MAX_HOUR_SET = 5_000;
 
 /**
  * A condition on a time column for disjoint, sorted ranges (epoch ms), its parameters named
- * after `name` in `params`. A few: each range OR'd, for the sorting key to prune by. More (a
- * half-hour zone's split hours, one a day): the span they cover, and the hours they hold (or
- * those between them, whichever are fewer) as a set: every OR'd range is evaluated on every row
- * read (a link's 30 days in Kolkata, chDB at 10M: 31 hourly ranges 94 ms, as a set 14; its 32
- * raw ranges 57 ms, 23). Only the first range may start, and the last end, inside an hour.
+ * after `name` in `params`. Up to `c.few`: each range OR'd, for the sorting key to prune by.
+ * More (a half-hour zone's split hours, one a day): the span they cover, and the hours they hold
+ * (or those between them, whichever are fewer) as a set, as every OR'd range is evaluated on
+ * every row read. chDB at 10M: a link's 30 days in Kolkata, 31 hourly ranges (FINAL) 94 ms, as a
+ * set 14, its 32 raw ranges 57 ms, 23; scattered raw hours of every link, 8 of them OR'd 236 ms,
+ * as a set 292, 12 to 24 about even. Only the first range may start, and the last end, inside an hour.
  */
 function timeCondition(
   ranges: [number, number][],
   params: Record<string, unknown>,
   name: string,
-  c: { col: string; hour: string; type: string; value: (t: number) => string },
+  c: { col: string; hour: string; type: string; value: (t: number) => string; few: number },
 ): string {
   const hoursIn = (rs: [number, number][]) => rs.flatMap(([a, b]) => Array.from({ length: Math.ceil((b - floorHour(a)) / HOUR) }, (_, i) => floorHour(a) + i * HOUR));
   const inner = ranges.every(([a, b], i) => (i === 0 || a % HOUR === 0) && (i === ranges.length - 1 || b % HOUR === 0));
   const [lo, hi] = [ranges[0]?.[0] ?? 0, ranges.at(-1)?.[1] ?? 0];
-  const held = ranges.length > FEW_RANGES && inner ? hoursIn(ranges) : [];
+  const held = ranges.length > c.few && inner ? hoursIn(ranges) : [];
   const between = held.length ? hoursIn(subtractRanges(lo, hi, ranges)) : [];
   const [op, set] = held.length <= between.length ? ["IN", held] : ["NOT IN", between];
   if (set.length && set.length <= MAX_HOUR_SET) {

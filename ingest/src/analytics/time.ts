@@ -128,8 +128,9 @@ export function splitHours(interval: "day" | "week" | "month", tz: string, from:
  * union of whole UTC hours (the zone's offsets are whole hours), daily rows when every bucket is
  * a union of whole UTC days (the zone is UTC over the range); minute buckets never. In a zone a
  * fraction of an hour off UTC (Kolkata +05:30, Kathmandu +05:45) the hours a day's, week's or
- * month's boundary splits (`split`: one a bucket) are read raw and the other hours from the
- * hourly rows, so a link's 30 days cost 30 raw hours, not 720; hour buckets there are all split.
+ * month's boundary splits (`split`: one a bucket) may be read raw and the other hours from the
+ * hourly rows: a workspace's 30 days then cost 30 raw hours, not 720 (plan() keeps a few links'
+ * ranges raw); hour buckets there are all split, so raw.
  */
 export function rollupGrain(interval: Interval, tz: string, from: number, to: number): { hourly: boolean; daily: boolean; split: number[] } {
   if (interval === "minute") return { hourly: false, daily: false, split: [] };
