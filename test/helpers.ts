@@ -343,6 +343,23 @@ export async function sealedTotals(s: Stack): Promise<{ hourly: number; daily: n
   return { hourly: await total("rollup_hourly"), daily: await total("rollup_daily") };
 }
 
+/**
+ * A free port below the kernel's ephemeral range (32768–60999 on Linux), for a process that
+ * must be told its port: one asked for with 0 and released again can be handed to another
+ * test's server, or to one of that process's own services, before it listens (EADDRINUSE).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createTcpServer()
+        .once("error", () => resolve(false))
+        .listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 /** Polls `probe` until it returns a truthy value or `ms` pass (a bound, not a timing assertion). */
 export async function eventually<T>(probe: () => Promise<T>, ms = 5000, every = 50): Promise<T> {
   const until = Date.now() + ms;

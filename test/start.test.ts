@@ -1,20 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { body, eventually, json } from "./helpers.ts";
+import { body, eventually, freePort, json } from "./helpers.ts";
 
 /** `npm start` as a user runs it: embedded PGlite, workerd, printed key and URLs. */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 
 interface Running {
   proc: ChildProcess;

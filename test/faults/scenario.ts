@@ -5,22 +5,15 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { generateKey } from "../../ingest/src/auth/keys.ts";
 import { startEmbeddedKinesis } from "../../ingest/src/pipeline/embedded-kinesis.ts";
 import { kinesisClient } from "../../ingest/src/pipeline/kinesis.ts";
-import { DATABASE_URL, TcpProxy } from "../helpers.ts";
+import { DATABASE_URL, freePort, TcpProxy } from "../helpers.ts";
 
-export const freePort = () =>
-  new Promise<number>((done) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => done(port));
-    });
-  });
+export { freePort };
 
 export interface Scenario {
   name: string;

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Miniflare } from "miniflare";
@@ -9,7 +8,7 @@ import { edgeWorker, startEdge } from "../../edge/miniflare.ts";
 import { ConfigError, loadConfig } from "../../ingest/src/config.ts";
 import { generateKey } from "../../ingest/src/auth/keys.ts";
 import { keysOf, KEY_LABELS } from "../../shared/keys.ts";
-import { eventually } from "../helpers.ts";
+import { eventually, freePort } from "../helpers.ts";
 
 /**
  * No secret has a default (issue 15): ingest and the worker refuse to start without
@@ -86,14 +85,6 @@ describe("derived keys", () => {
     expect(Buffer.from((await keysOf("a".repeat(40))).beacon).equals(Buffer.from(a.beacon))).toBe(true);
   });
 });
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 
 describe("npm start's secrets", () => {
   let dataDir = "";
