@@ -242,15 +242,15 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
     params.days = [...p.days, ...weekDays].map(chSeconds);
     parts.push(rollup("rollup_daily", "t IN {days:Array(DateTime)}"));
   }
-  // Hourly rows: [lo, hi) minus the daily days and the stale hours, as explicit ranges (the key prunes them).
+  // Hourly rows: [lo, hi) minus the daily days and the stale and split hours (timeCondition).
   const hourly = hourlyRanges(p);
   if (hourly.length) {
     parts.push(rollup("rollup_hourly", timeCondition(hourly, params, "h", { col: "t", hour: "t", type: "DateTime", value: chSeconds, few: 4 })));
   }
   if (readsRaw(p)) {
     // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
-    // sorting key (link_id, ts) then reads only those, where "in the range but not a rolled-up
-    // hour" would read the whole range and filter.
+    // sorting key (link_id, ts) then reads only those (past eight, their span: timeCondition),
+    // where "in the range but not a rolled-up hour" would read the whole range and filter.
     const ranges = rawRanges(q.from, q.to, p, q.scope.level === "link" ? q.scope.ids.length : 1);
     const where: string[] = [];
     if (q.scope.level === "link") {
