@@ -3,6 +3,7 @@ import { ensureSchema, rollupStatements, rows, VISITOR_SKETCH_TYPE } from "../in
 import { hostOf, parseAgent } from "../ingest/src/analytics/enrich.ts";
 import { backfillWeeks, markAllHours, seal } from "../ingest/src/analytics/rollup.ts";
 import { skipQuiet, type Plan } from "../ingest/src/analytics/stats-query.ts";
+import { QUARTER_HOURS } from "../ingest/src/analytics/time.ts";
 import { copyAllOwners } from "../ingest/src/analytics/link-owners.ts";
 import { storeClicks } from "../ingest/src/clicks/store.ts";
 import type { ClickEvent } from "../shared/event.ts";
@@ -217,6 +218,9 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(await loaded(distinct.size)).toBe(true);
     expect(await sealed()).toBe(true);
     await checkAll("rolled up");
+    // Zones a fraction of an hour off UTC: a workspace's hours their midnights split come from the quarter-hour rows.
+    for (const name of ["workspace by device, Kathmandu weeks", "workspace top links, Adelaide days"])
+      expect((await stats(shapes().find((x) => x.name === name)!.q)).source, name).toContain("rollup_quarter");
     // The closed days come from the daily rollups now, the busy link's dimensions too.
     const closedDays = { link: links[0]!.id, interval: "day", from: new Date(start).toISOString(), to: new Date(openHour - DAY).toISOString().slice(0, 10) + "T00:00:00Z" };
     expect((await stats(closedDays)).source).toBe("rollup_daily");
@@ -299,7 +303,7 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     await ch.command({ query: old });
     expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: true });
     const types = await rows<{ table: string; type: string }>(ch, "SELECT table, type FROM system.columns WHERE database = 'linkflow' AND name = 'visitors' ORDER BY table");
-    expect(types).toEqual(["rollup_daily", "rollup_hourly", "rollup_weekly"].map((table) => ({ table, type: VISITOR_SKETCH_TYPE })));
+    expect(types).toEqual(["rollup_daily", "rollup_hourly", "rollup_quarter", "rollup_weekly"].map((table) => ({ table, type: VISITOR_SKETCH_TYPE })));
     // What start-up does with new rollups, then the sealer.
     await markAllHours(s.sql, ch, "linkflow");
     await seal({ sql: s.sql, ch, database: "linkflow", wait: true });
@@ -311,13 +315,17 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(after.totals.visitors).toBe(before.totals.visitors);
   });
 
-  it("upgrades a data folder: the weekly rollup summed from the daily rows, the owners' copy sorted by workspace", async () => {
+  it("upgrades a data folder: the weekly rollup summed from the daily rows, the quarter-hour one from the hours it holds, the owners' copy sorted by workspace", async () => {
     const ch = s.ingest.pipeline.ch!;
     const q = { interval: "week", group_by: "country", limit: 1000, from: new Date(start).toISOString(), bots: "include" };
     const before = await stats(q);
     expect(before.source).toContain("rollup_weekly");
     expect(before.source).toContain("clicks"); // the open hour: read raw through the owners' copy
+    const india = { interval: "day", tz: "Asia/Kolkata", group_by: "link", limit: 1000, from: new Date(start).toISOString() };
+    const indiaBefore = await stats(india);
+    expect(indiaBefore.source).toContain("rollup_quarter");
     await ch.command({ query: "DROP TABLE linkflow.rollup_weekly SYNC" });
+    await ch.command({ query: "DROP TABLE linkflow.rollup_quarter SYNC" });
     // The owners' copy as it was made before: sorted by link.
     await ch.command({ query: "DROP TABLE linkflow.link_workspaces SYNC" });
     await ch.command({ query: "CREATE TABLE linkflow.link_workspaces (link_id UInt64, workspace_id UInt64) ENGINE = ReplacingMergeTree ORDER BY link_id" });
@@ -325,13 +333,22 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     // Rollups made before their parts were always Wide, or before closed months were merged whole.
     await ch.command({ query: "ALTER TABLE linkflow.rollup_hourly MODIFY SETTING min_bytes_for_wide_part = 10485760" });
     await ch.command({ query: "ALTER TABLE linkflow.rollup_daily RESET SETTING min_age_to_force_merge_seconds, min_age_to_force_merge_on_partition_only" });
-    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true, ownersCreated: true });
+    expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false, weeklyCreated: true, quarterCreated: true, ownersCreated: true });
     const settings = await rows<{ name: string; q: string }>(ch, "SELECT name, create_table_query AS q FROM system.tables WHERE database = 'linkflow' AND name LIKE 'rollup_%'");
-    expect(settings.map((t) => [t.name, /min_bytes_for_wide_part = 0\b/.test(t.q) && /min_age_to_force_merge_seconds = 86400\b/.test(t.q)]).sort()).toEqual([["rollup_daily", true], ["rollup_hourly", true], ["rollup_weekly", true]]);
+    expect(settings.map((t) => [t.name, /min_bytes_for_wide_part = 0\b/.test(t.q) && /min_age_to_force_merge_seconds = 86400\b/.test(t.q)]).sort()).toEqual([["rollup_daily", true], ["rollup_hourly", true], ["rollup_quarter", true], ["rollup_weekly", true]]);
     expect(await rows(ch, "SELECT sorting_key AS k FROM system.tables WHERE database = 'linkflow' AND name = 'link_workspaces'")).toEqual([{ k: "workspace_id, link_id" }]);
     expect(await ensureSchema(ch, "linkflow")).toEqual({ rollupsCreated: false });
     await copyAllOwners(s.sql, ch, "linkflow");
     expect(await backfillWeeks(ch, "linkflow")).toBeGreaterThan(0);
+    // The new quarter-hour table's hours are marked (read raw meanwhile), then rolled up again.
+    expect(await markAllHours(s.sql, ch, "linkflow", QUARTER_HOURS)).toBeGreaterThan(0);
+    const marked = await stats(india);
+    expect(marked.source).not.toContain("rollup_quarter");
+    expect([marked.totals, marked.series, marked.breakdown]).toEqual([indiaBefore.totals, indiaBefore.series, indiaBefore.breakdown]);
+    expect(await sealed()).toBe(true);
+    const indiaAfter = await stats(india);
+    expect(indiaAfter.source).toBe(indiaBefore.source);
+    expect([indiaAfter.totals, indiaAfter.series, indiaAfter.breakdown]).toEqual([indiaBefore.totals, indiaBefore.series, indiaBefore.breakdown]);
     const after = await stats(q);
     expect(after.source).toBe(before.source);
     expect([after.totals, after.series, after.breakdown]).toEqual([before.totals, before.series, before.breakdown]);
@@ -344,7 +361,7 @@ describe("rollups stay exact under redelivery and late clicks", () => {
     expect(quiet.source).toBe("none");
     expect(quiet.totals.clicks).toBe(0);
     // Only recent parts, each whole, and a few links: older ranges, or many links, are read as before.
-    const p: Plan = { weeks: [], days: [], wholeDays: [], lo: openHour - 2 * H, hi: openHour, stale: [], split: [], raw: true, source: "rollup_hourly+clicks" };
+    const p: Plan = { weeks: [], days: [], wholeDays: [], lo: openHour - 2 * H, hi: openHour, stale: [], split: [], quarters: [], raw: true, source: "rollup_hourly+clicks" };
     const recent = { from: openHour - 2 * H, to: openHour + H };
     expect(await skipQuiet(s.sql, [id], recent, p)).toMatchObject({ raw: false, quietHours: true, source: "none" });
     expect(await skipQuiet(s.sql, Array.from({ length: 101 }, (_, i) => id + 1000 + i), recent, p)).toBe(p);

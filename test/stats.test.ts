@@ -135,11 +135,11 @@ describe("GET /api/stats", () => {
       ]);
     }
     // A half-hour zone: a link's range is read raw; a workspace's reads the hours its midnights
-    // split (18:00–19:00 UTC for Kolkata's) raw and the others from the hourly rollups.
+    // split (18:00–19:00 UTC for Kolkata's) by quarter hour and the others from the hourly rollups.
     const india = await stats({ link: linkA, interval: "day", tz: "Asia/Kolkata", ...range });
     expect(india.source).toBe("clicks");
     const indiaWorkspace = await stats({ interval: "day", tz: "Asia/Kolkata", ...range });
-    expect(indiaWorkspace.source).toBe("rollup_hourly+clicks");
+    expect(indiaWorkspace.source).toBe("rollup_hourly+rollup_quarter");
     expect(india.series.map((b: { t: string; clicks: number }) => [b.t, b.clicks])).toEqual([
       [iso(D - 5.5 * H), 4],
       [iso(D + 18.5 * H), 2],

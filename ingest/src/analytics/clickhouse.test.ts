@@ -33,7 +33,7 @@ describe("schemaStatements", () => {
     const clustered = names(ddl.filter((q) => !q.startsWith("ALTER")));
     expect(clustered.filter((n) => !n!.endsWith("_local"))).toEqual(single.filter((n) => n !== "linkflow"));
     expect(clustered.filter((n) => n!.endsWith("_local")).sort()).toEqual(
-      ["clicks", "clicks_recent", "rollup_daily", "rollup_hourly", "rollup_weekly"].map((t) => `linkflow.${t}_local`).sort(),
+      ["clicks", "clicks_recent", "rollup_daily", "rollup_hourly", "rollup_weekly", "rollup_quarter"].map((t) => `linkflow.${t}_local`).sort(),
     );
     expect(ddl.map(squeeze).map((q) => q.slice(0, 140))).toMatchInlineSnapshot(`
       [
@@ -85,6 +85,8 @@ describe("schemaStatements", () => {
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_daily ON CLUSTER prod AS linkflow.rollup_daily_local ENGINE = Distributed(prod, linkflow, rollup_",
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_weekly_local ON CLUSTER prod ( level Enum8('link' = 1, 'workspace' = 2, 'all' = 3), id UInt64, di",
         "CREATE TABLE IF NOT EXISTS linkflow.rollup_weekly ON CLUSTER prod AS linkflow.rollup_weekly_local ENGINE = Distributed(prod, linkflow, rollu",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_quarter_local ON CLUSTER prod ( level Enum8('link' = 1, 'workspace' = 2, 'all' = 3), id UInt64, d",
+        "CREATE TABLE IF NOT EXISTS linkflow.rollup_quarter ON CLUSTER prod AS linkflow.rollup_quarter_local ENGINE = Distributed(prod, linkflow, rol",
         "CREATE TABLE IF NOT EXISTS linkflow.link_workspaces ON CLUSTER prod (link_id UInt64, workspace_id UInt64) ENGINE = ReplicatedReplacingMergeT",
       ]
     `);

@@ -166,7 +166,7 @@ export function schemaStatements(db: string, cluster?: string): string[] {
   ];
 }
 
-export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily", "rollup_weekly"] as const;
+export const ROLLUP_TABLES = ["rollup_hourly", "rollup_daily", "rollup_weekly", "rollup_quarter"] as const;
 
 /**
  * The visitor sketch of the rollups, and of the raw parts merged with them: uniqCombined64 at
@@ -234,6 +234,8 @@ export interface SchemaChanges {
   rollupsCreated: boolean;
   /** Only the weekly rollup new: sum it from the daily rows (rollup.ts backfillWeeks). */
   weeklyCreated?: boolean;
+  /** Only the quarter-hour rollup new: mark the hours it holds (QUARTER_HOURS) for the sealer. */
+  quarterCreated?: boolean;
   /** Only the owners' copy new (it was sorted by link before): copy it again (link-owners.ts copyAllOwners). */
   ownersCreated?: boolean;
 }
@@ -243,6 +245,7 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
   let existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
   const weeklyExisted = await exists("rollup_weekly");
+  const quarterExisted = await exists("rollup_quarter");
   const recentExisted = await exists("clicks_recent");
   // The owners' copy sorted by link (before): a workspace's query read every link's row. It is a
   // copy of PostgreSQL's, so it is made again rather than converted.
@@ -277,7 +280,7 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   if (!recentExisted)
     await ch.command({ query: `INSERT INTO ${db}.clicks_recent SELECT * FROM ${db}.clicks WHERE ts >= now() - INTERVAL ${RECENT_DAYS} DAY`, clickhouse_settings: { insert_distributed_sync: 1 } });
   if (!existed) return { rollupsCreated: true };
-  return { rollupsCreated: false, ...(weeklyExisted ? {} : { weeklyCreated: true }), ...(ownersResorted ? { ownersCreated: true } : {}) };
+  return { rollupsCreated: false, ...(weeklyExisted ? {} : { weeklyCreated: true }), ...(quarterExisted ? {} : { quarterCreated: true }), ...(ownersResorted ? { ownersCreated: true } : {}) };
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */

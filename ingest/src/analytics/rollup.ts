@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
 import { chSeconds, memoryExceeded, RECENT_READ_MS, rows, sketchMergeState, sketchState, type ClickHouseClient } from "./clickhouse.ts";
+import { hasQuarters } from "./time.ts";
 
 /**
  * Rollups of closed hours, computed from the deduplicated raw table (docs/ANALYTICS.md).
@@ -53,9 +54,13 @@ export async function markHours(tx: TransactionSql | Sql, hours: Iterable<number
 /** The hours of ClickHouse row times ('YYYY-MM-DD hh:mm:ss.mmm', UTC). */
 export const hoursOf = (times: Iterable<string>) => new Set([...times].map((t) => floorHour(Date.parse(`${t.replace(" ", "T")}Z`))));
 
-/** Marks every hour the raw table holds clicks of (rollups created over existing data; the bench's direct inserts). */
-export async function markAllHours(sql: Sql, ch: ClickHouseClient, db: string): Promise<number> {
-  const hs = await rows<{ h: number }>(ch, `SELECT DISTINCT toUnixTimestamp(toStartOfHour(ts)) AS h FROM ${db}.clicks`);
+/**
+ * Marks every hour the raw table holds clicks of (rollups created over existing data; the bench's
+ * direct inserts), or those at the UTC hours of the day `hoursOfDay` (a new rollup_quarter).
+ */
+export async function markAllHours(sql: Sql, ch: ClickHouseClient, db: string, hoursOfDay?: readonly number[]): Promise<number> {
+  const only = hoursOfDay ? " WHERE toHour(ts) IN {hd:Array(UInt8)}" : "";
+  const hs = await rows<{ h: number }>(ch, `SELECT DISTINCT toUnixTimestamp(toStartOfHour(ts)) AS h FROM ${db}.clicks${only}`, hoursOfDay ? { hd: [...hoursOfDay] } : {});
   for (let i = 0; i < hs.length; i += 5000) await markHours(sql, hs.slice(i, i + 5000).map((r) => Number(r.h) * 1000));
   return hs.length;
 }
@@ -187,13 +192,26 @@ async function rollUpHours(sql: TransactionSql | Sql, ch: ClickHouseClient, db: 
     { lo, hi, hs, ...map },
   );
   // Workspaces' totals and dimensions, and all workspaces' (the operator's view).
-  for (const level of ["workspace", "all"] as const)
-    await cmd(
-      `INSERT INTO ${db}.rollup_hourly ${cols}
-       SELECT '${level}', ${level === "workspace" ? ws("link_id") : "toUInt64(0)"} AS w, d.1 AS dim, toStartOfHour(ts) AS h, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
-       FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${inHours} GROUP BY w, dim, h, is_bot, value`,
-      { lo, hi, hs, ...map },
-    );
+  const byLevel = async (table: string, slot: string, where: string, params: Record<string, unknown>) => {
+    for (const level of ["workspace", "all"] as const)
+      await cmd(
+        `INSERT INTO ${db}.${table} ${cols}
+         SELECT '${level}', ${level === "workspace" ? ws("link_id") : "toUInt64(0)"} AS w, d.1 AS dim, ${slot} AS h, is_bot, d.2 AS value, count(), ${sketchState("nullIf(visitor_hash, '')")}
+         FROM ${raw} FINAL ARRAY JOIN ${ALL_DIMS()} AS d WHERE ${where} GROUP BY w, dim, h, is_bot, value`,
+        params,
+      );
+  };
+  await byLevel("rollup_hourly", "toStartOfHour(ts)", inHours, { lo, hi, hs, ...map });
+  // The hours a zone's midnight splits (QUARTER_HOURS), by quarter hour as well, at the levels
+  // whose questions read many links (a workspace's, all workspaces'): a day, week or month in
+  // such a zone then reads these rows for the hour its boundary splits instead of every link's raw
+  // clicks. A link's own question reads its few raw clicks (plan()). No `link` rows: the top
+  // links are a breakdown, which has no buckets to split.
+  const qs = hours.filter(hasQuarters).map(chSeconds);
+  if (qs.length) {
+    const inQuarters = `ts >= {lo:DateTime} AND ts < {hi:DateTime} AND toStartOfHour(ts) IN {qs:Array(DateTime)}`;
+    await byLevel("rollup_quarter", "toStartOfFifteenMinutes(ts)", inQuarters, { lo, hi, qs, ...map });
+  }
   // Days: those whose last hour has closed are rolled up now, unless other hours of the day are
   // still marked (a later pass takes them, then the day: a backlog in short passes would
   // otherwise recount a day once per pass). An open day gets its last hour marked, so the sealer

@@ -3,7 +3,7 @@ import { hourlyRanges, rawRanges, subtractRanges, withWeeks, type Plan } from ".
 
 const H = 3_600_000;
 const D = 24 * H;
-const plan = (p: Partial<Plan>): Plan => ({ weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], split: [], raw: true, source: "", ...p });
+const plan = (p: Partial<Plan>): Plan => ({ weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], split: [], quarters: [], raw: true, source: "", ...p });
 
 describe("rawRanges: what the raw table answers", () => {
   it("is the range outside the rolled-up hours, and the stale hours within them", () => {
@@ -114,5 +114,12 @@ describe("withWeeks: whole UTC weeks from rollup_weekly", () => {
     const breakdown = withWeeks(kolkata, null);
     expect(breakdown).toMatchObject({ weeks: mondays, split: [] });
     expect(hourlyRanges(breakdown)).toEqual([]);
+    // The same hours from the quarter-hour rows: neither hourly nor raw; a breakdown's whole days again.
+    const sliced = plan({ days: [], wholeDays: days, lo: d0, hi: d0 + 28 * D, quarters: split, raw: false });
+    expect(hourlyRanges(sliced)).toEqual(hourlyRanges(kolkata));
+    expect(rawRanges(d0, d0 + 28 * D, sliced)).toEqual([]);
+    expect(rawRanges(d0, d0 + 28 * D, kolkata)).toHaveLength(28);
+    expect(withWeeks(sliced, null)).toMatchObject({ weeks: mondays, split: [], quarters: [] });
+    expect(hourlyRanges(withWeeks(sliced, null))).toEqual([]);
   });
 });

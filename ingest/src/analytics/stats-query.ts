@@ -2,7 +2,7 @@ import { chSeconds, chTime, RECENT_READ_MS, rows, sketchMerge, sketchState, type
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
 import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, weekOf, type RollupDimension } from "./rollup.ts";
-import { bucketExpr, queryRange, rollupGrain, type Interval } from "./time.ts";
+import { bucketExpr, hasQuarters, onQuarters, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
  * Stats queries (docs/ANALYTICS.md). A range is answered in up to four disjoint parts:
@@ -105,13 +105,15 @@ export interface Plan {
   days: number[];
   /** Whole, closed, unmarked UTC days in the range, whatever the buckets (a breakdown has none). */
   wholeDays: number[];
-  /** Hourly rows: [lo, hi) minus `stale`, `split` and `days`. */
+  /** Hourly rows: [lo, hi) minus `stale`, `split`, `quarters` and `days`. */
   lo: number;
   hi: number;
   /** Marked hours (rolled up again soon): read raw. */
   stale: number[];
-  /** Hours a bucket boundary falls inside (a zone a fraction of an hour off UTC: rollupGrain): read raw. */
+  /** Hours a bucket boundary falls inside (a zone a fraction of an hour off UTC: rollupGrain) that rollup_quarter does not answer: read raw. */
   split: number[];
+  /** Such hours read from rollup_quarter instead (a workspace's or all workspaces', unmarked, QUARTER_HOURS). */
+  quarters: number[];
   /** Raw besides the stale and split hours: the range's edges outside [lo, hi), or all of it. */
   raw: boolean;
   /** The hourly rows are left out: PostgreSQL holds no click of the links in their hours (skipQuiet). */
@@ -125,7 +127,7 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   const grain = rollupGrain(q.interval, q.tz, q.from, q.to);
   const lo = Math.ceil(q.from / HOUR) * HOUR;
   const hi = Math.min(floorHour(q.to), floorHour(now));
-  const none = { weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], split: [], raw: true, source: "clicks" };
+  const none = { weeks: [], days: [], wholeDays: [], lo: 0, hi: 0, stale: [], split: [], quarters: [], raw: true, source: "clicks" };
   if (hi <= lo || (q.rawFilters && Object.keys(q.rawFilters).length)) return none;
   const stale = await dirtyHours(sql, lo, hi);
   const staleDays = new Set(stale.map((h) => Math.floor(h / DAY) * DAY));
@@ -137,8 +139,12 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   // at 10M, 30 days in Kolkata: raw 62 ms, split 83), where a workspace's raw range is every
   // link's clicks (by country: 698 → 297 ms).
   if (!grain.hourly || (grain.split.length && q.scope?.level === "link")) return { ...none, wholeDays };
-  const split = grain.split.filter((h) => h >= lo && h < hi);
-  const p = { weeks: [], days: grain.daily ? wholeDays : [], wholeDays, lo, hi, stale, split, raw: q.from < lo || q.to > hi || stale.length > 0 };
+  // A workspace's split hours from its quarter-hour rows where the sealer wrote them (QUARTER_HOURS)
+  // and the zone's boundaries lie on quarter hours; a marked hour stays raw.
+  const inRange = grain.split.filter((h) => h >= lo && h < hi);
+  const sliced = inRange.length && onQuarters(q.tz, q.from, q.to) ? new Set(inRange.filter((h) => hasQuarters(h) && !stale.includes(h))) : new Set<number>();
+  const [split, quarters] = [inRange.filter((h) => !sliced.has(h)), [...sliced]];
+  const p = { weeks: [], days: grain.daily ? wholeDays : [], wholeDays, lo, hi, stale, split, quarters, raw: q.from < lo || q.to > hi || stale.length > 0 };
   return { ...p, source: sourceOf(p) };
 }
 
@@ -152,7 +158,7 @@ const readsRaw = (p: Pick<Plan, "raw" | "split">) => p.raw || p.split.length > 0
 function sourceOf(p: Omit<Plan, "source">): string {
   const hoursLeft = hourlyRanges(p).length > 0;
   const daily = p.days.length > 0 || (p.dense?.length ?? 0) > 0;
-  return [p.weeks.length ? "rollup_weekly" : "", daily ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", readsRaw(p) ? "clicks" : ""].filter(Boolean).join("+") || "none";
+  return [p.weeks.length ? "rollup_weekly" : "", daily ? "rollup_daily" : "", hoursLeft ? "rollup_hourly" : "", p.quarters.length ? "rollup_quarter" : "", readsRaw(p) ? "clicks" : ""].filter(Boolean).join("+") || "none";
 }
 
 /**
@@ -170,7 +176,7 @@ export function withWeeks(p: Plan, buckets: Interval | null): Plan {
   const weeks = days.filter((d) => weekOf(d) === d && daysOf([d]).every((x) => have.has(x)) && (buckets !== "month" || sameMonth(d, d + 6 * DAY)));
   const inWeeks = new Set(daysOf(weeks));
   // A breakdown has no buckets to keep apart: no hour is split, and whole days cover theirs.
-  const next = { ...p, weeks, days: days.filter((d) => !inWeeks.has(d)), ...(buckets === null ? { split: [] } : {}) };
+  const next = { ...p, weeks, days: days.filter((d) => !inWeeks.has(d)), ...(buckets === null ? { split: [], quarters: [] } : {}) };
   return { ...next, source: sourceOf(next) };
 }
 
@@ -193,7 +199,7 @@ export async function denseLinkPlan(ch: ClickHouseClient, db: string, ids: numbe
     : [];
   // Raw is needed unless every link's every day of the range is dense.
   const covered = dense.length === ids.length * days.length && days.length * DAY === range.to - range.from && days[0] === range.from;
-  const next = { ...p, weeks: [], days: [], lo: 0, hi: 0, stale: [], split: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`) };
+  const next = { ...p, weeks: [], days: [], lo: 0, hi: 0, stale: [], split: [], quarters: [], raw: !covered, dense: dense.map((r) => `${r.id}/${r.t}`) };
   return { ...next, source: sourceOf(next) };
 }
 
@@ -246,6 +252,10 @@ function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unk
   const hourly = hourlyRanges(p);
   if (hourly.length) {
     parts.push(rollup("rollup_hourly", timeCondition(hourly, params, "h", { col: "t", hour: "t", type: "DateTime", value: chSeconds, few: 4 })));
+  }
+  // Split hours by quarter hour: each quarter lies in one bucket, which the caller's bucketExpr of t finds.
+  if (p.quarters.length) {
+    parts.push(rollup("rollup_quarter", timeCondition(hoursAt(p.quarters), params, "q", { col: "t", hour: "toStartOfHour(t)", type: "DateTime", value: chSeconds, few: 4 })));
   }
   if (readsRaw(p)) {
     // The raw part's time as explicit ranges ([from, to) minus what the rollups answer): the
@@ -363,10 +373,10 @@ export function subtractRanges(from: number, to: number, holes: [number, number]
 const hoursAt = (hs: number[]) => hs.map((h) => [h, h + HOUR] as [number, number]);
 const daysAt = (ds: number[]) => ds.map((d) => [d, d + DAY] as [number, number]);
 
-/** The hourly rollups' part of a plan: [lo, hi) minus its daily days, stale and split hours. */
+/** The hourly rollups' part of a plan: [lo, hi) minus its daily days, stale, split and quarter-hour hours. */
 export function hourlyRanges(p: Omit<Plan, "source">): [number, number][] {
   if (p.hi <= p.lo || p.quietHours) return [];
-  return subtractRanges(p.lo, p.hi, [...hoursAt(p.stale), ...hoursAt(p.split), ...daysAt(p.days), ...daysAt(daysOf(p.weeks))]);
+  return subtractRanges(p.lo, p.hi, [...hoursAt(p.stale), ...hoursAt(p.split), ...hoursAt(p.quarters), ...daysAt(p.days), ...daysAt(daysOf(p.weeks))]);
 }
 
 /**
@@ -557,7 +567,7 @@ function answersSeriesToo(q: Question, p: Plan): boolean {
   const values = SMALL_DIMENSIONS[q.dim];
   if (!values) return false;
   const hours = hourlyRanges(p).reduce((n, [a, b]) => n + (b - a) / HOUR, 0);
-  return (p.weeks.length + p.days.length + (p.dense?.length ?? 0) + hours) * Math.min(values, q.values?.length ?? values) <= SMALL_BREAKDOWN_ROWS;
+  return (p.weeks.length + p.days.length + (p.dense?.length ?? 0) + hours + 4 * p.quarters.length) * Math.min(values, q.values?.length ?? values) <= SMALL_BREAKDOWN_ROWS;
 }
 
 /**
@@ -619,7 +629,7 @@ async function linkLabels(replica: Sql, workspaceId: number, ids: string[]) {
   return new Map(r.map((x) => [x.id, { ...x, id: Number(x.id) }]));
 }
 
-const ORDER = ["rollup_weekly", "rollup_daily", "rollup_hourly", "clicks"];
+const ORDER = ["rollup_weekly", "rollup_daily", "rollup_hourly", "rollup_quarter", "clicks"];
 
 export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsParams) {
   if (!d.ch) throw domainError("unavailable", "this process has no ClickHouse connection");

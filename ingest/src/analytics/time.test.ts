@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { localMidnight, MAX_SPLIT_HOURS, rollupGrain, splitHours } from "./time.ts";
+import { hasQuarters, localMidnight, MAX_SPLIT_HOURS, offsetsOver, onQuarters, QUARTER_HOURS, rollupGrain, splitHours } from "./time.ts";
 
 const H = 3_600_000;
 const DAY = 24 * H;
@@ -53,5 +53,22 @@ describe("rollupGrain and splitHours: which rollups line up with a zone's bucket
     expect(splitHours("day", "Asia/Kolkata", from, from + (MAX_SPLIT_HOURS + 5) * DAY)).toBeNull();
     expect(rollupGrain("day", "Asia/Kolkata", from, from + (MAX_SPLIT_HOURS + 5) * DAY)).toEqual({ hourly: false, daily: false, split: [] });
     expect(rollupGrain("week", "Asia/Kolkata", from, from + (MAX_SPLIT_HOURS + 5) * DAY).hourly).toBe(true);
+  });
+
+  it("QUARTER_HOURS: every hour a zone's midnight splits, for every zone this runtime knows, on quarter hours", () => {
+    // Two years of offsets, every zone: where a midnight falls inside a UTC hour, the sealer must
+    // have rolled that hour up by quarter hour, and the midnight must lie on one.
+    const from = utc("2026-01-01T00:00:00Z");
+    const missing = new Set<string>();
+    for (const tz of Intl.supportedValuesOf("timeZone"))
+      for (const o of offsetsOver(tz, from, from + 730 * DAY)) {
+        if (o % 60 === 0) continue;
+        const midnight = ((-o % 1440) + 1440) % 1440;
+        if (midnight % 15 !== 0 || !QUARTER_HOURS.includes(Math.floor(midnight / 60))) missing.add(`${tz} ${o}`);
+      }
+    expect([...missing]).toEqual([]);
+    expect(onQuarters("Asia/Kathmandu", from, from + 30 * DAY)).toBe(true);
+    expect(hasQuarters(utc("2026-11-01T18:00:00Z"))).toBe(true); // Kolkata's and Kathmandu's midnights
+    expect(hasQuarters(utc("2026-11-01T12:00:00Z"))).toBe(false);
   });
 });

@@ -124,6 +124,23 @@ export function splitHours(interval: "day" | "week" | "month", tz: string, from:
 }
 
 /**
+ * The UTC hours of the day that a local midnight of some zone splits, in the zones a fraction of
+ * an hour off UTC (tzdata 2025): St John's (02:30, 03:30), the Marquesas (09:30), Chatham (10:15,
+ * 11:15), Adelaide, Broken Hill, Darwin and Lord Howe (13:30, 14:30), Eucla (15:15), Yangon and
+ * Cocos (17:30), India, Sri Lanka and Nepal (18:30, 18:15), Kabul (19:30), Tehran (20:30). The
+ * sealer rolls these hours up by quarter hour as well (rollup_quarter, workspace and all-workspace
+ * levels), so a day's, week's or month's boundary there falls between rows; a zone added to the
+ * list later needs its hours sealed again (markAllHours with the new hours). time.test.ts checks
+ * it against the runtime's zones.
+ */
+export const QUARTER_HOURS: readonly number[] = [2, 3, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20];
+const quarterHours = new Set(QUARTER_HOURS);
+/** Whether rollup_quarter holds the UTC hour starting at `h` (epoch ms). */
+export const hasQuarters = (h: number) => quarterHours.has(new Date(h).getUTCHours());
+/** Whether every boundary of `tz`'s buckets over [from, to] lies on a quarter hour (tzdata: all zones today). */
+export const onQuarters = (tz: string, from: number, to: number) => offsetsOver(tz, from, to).every((o) => o % 15 === 0);
+
+/**
  * Which rollups can answer buckets of `interval` in `tz`: hourly rows when every bucket is a
  * union of whole UTC hours (the zone's offsets are whole hours), daily rows when every bucket is
  * a union of whole UTC days (the zone is UTC over the range); minute buckets never. In a zone a

@@ -20,6 +20,7 @@ import { createDispatcher, type Dispatcher } from "../webhooks/dispatcher.ts";
 import { displayAddress, reaching } from "../errors.ts";
 import { dropExpiredPartitions, ensurePartitions } from "./partitions.ts";
 import { backfillWeeks, markAllHours, startSealer } from "../analytics/rollup.ts";
+import { QUARTER_HOURS } from "../analytics/time.ts";
 import { copyAllOwners } from "../analytics/link-owners.ts";
 import { countClicks } from "../analytics/stats-query.ts";
 import { loaderLag, type LoaderLag } from "../analytics/loader-lag.ts";
@@ -146,9 +147,11 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       // GET /ping first (no credentials needed): a refused connection is reported without the
       // client's own multi-line error log (its ping logs one too).
       if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
-      const { rollupsCreated, weeklyCreated, ownersCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      const { rollupsCreated, weeklyCreated, quarterCreated, ownersCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
       if (ownersCreated) log.info({ links: await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE) }, "link owners' copy sorted by workspace now: copied again");
       if (weeklyCreated) log.info({ weeks: await backfillWeeks(ch!, config.CLICKHOUSE_DATABASE) }, "rollups: new weekly table, summed from the daily rows");
+      // Its hours read raw until the sealer has rolled them up again, by quarter hour too.
+      if (quarterCreated) log.info({ hours: await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE, QUARTER_HOURS) }, "rollups: new quarter-hour table; the hours it holds are marked for the sealer");
       if (rollupsCreated) {
         const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
         const n = await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE);

@@ -55,7 +55,7 @@ const StatsResponse = z
     tz: z.string(),
     group_by: z.string().nullable(),
     bots: z.string(),
-    source: z.string().openapi({ description: "the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions). For up to 100 links, the raw table and today's hourly rows are left out when PostgreSQL, where every click lands first, holds none of their clicks in those recent hours. none when no link matched or no table had to be read" }),
+    source: z.string().openapi({ description: "the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), rollup_quarter (a workspace's hours that a day, week or month boundary splits in a zone a fraction of an hour off UTC, such as Asia/Kolkata, by quarter hour), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions). For up to 100 links, the raw table and today's hourly rows are left out when PostgreSQL, where every click lands first, holds none of their clicks in those recent hours. none when no link matched or no table had to be read" }),
     links: z.number().int().openapi({ description: "links of the workspace matched by link/domain/tag" }),
     totals: Counts,
     series: z.array(Counts.extend({ t: z.string().openapi({ description: "bucket start (UTC instant of the local bucket start)" }) })),
