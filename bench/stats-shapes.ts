@@ -32,6 +32,7 @@ export const statsShapes = (end: number): Shape[] => {
     { name: "workspace_top_links_30d", what: "all 10k links, per day, top 10 links", query: { interval: "day", group_by: "link", limit: 10, from: iso(end - 30 * DAY), to: upTo } },
     { name: "workspace_weekly_90d", what: "all 10k links, 90 days per week", query: { interval: "week", from: iso(end - 90 * DAY), to: upTo } },
     // Not a target shape: a +05:30 zone cannot use hourly buckets, so the raw table answers (cost grows with clicks).
+    { name: "workspace_kolkata_30d", what: "all 10k links, 30 days per day in Asia/Kolkata (+05:30: the split hours by quarter hour), group_by country", query: { interval: "day", tz: "Asia/Kolkata", group_by: "country", from: iso(end - 30 * DAY), to: upTo } },
     { name: "link_raw_kolkata_30d", what: "one link, 30 days per day in Asia/Kolkata (+05:30: raw table), by device", query: { link: 1, interval: "day", tz: "Asia/Kolkata", group_by: "device", from: iso(end - 30 * DAY), to: upTo } },
   ];
 };

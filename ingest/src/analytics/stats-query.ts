@@ -1,7 +1,7 @@
 import { chSeconds, chTime, RECENT_READ_MS, rows, sketchMerge, sketchState, type ClickHouseClient } from "./clickhouse.ts";
 import type { Sql } from "../db/connect.ts";
 import { domainError } from "../errors.ts";
-import { DENSE_LINK_DAY, dirtyHours, floorHour, ROLLUP_DIMENSIONS, weekOf, type RollupDimension } from "./rollup.ts";
+import { DENSE_LINK_DAY, dirtyHours, floorHour, QUARTER_DIMS, ROLLUP_DIMENSIONS, weekOf, type RollupDimension } from "./rollup.ts";
 import { bucketExpr, hasQuarters, onQuarters, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
@@ -148,6 +148,16 @@ export async function plan(sql: Sql, q: Pick<Question, "from" | "to" | "interval
   return { ...p, source: sourceOf(p) };
 }
 
+/**
+ * The plan for a question on `dim`'s rows: rollup_quarter holds the split hours of a few
+ * dimensions only (QUARTER_DIMS); for any other they are read raw.
+ */
+export function quartersFor(p: Plan, dim: Question["dim"]): Plan {
+  if (!p.quarters.length || QUARTER_DIMS.includes(dim)) return p;
+  const next = { ...p, split: [...p.split, ...p.quarters].sort((a, b) => a - b), quarters: [] };
+  return { ...next, source: sourceOf(next) };
+}
+
 /** The seven days of each week (Mondays, UTC). */
 const daysOf = (weeks: number[]) => weeks.flatMap((w) => [0, 1, 2, 3, 4, 5, 6].map((i) => w + i * DAY));
 
@@ -217,7 +227,8 @@ type Yield = "clicks" | "visitors" | "both";
  * The union of the plan's parts as rows (t: bucket or hour start, val, then c and/or v as
  * `what` asks), for the caller to group. Parameters go into `params`.
  */
-function unionQuery(db: string, q: Question, p: Plan, params: Record<string, unknown>, what: Yield): string {
+function unionQuery(db: string, q: Question, plan: Plan, params: Record<string, unknown>, what: Yield): string {
+  const p = quartersFor(plan, q.dim);
   const botCond = (col: string) => (q.bots === "exclude" ? ` AND NOT ${col}` : q.bots === "only" ? ` AND ${col}` : "");
   const parts: string[] = [];
   const clicks = what !== "visitors";
@@ -677,7 +688,7 @@ export async function queryStats(d: StatsDeps, workspaceId: number, q: StatsPara
   const planFor = async (x: Question, bucketed: boolean) => {
     if (linkDims(x)) return skipQuiet(d.sql, ids, { from, to }, await denseLinkPlan(d.ch!, d.database, ids, p, bucketed, { from, to }));
     if (scope.level === "link") return (linkPlan ??= skipQuiet(d.sql, ids, { from, to }, p));
-    return bucketed ? p : withWeeks(p, null);
+    return bucketed ? quartersFor(p, x.dim) : withWeeks(p, null);
   };
   // A breakdown by a dimension of few values answers its series too, in one query: a
   // workspace's from its rows (whole weeks from the weekly rows when the buckets are weeks or
