@@ -5,11 +5,12 @@ import { DENSE_LINK_DAY, dirtyHours, floorHour, QUARTER_DIMS, ROLLUP_DIMENSIONS,
 import { bucketExpr, hasQuarters, onQuarters, queryRange, rollupGrain, type Interval } from "./time.ts";
 
 /**
- * Stats queries (docs/ANALYTICS.md). A range is answered in up to four disjoint parts:
+ * Stats queries (docs/ANALYTICS.md). A range is answered in up to five disjoint parts:
  * weekly rollup rows for whole UTC weeks (a workspace's, or all workspaces'), daily rollup rows
- * for other whole UTC days, hourly rollup rows for other closed hours, and the raw table for
- * the rest (the open hour, hours whose rollup is stale, minute buckets, odd zones, filters a
- * rollup cannot answer). Rollup rows hold each group's distinct clicks, so sums over
+ * for other whole UTC days, hourly rollup rows for other closed hours, quarter-hour rows for the
+ * hours a half-hour zone's bucket boundaries split (a workspace's), and the raw table for the
+ * rest (the open hour, hours whose rollup is stale, minute buckets, odd zones, filters a rollup
+ * cannot answer). Rollup rows hold each group's distinct clicks, so sums over
  * them are exact; the raw part counts uniqExact(click_id). Visitors are uniqCombined64(12)
  * sketches, merged across the parts (approximate, ~1.6 %; exact up to 127).
  * Workspace isolation: a workspace's rows are its own (rolled up by its links' ids from
