@@ -234,10 +234,17 @@ export interface SchemaChanges {
   rollupsCreated: boolean;
   /** Only the weekly rollup new: sum it from the daily rows (rollup.ts backfillWeeks). */
   weeklyCreated?: boolean;
-  /** Only the quarter-hour rollup new: mark the hours it holds (QUARTER_HOURS) for the sealer. */
-  quarterCreated?: boolean;
   /** Only the owners' copy new (it was sorted by link before): copy it again (link-owners.ts copyAllOwners). */
   ownersCreated?: boolean;
+}
+
+/**
+ * Rollups exist but rollup_quarter does not (an upgrade): its hours must be marked for the sealer
+ * (markAllHours with QUARTER_HOURS) before ensureSchema creates it, so no query reads it empty.
+ */
+export async function quarterTableMissing(ch: ClickHouseClient, db: string): Promise<boolean> {
+  const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result));
+  return (await exists("rollup_hourly")) && !(await exists("rollup_quarter"));
 }
 
 /** Creates or upgrades the schema, and says what it made new (SchemaChanges). */
@@ -245,7 +252,6 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   const exists = (t: string) => rows<{ result: number }>(ch, `EXISTS TABLE ${db}.${t}`).then((r) => !!Number(r[0]?.result), () => false);
   let existed = (await exists("rollup_hourly")) && (await exists("link_workspaces"));
   const weeklyExisted = await exists("rollup_weekly");
-  const quarterExisted = await exists("rollup_quarter");
   const recentExisted = await exists("clicks_recent");
   // The owners' copy sorted by link (before): a workspace's query read every link's row. It is a
   // copy of PostgreSQL's, so it is made again rather than converted.
@@ -280,7 +286,7 @@ export async function ensureSchema(ch: ClickHouseClient, db: string, cluster?: s
   if (!recentExisted)
     await ch.command({ query: `INSERT INTO ${db}.clicks_recent SELECT * FROM ${db}.clicks WHERE ts >= now() - INTERVAL ${RECENT_DAYS} DAY`, clickhouse_settings: { insert_distributed_sync: 1 } });
   if (!existed) return { rollupsCreated: true };
-  return { rollupsCreated: false, ...(weeklyExisted ? {} : { weeklyCreated: true }), ...(quarterExisted ? {} : { quarterCreated: true }), ...(ownersResorted ? { ownersCreated: true } : {}) };
+  return { rollupsCreated: false, ...(weeklyExisted ? {} : { weeklyCreated: true }), ...(ownersResorted ? { ownersCreated: true } : {}) };
 }
 
 /** Rows from a query, with 64-bit numbers as JS numbers (chDB gives numbers, HTTP strings). */

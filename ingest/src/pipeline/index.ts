@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { EDGE_DEAD_LETTER_SOURCE } from "../clicks/dead-letters.ts";
 import { createArchiver, partitionArchived, s3Uploader, type Archiver } from "./archiver.ts";
 import type { BreakerState } from "./breaker.ts";
-import { clickhouseClient, ensureSchema, type ClickHouseClient } from "../analytics/clickhouse.ts";
+import { clickhouseClient, ensureSchema, quarterTableMissing, type ClickHouseClient } from "../analytics/clickhouse.ts";
 import type { Config } from "../config.ts";
 import { readCounters } from "../db/counters.ts";
 import { completeness, settleSequences } from "../clicks/sequences.ts";
@@ -147,11 +147,13 @@ export async function startPipeline(config: Config, sql: Sql, log: Logger, metri
       // GET /ping first (no credentials needed): a refused connection is reported without the
       // client's own multi-line error log (its ping logs one too).
       if (config.CLICKHOUSE_URL) await httpPing(new URL("/ping", displayAddress(config.CLICKHOUSE_URL)));
-      const { rollupsCreated, weeklyCreated, quarterCreated, ownersCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
+      // A new rollup_quarter beside existing rollups: the hours it will hold are marked first (read
+      // raw until the sealer has rolled them up again, by quarter hour too), so no query reads it empty.
+      if (await quarterTableMissing(ch!, config.CLICKHOUSE_DATABASE))
+        log.info({ hours: await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE, QUARTER_HOURS) }, "rollups: new quarter-hour table; the hours it holds are marked for the sealer");
+      const { rollupsCreated, weeklyCreated, ownersCreated } = await ensureSchema(ch!, config.CLICKHOUSE_DATABASE, config.CLICKHOUSE_CLUSTER);
       if (ownersCreated) log.info({ links: await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE) }, "link owners' copy sorted by workspace now: copied again");
       if (weeklyCreated) log.info({ weeks: await backfillWeeks(ch!, config.CLICKHOUSE_DATABASE) }, "rollups: new weekly table, summed from the daily rows");
-      // Its hours read raw until the sealer has rolled them up again, by quarter hour too.
-      if (quarterCreated) log.info({ hours: await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE, QUARTER_HOURS) }, "rollups: new quarter-hour table; the hours it holds are marked for the sealer");
       if (rollupsCreated) {
         const links = await copyAllOwners(sql, ch!, config.CLICKHOUSE_DATABASE);
         const n = await markAllHours(sql, ch!, config.CLICKHOUSE_DATABASE);
