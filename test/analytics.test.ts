@@ -142,7 +142,8 @@ function shapes(): Shape[] {
     { name: "link page, days", q: { link: busy.id, interval: "day", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: utcDay, apiBucket: iso },
     { name: "link, hours", q: { link: busy.id, interval: "hour", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: utcHour, apiBucket: iso },
     { name: "link, Berlin days", q: { link: busy.id, interval: "day", tz: "Europe/Berlin", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: berlinDate, apiBucket: (t) => berlinDate(Date.parse(t)) },
-    // Zones a fraction of an hour off UTC: the hours their bucket boundaries split read raw, the rest hourly.
+    // Zones a fraction of an hour off UTC: the hours their bucket boundaries split are a link's raw
+    // hours and a workspace's quarter-hour rows (raw under a filter on a dimension of many values); the rest hourly.
     { name: "link, Kolkata days", q: { link: busy.id, interval: "day", tz: "Asia/Kolkata", ...range }, keep: and(ofLink(busy.id), inRange(from, to), (e) => !isBot(e)), bucket: kolkataDate, apiBucket: (t) => kolkataDate(Date.parse(t)) },
     { name: "workspace by device, Kathmandu weeks", q: { interval: "week", tz: "Asia/Kathmandu", group_by: "device", limit: 1000, ...range }, keep: and(ofMine, inRange(from, to), (e) => !isBot(e)), bucket: kathmanduMonday, apiBucket: (t) => kathmanduMonday(Date.parse(t)), value: (e) => parseAgent(e.user_agent).device },
     // A filter on a dimension of many values: no quarter-hour rows, so the split hours are read raw.
