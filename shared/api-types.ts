@@ -851,7 +851,7 @@ export interface components {
             tz: string;
             group_by: string | null;
             bots: string;
-            /** @description the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions). For up to 100 links, the raw table and today's hourly rows are left out when PostgreSQL, where every click lands first, holds none of their clicks in those recent hours. none when no link matched or no table had to be read */
+            /** @description the tables that answered, joined by '+': rollup_weekly (whole UTC weeks of a workspace), rollup_daily, rollup_hourly (closed hours, rolled up), rollup_quarter (a workspace's hours that a day, week or month boundary splits in a zone a fraction of an hour off UTC, such as Asia/Kolkata, by quarter hour), clicks (the raw table: the open hour, hours not yet rolled up, minute buckets, filters on two dimensions). For up to 100 links, the raw table and today's hourly rows are left out when PostgreSQL, where every click lands first, holds none of their clicks in those recent hours. none when no link matched or no table had to be read */
             source: string;
             /** @description links of the workspace matched by link/domain/tag */
             links: number;
